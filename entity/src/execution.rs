@@ -1,0 +1,94 @@
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionStatus {
+    #[sea_orm(string_value = "created")]
+    Created,
+    #[sea_orm(string_value = "running")]
+    Running,
+    #[sea_orm(string_value = "paused")]
+    Paused,
+    #[sea_orm(string_value = "completed")]
+    Completed,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+    #[sea_orm(string_value = "stopped")]
+    Stopped,
+}
+
+impl ExecutionStatus {
+    /// Completed, failed and stopped executions are final: nothing claims them.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Stopped)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "executions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub flow_id: String,
+    pub owner_id: String,
+    pub root_execution_id: String,
+    pub parent_execution_id: Option<String>,
+    pub status: ExecutionStatus,
+    pub execution_depth: i32,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub completed_at: Option<DateTimeUtc>,
+    pub error_message: Option<String>,
+    pub error_node_id: Option<String>,
+    pub options: Option<Json>,
+    pub integration: Option<Json>,
+    pub external_events: Option<Json>,
+    pub failure_count: i32,
+    pub last_failure_reason: Option<String>,
+    pub last_failure_at: Option<DateTimeUtc>,
+    pub processing_started_at: Option<DateTimeUtc>,
+    pub processing_worker_id: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "Entity",
+        from = "Column::ParentExecutionId",
+        to = "Column::Id",
+        on_delete = "Cascade"
+    )]
+    Parent,
+    #[sea_orm(has_one = "super::execution_claim::Entity")]
+    Claim,
+    #[sea_orm(has_many = "super::execution_recovery::Entity")]
+    Recovery,
+}
+
+impl Related<super::execution_claim::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Claim.def()
+    }
+}
+
+impl Related<super::execution_recovery::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Recovery.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

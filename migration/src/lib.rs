@@ -1,0 +1,16 @@
+//! Schema changes only. Each migration is plain SQL per backend: the schema is
+//! small, and spelling it out keeps the indexes, CHECKs and cascades exactly
+//! what the store's queries were written against.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_tables::Migration)]
+    }
+}

@@ -1,0 +1,5 @@
+//! execstore: a GraphQL API server that stores executions of flows and
+//! coordinates the workers that run them.
+
+pub mod store;
+pub mod throwaway_pg;

@@ -1,0 +1,348 @@
+//! Read models over many executions: feeds (keyset pages), trees, batched
+//! children for the DataLoaders, and statistics.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::FromQueryResult;
+
+use super::cursor::Cursor;
+use super::sql::{in_json_list, json_list, Sql};
+use super::{validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreResult};
+
+/// One page of a newest-first feed.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+}
+
+impl<T> Page<T> {
+    fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RootExecution {
+    pub execution: Execution,
+    /// Deepest depth below the root (0 when it has no descendants).
+    pub levels: i64,
+    /// Number of descendants, the root excluded.
+    pub total_nested: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct TreeNode {
+    /// 0 for the execution the tree was asked for.
+    pub level: i32,
+    pub execution: Execution,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExecutionStats {
+    pub total: i64,
+    pub created: i64,
+    pub running: i64,
+    pub paused: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub stopped: i64,
+    pub max_depth: i64,
+    pub first_created_at: Option<DateTime<Utc>>,
+    pub last_completed_at: Option<DateTime<Utc>>,
+    /// completed ÷ minutes between first createdAt and last completedAt.
+    pub completed_per_minute: Option<f64>,
+}
+
+#[derive(FromQueryResult)]
+struct StatsRow {
+    total: i64,
+    created: Option<i64>,
+    running: Option<i64>,
+    paused: Option<i64>,
+    completed: Option<i64>,
+    failed: Option<i64>,
+    stopped: Option<i64>,
+    max_depth: Option<i64>,
+    first_created_at: Option<DateTime<Utc>>,
+    last_completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(FromQueryResult)]
+struct TreeShape {
+    id: String,
+    levels: Option<i64>,
+    total: i64,
+}
+
+#[derive(FromQueryResult)]
+struct ChildCount {
+    id: String,
+    total: i64,
+}
+
+impl ExecutionStore {
+    /// Runs `base` (a SELECT … WHERE … without ORDER BY) as one newest-first
+    /// keyset page: `(created_at, id) < after`, `first + 1` rows to learn
+    /// whether another page follows. No OFFSET, so every page costs the same.
+    async fn keyset_page(
+        &self,
+        mut sql: Sql,
+        first: Option<i64>,
+        after: Option<&str>,
+    ) -> StoreResult<Page<Execution>> {
+        let first = validate::page_size(first)?;
+        let after = Cursor::parse_opt(after)?;
+        if let Some(cursor) = &after {
+            let at = sql.bind(cursor.created_at);
+            let id = sql.bind(cursor.id.clone());
+            sql.push(&format!(" AND (created_at, id) < ({at}, {id})"));
+        }
+        let limit = sql.bind(first + 1);
+        sql.push(&format!(" ORDER BY created_at DESC, id DESC LIMIT {limit}"));
+        let mut items = Self::query_executions(&self.db, sql).await?;
+        let has_next_page = items.len() as i64 > first;
+        items.truncate(first as usize);
+        Ok(Page {
+            items,
+            has_next_page,
+            has_previous_page: after.is_some(),
+        })
+    }
+
+    /// `getRootExecutions`: depth-0 executions of a flow, newest first, each
+    /// with the depth and size of its tree (one aggregate for the whole page).
+    pub async fn get_root_executions(
+        &self,
+        flow_id: &str,
+        first: Option<i64>,
+        after: Option<&str>,
+        scope: &Scope,
+    ) -> StoreResult<Page<RootExecution>> {
+        validate::id("flowId", flow_id)?;
+        let mut sql = Sql::new("SELECT * FROM executions WHERE flow_id = ");
+        let p = sql.bind(flow_id.to_owned());
+        sql.push(&p)
+            .push(" AND execution_depth = 0")
+            .scope("owner_id", scope);
+        let page = self.keyset_page(sql, first, after).await?;
+        if page.items.is_empty() {
+            return Ok(page.map(|execution| RootExecution {
+                execution,
+                levels: 0,
+                total_nested: 0,
+            }));
+        }
+        let ids: Vec<String> = page.items.iter().map(|e| e.id.clone()).collect();
+        let mut sql = Sql::new(
+            "SELECT root_execution_id AS id, CAST(MAX(execution_depth) AS BIGINT) AS levels, \
+             CAST(COUNT(*) AS BIGINT) AS total FROM executions WHERE ",
+        );
+        let p = sql.bind(json_list(&ids));
+        sql.push(&in_json_list(self.backend(), "root_execution_id", &p))
+            .scope("owner_id", scope)
+            .push(" GROUP BY root_execution_id");
+        let shapes: HashMap<String, TreeShape> = TreeShape::find_by_statement(sql.build(self.backend()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+        Ok(page.map(|execution| {
+            let shape = shapes.get(&execution.id);
+            RootExecution {
+                levels: shape.and_then(|s| s.levels).unwrap_or(0),
+                total_nested: shape.map(|s| s.total - 1).unwrap_or(0).max(0),
+                execution,
+            }
+        }))
+    }
+
+    /// `getExecutionTree`: the subtree rooted at any execution, by level,
+    /// then createdAt, then id. Empty when the execution is absent.
+    pub async fn get_execution_tree(
+        &self,
+        execution_id: &str,
+        scope: &Scope,
+    ) -> StoreResult<Vec<TreeNode>> {
+        validate::id("executionId", execution_id)?;
+        let mut sql = Sql::new(
+            "WITH RECURSIVE subtree(id) AS (SELECT id FROM executions WHERE id = ",
+        );
+        let p = sql.bind(execution_id.to_owned());
+        sql.push(&p)
+            .scope("owner_id", scope)
+            .push(" UNION ALL SELECT e.id FROM executions e JOIN subtree s ON e.parent_execution_id = s.id");
+        sql.scope("e.owner_id", scope).push(
+            ") SELECT e.* FROM executions e JOIN subtree s ON s.id = e.id \
+             ORDER BY e.execution_depth, e.created_at, e.id",
+        );
+        let rows = Self::query_executions(&self.db, sql).await?;
+        let base_depth = rows.first().map(|e| e.execution_depth).unwrap_or(0);
+        Ok(rows
+            .into_iter()
+            .map(|execution| TreeNode {
+                level: execution.execution_depth - base_depth,
+                execution,
+            })
+            .collect())
+    }
+
+    /// `getChildFeed`: every descendant of a root, newest first.
+    pub async fn get_child_feed(
+        &self,
+        root_execution_id: &str,
+        first: Option<i64>,
+        after: Option<&str>,
+        scope: &Scope,
+    ) -> StoreResult<Page<Execution>> {
+        validate::id("rootExecutionId", root_execution_id)?;
+        let mut sql = Sql::new("SELECT * FROM executions WHERE root_execution_id = ");
+        let p = sql.bind(root_execution_id.to_owned());
+        sql.push(&format!("{p} AND id <> {p}"))
+            .scope("owner_id", scope);
+        self.keyset_page(sql, first, after).await
+    }
+
+    /// `getDirectChildFeed`: direct children of any execution, newest first.
+    pub async fn get_direct_child_feed(
+        &self,
+        parent_execution_id: &str,
+        first: Option<i64>,
+        after: Option<&str>,
+        scope: &Scope,
+    ) -> StoreResult<Page<Execution>> {
+        validate::id("parentExecutionId", parent_execution_id)?;
+        let mut sql = Sql::new("SELECT * FROM executions WHERE parent_execution_id = ");
+        let p = sql.bind(parent_execution_id.to_owned());
+        sql.push(&p).scope("owner_id", scope);
+        self.keyset_page(sql, first, after).await
+    }
+
+    /// `batchGetDirectChildren`: the direct children of every given parent,
+    /// oldest first, in ONE statement whatever the number of parents.
+    /// Parents without children map to an empty list.
+    pub async fn batch_get_direct_children(
+        &self,
+        parent_ids: &[String],
+        scope: &Scope,
+    ) -> StoreResult<HashMap<String, Vec<Execution>>> {
+        let mut children: HashMap<String, Vec<Execution>> = parent_ids
+            .iter()
+            .map(|id| (id.clone(), Vec::new()))
+            .collect();
+        if parent_ids.is_empty() {
+            return Ok(children);
+        }
+        let mut sql = Sql::new("SELECT * FROM executions WHERE ");
+        let p = sql.bind(json_list(parent_ids));
+        sql.push(&in_json_list(self.backend(), "parent_execution_id", &p))
+            .scope("owner_id", scope)
+            .push(" ORDER BY created_at, id");
+        for child in Self::query_executions(&self.db, sql).await? {
+            if let Some(list) = child
+                .parent_execution_id
+                .as_ref()
+                .and_then(|parent| children.get_mut(parent))
+            {
+                list.push(child);
+            }
+        }
+        Ok(children)
+    }
+
+    /// Number of direct children per parent, in one statement.
+    pub async fn count_direct_children(
+        &self,
+        parent_ids: &[String],
+        scope: &Scope,
+    ) -> StoreResult<HashMap<String, i64>> {
+        let mut counts: HashMap<String, i64> =
+            parent_ids.iter().map(|id| (id.clone(), 0)).collect();
+        if parent_ids.is_empty() {
+            return Ok(counts);
+        }
+        let mut sql = Sql::new(
+            "SELECT parent_execution_id AS id, CAST(COUNT(*) AS BIGINT) AS total FROM executions WHERE ",
+        );
+        let p = sql.bind(json_list(parent_ids));
+        sql.push(&in_json_list(self.backend(), "parent_execution_id", &p))
+            .scope("owner_id", scope)
+            .push(" GROUP BY parent_execution_id");
+        for row in ChildCount::find_by_statement(sql.build(self.backend()))
+            .all(&self.db)
+            .await?
+        {
+            counts.insert(row.id, row.total);
+        }
+        Ok(counts)
+    }
+
+    /// `getExecutionStats` over a root's descendants (root excluded), as one
+    /// aggregate statement.
+    pub async fn get_execution_stats(
+        &self,
+        root_execution_id: &str,
+        scope: &Scope,
+    ) -> StoreResult<ExecutionStats> {
+        validate::id("rootExecutionId", root_execution_id)?;
+        let count = |status: ExecutionStatus| {
+            format!(
+                "CAST(SUM(CASE WHEN status = '{0}' THEN 1 ELSE 0 END) AS BIGINT) AS {0}",
+                status.as_str()
+            )
+        };
+        let counts = [
+            ExecutionStatus::Created,
+            ExecutionStatus::Running,
+            ExecutionStatus::Paused,
+            ExecutionStatus::Completed,
+            ExecutionStatus::Failed,
+            ExecutionStatus::Stopped,
+        ]
+        .map(count)
+        .join(", ");
+        let mut sql = Sql::new(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS total, {counts}, \
+             CAST(MAX(execution_depth) AS BIGINT) AS max_depth, \
+             MIN(created_at) AS first_created_at, MAX(completed_at) AS last_completed_at \
+             FROM executions WHERE root_execution_id = "
+        ));
+        let p = sql.bind(root_execution_id.to_owned());
+        sql.push(&format!("{p} AND id <> {p}"))
+            .scope("owner_id", scope);
+        let row = StatsRow::find_by_statement(sql.build(self.backend()))
+            .one(&self.db)
+            .await?;
+        let Some(row) = row else {
+            return Ok(ExecutionStats::default());
+        };
+        let completed = row.completed.unwrap_or(0);
+        let completed_per_minute = match (row.first_created_at, row.last_completed_at) {
+            (Some(first), Some(last)) if last > first => {
+                let minutes = (last - first).num_microseconds().unwrap_or(i64::MAX) as f64 / 60e6;
+                Some(completed as f64 / minutes)
+            }
+            _ => None,
+        };
+        Ok(ExecutionStats {
+            total: row.total,
+            created: row.created.unwrap_or(0),
+            running: row.running.unwrap_or(0),
+            paused: row.paused.unwrap_or(0),
+            completed,
+            failed: row.failed.unwrap_or(0),
+            stopped: row.stopped.unwrap_or(0),
+            max_depth: row.max_depth.unwrap_or(0),
+            first_created_at: row.first_created_at,
+            last_completed_at: row.last_completed_at,
+            completed_per_minute,
+        })
+    }
+}

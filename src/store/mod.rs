@@ -1,0 +1,219 @@
+//! The execution store: every operation of the seed `PostgresExecutionStore`,
+//! over one SeaORM `DatabaseConnection`, on SQLite or PostgreSQL.
+//!
+//! Backend differences live here and nowhere else. Timestamps are taken by
+//! the server (never the database's `now()`), truncated to microseconds, and
+//! bound as parameters: that keeps SQLite's text timestamps and PostgreSQL's
+//! `timestamptz` ordered the same way and lets one SQL text serve both.
+
+mod claims;
+pub mod cursor;
+mod error;
+pub mod events;
+mod executions;
+mod feeds;
+mod recovery;
+mod sql;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+
+pub use claims::{ClaimOutcome, ClaimRejection};
+pub use cursor::Cursor;
+pub use error::{StoreError, StoreResult};
+pub use events::{EventBus, EventKind, ExecutionEvent};
+pub use executions::{CreateExecution, StatusUpdate};
+pub use feeds::{ExecutionStats, Page, RootExecution, TreeNode};
+pub use recovery::NewRecovery;
+
+pub use entity::execution::Model as Execution;
+pub use entity::execution_claim::Model as Claim;
+pub use entity::execution_recovery::Model as Recovery;
+pub use entity::{ClaimStatus, ExecutionStatus};
+
+/// Whose executions a caller may see. A `user` token sees only its own; the
+/// filter is part of every query's WHERE clause, never applied afterwards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Owner(String),
+}
+
+impl Scope {
+    pub fn owner(&self) -> Option<&str> {
+        match self {
+            Scope::All => None,
+            Scope::Owner(owner) => Some(owner),
+        }
+    }
+}
+
+/// Bounds fixed by the contract.
+pub mod limits {
+    pub const MAX_ID_BYTES: usize = 255;
+    pub const MAX_TIMEOUT_MS: i64 = 86_400_000;
+    pub const DEFAULT_PAGE: i64 = 50;
+    pub const MAX_PAGE: i64 = 500;
+    pub const MAX_CLAIM_BATCH: i64 = 100;
+    pub const MAX_RECOVERY_LIMIT: i64 = 10_000;
+    /// A failed execution is retried by recovery at most this many times.
+    pub const MAX_RECOVERY_FAILURES: i32 = 5;
+}
+
+/// Connection settings that are not part of the URL.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    pub max_connections: u32,
+    /// PostgreSQL `statement_timeout`; SQLite's busy timeout.
+    pub statement_timeout: Duration,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            statement_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Opens the database named by `url` (creating a SQLite file when the URL
+/// says `mode=rwc`) and applies pending migrations.
+pub async fn connect(url: &str, options: &DbOptions) -> Result<DatabaseConnection, DbErr> {
+    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+    let mut opts = ConnectOptions::new(url.to_owned());
+    let statement_timeout = options.statement_timeout;
+    opts.max_connections(options.max_connections)
+        .min_connections(1)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_timeout(options.acquire_timeout)
+        .sqlx_logging(false)
+        // WAL lets readers run beside the one writer; busy_timeout makes a
+        // writer wait for the lock instead of failing with "database is locked".
+        // synchronous=NORMAL in WAL mode survives a process crash (SIGKILL);
+        // only an OS crash or power loss can lose the last transactions.
+        .map_sqlx_sqlite_opts(move |o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(statement_timeout)
+                .foreign_keys(true)
+        })
+        .map_sqlx_postgres_opts(move |o| {
+            o.options([(
+                "statement_timeout",
+                format!("{}", statement_timeout.as_millis()),
+            )])
+        });
+    let db = Database::connect(opts).await?;
+    migrate(&db).await?;
+    Ok(db)
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    use migration::MigratorTrait;
+    migration::Migrator::up(db, None).await
+}
+
+/// The current time as the store records it: UTC, microsecond precision
+/// (PostgreSQL's), so a value read back equals the value written.
+pub fn now() -> DateTime<Utc> {
+    truncate_micros(Utc::now())
+}
+
+pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// The execution store. Cheap to clone: the connection is a pool.
+#[derive(Clone)]
+pub struct ExecutionStore {
+    db: DatabaseConnection,
+    events: EventBus,
+}
+
+impl ExecutionStore {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self::with_events(db, EventBus::new())
+    }
+
+    pub fn with_events(db: DatabaseConnection, events: EventBus) -> Self {
+        Self { db, events }
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+}
+
+/// Validation shared by the store's operations; errors name the field.
+pub(crate) mod validate {
+    use super::{limits, StoreError, StoreResult};
+
+    pub fn id(field: &'static str, value: &str) -> StoreResult<()> {
+        if value.is_empty() {
+            return Err(StoreError::invalid(field, "must not be empty"));
+        }
+        if value.len() > limits::MAX_ID_BYTES {
+            return Err(StoreError::invalid(
+                field,
+                format!("must be at most {} bytes", limits::MAX_ID_BYTES),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn timeout_ms(field: &'static str, value: i64) -> StoreResult<()> {
+        if !(1..=limits::MAX_TIMEOUT_MS).contains(&value) {
+            return Err(StoreError::invalid(
+                field,
+                format!("must be between 1 and {}", limits::MAX_TIMEOUT_MS),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn non_negative(field: &'static str, value: i32) -> StoreResult<()> {
+        if value < 0 {
+            return Err(StoreError::invalid(field, "must be at least 0"));
+        }
+        Ok(())
+    }
+
+    pub fn page_size(value: Option<i64>) -> StoreResult<i64> {
+        let first = value.unwrap_or(limits::DEFAULT_PAGE);
+        if !(0..=limits::MAX_PAGE).contains(&first) {
+            return Err(StoreError::invalid(
+                "first",
+                format!("must be between 0 and {}", limits::MAX_PAGE),
+            ));
+        }
+        Ok(first)
+    }
+
+    pub fn range(field: &'static str, value: i64, min: i64, max: i64) -> StoreResult<()> {
+        if !(min..=max).contains(&value) {
+            return Err(StoreError::invalid(
+                field,
+                format!("must be between {min} and {max}"),
+            ));
+        }
+        Ok(())
+    }
+}

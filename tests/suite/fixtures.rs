@@ -1,0 +1,48 @@
+//! Small builders shared by the store tests.
+
+use chrono::{DateTime, Utc};
+use entity::execution;
+use execstore::store::{CreateExecution, Execution, ExecutionStatus, ExecutionStore, Scope};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+
+pub const OWNER: &str = "owner-1";
+
+pub fn input(id: &str, parent: Option<&str>) -> CreateExecution {
+    CreateExecution {
+        id: Some(id.to_owned()),
+        flow_id: "flow-1".into(),
+        owner_id: OWNER.into(),
+        parent_execution_id: parent.map(str::to_owned),
+        ..Default::default()
+    }
+}
+
+pub async fn create(store: &ExecutionStore, id: &str, parent: Option<&str>) -> Execution {
+    store.create(input(id, parent), &Scope::All).await.expect("create execution")
+}
+
+pub async fn create_with_status(
+    store: &ExecutionStore,
+    id: &str,
+    parent: Option<&str>,
+    status: ExecutionStatus,
+) -> Execution {
+    let mut i = input(id, parent);
+    i.status = Some(status);
+    store.create(i, &Scope::All).await.expect("create execution")
+}
+
+/// Test-only time travel: rewrites created_at of some rows.
+pub async fn set_created_at(db: &DatabaseConnection, ids: &[String], at: DateTime<Utc>) {
+    execution::Entity::update_many()
+        .col_expr(execution::Column::CreatedAt, Expr::value(at))
+        .filter(execution::Column::Id.is_in(ids.iter().cloned()))
+        .exec(db)
+        .await
+        .expect("set created_at");
+}
+
+pub fn ts(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(1_760_000_000_000_000 + micros).expect("timestamp")
+}

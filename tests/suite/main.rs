@@ -1,0 +1,9 @@
+//! The whole test suite in one binary (one build, one PostgreSQL cluster).
+//! Every storage test runs twice: against a SQLite file and against PostgreSQL.
+
+mod fixtures;
+mod harness;
+mod store_claims;
+mod store_executions;
+mod store_feeds;
+mod store_recovery;
