@@ -55,7 +55,17 @@ impl Cluster {
             chown_postgres(&dir)?;
         }
         let output = as_postgres(as_root, &bin.join("initdb"))
-            .args(["-D", path_str(&data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"])
+            .args([
+                "-D",
+                path_str(&data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ])
             .output()
             .map_err(|e| format!("run initdb: {e}"))?;
         if !output.status.success() {
@@ -111,7 +121,15 @@ impl Cluster {
         let started = Instant::now();
         loop {
             let ready = Command::new(Self::bin_dir().join("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-q"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-q",
+                ])
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false);
@@ -119,8 +137,12 @@ impl Cluster {
                 return Ok(());
             }
             if started.elapsed() > limit {
-                let log = std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default();
-                return Err(format!("postgres did not become ready on port {}: {log}", self.port));
+                let log =
+                    std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default();
+                return Err(format!(
+                    "postgres did not become ready on port {}: {log}",
+                    self.port
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -147,7 +169,10 @@ fn chown_postgres(dir: &Path) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!("chown postgres {} failed (is there a postgres user?)", dir.display()))
+        Err(format!(
+            "chown postgres {} failed (is there a postgres user?)",
+            dir.display()
+        ))
     }
 }
 

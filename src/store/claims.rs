@@ -10,8 +10,7 @@ use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, TransactionTrait};
 use super::events::{EventKind, ExecutionEvent};
 use super::sql::{in_json_list, json_list, Sql};
 use super::{
-    limits, now, validate, Claim, Execution, ExecutionStatus, ExecutionStore, Scope,
-    StoreResult,
+    limits, now, validate, Claim, Execution, ExecutionStatus, ExecutionStore, Scope, StoreResult,
 };
 
 /// Why a claim was refused.
@@ -103,7 +102,9 @@ impl ExecutionStore {
             });
         };
 
-        let mut sql = Sql::new("UPDATE executions SET processing_started_at = CASE WHEN processing_worker_id = ");
+        let mut sql = Sql::new(
+            "UPDATE executions SET processing_started_at = CASE WHEN processing_worker_id = ",
+        );
         let worker = sql.bind(worker_id.to_owned());
         let at = sql.bind(now);
         let id = sql.bind(execution_id.to_owned());
@@ -239,7 +240,12 @@ impl ExecutionStore {
             "{exp}, heartbeat_at = {at} WHERE execution_id = {id} AND worker_id = {worker} \
              AND status = 'active' AND expires_at >= {at}"
         ));
-        let extended = self.db.execute(sql.build(self.backend())).await?.rows_affected() > 0;
+        let extended = self
+            .db
+            .execute(sql.build(self.backend()))
+            .await?
+            .rows_affected()
+            > 0;
         if extended {
             self.publish_claim_change(&[execution_id.to_owned()]).await;
         }
@@ -248,16 +254,28 @@ impl ExecutionStore {
 
     /// `releaseExecution`: the holder marks its claim released and stops
     /// being the execution's processing worker. Anyone else: false, no change.
-    pub async fn release_execution(&self, execution_id: &str, worker_id: &str) -> StoreResult<bool> {
+    pub async fn release_execution(
+        &self,
+        execution_id: &str,
+        worker_id: &str,
+    ) -> StoreResult<bool> {
         validate::id("executionId", execution_id)?;
         validate::id("workerId", worker_id)?;
         let now = now();
         let txn = self.begin_write().await?;
-        let mut sql = Sql::new("UPDATE execution_claims SET status = 'released' WHERE execution_id = ");
+        let mut sql =
+            Sql::new("UPDATE execution_claims SET status = 'released' WHERE execution_id = ");
         let id = sql.bind(execution_id.to_owned());
         let worker = sql.bind(worker_id.to_owned());
-        sql.push(&format!("{id} AND worker_id = {worker} AND status = 'active'"));
-        if txn.execute(sql.build(self.backend())).await?.rows_affected() == 0 {
+        sql.push(&format!(
+            "{id} AND worker_id = {worker} AND status = 'active'"
+        ));
+        if txn
+            .execute(sql.build(self.backend()))
+            .await?
+            .rows_affected()
+            == 0
+        {
             txn.rollback().await?;
             return Ok(false);
         }
@@ -345,7 +363,9 @@ impl ExecutionStore {
         if execution_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut sql = Sql::new("SELECT c.* FROM execution_claims c JOIN executions e ON e.id = c.execution_id WHERE ");
+        let mut sql = Sql::new(
+            "SELECT c.* FROM execution_claims c JOIN executions e ON e.id = c.execution_id WHERE ",
+        );
         let p = sql.bind(json_list(execution_ids));
         sql.push(&in_json_list(self.backend(), "c.execution_id", &p))
             .scope("e.owner_id", scope);

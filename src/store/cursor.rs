@@ -55,14 +55,29 @@ mod tests {
 
     #[test]
     fn round_trips_ids_with_colons() {
-        let c = Cursor::new(DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(), "a:b:c");
+        let c = Cursor::new(
+            DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            "a:b:c",
+        );
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
     }
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "!!!", "Zm9v", &URL_SAFE_NO_PAD.encode("c1:abc:x"), &URL_SAFE_NO_PAD.encode("c1:12:")] {
-            assert!(matches!(Cursor::decode(bad), Err(StoreError::InvalidInput { field: "after", .. })), "{bad}");
+        for bad in [
+            "",
+            "!!!",
+            "Zm9v",
+            &URL_SAFE_NO_PAD.encode("c1:abc:x"),
+            &URL_SAFE_NO_PAD.encode("c1:12:"),
+        ] {
+            assert!(
+                matches!(
+                    Cursor::decode(bad),
+                    Err(StoreError::InvalidInput { field: "after", .. })
+                ),
+                "{bad}"
+            );
         }
     }
 }

@@ -8,7 +8,9 @@ use sea_orm::{
 use super::error::is_foreign_key_violation;
 use super::events::{EventKind, ExecutionEvent};
 use super::sql::{in_json_list, json_list, Sql};
-use super::{now, validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreError, StoreResult};
+use super::{
+    now, validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreError, StoreResult,
+};
 
 #[derive(Clone, Debug, Default)]
 pub struct CreateExecution {
@@ -144,7 +146,9 @@ impl ExecutionStore {
                         "an execution cannot be its own parent",
                     ));
                 }
-                let mut sql = Sql::new("SELECT root_execution_id, execution_depth FROM executions WHERE id = ");
+                let mut sql = Sql::new(
+                    "SELECT root_execution_id, execution_depth FROM executions WHERE id = ",
+                );
                 let p = sql.bind(parent_id.clone());
                 sql.push(&p).scope("owner_id", scope);
                 let parent = ParentInfo::find_by_statement(sql.build(self.backend()))
@@ -192,7 +196,9 @@ impl ExecutionStore {
             other => other?,
         };
         let execution = row.ok_or_else(|| {
-            StoreError::Conflict(format!("execution {id} exists and belongs to another owner"))
+            StoreError::Conflict(format!(
+                "execution {id} exists and belongs to another owner"
+            ))
         })?;
         // A fresh insert carries this call's timestamp as created_at.
         let kind = if execution.created_at == now {
@@ -231,9 +237,8 @@ impl ExecutionStore {
     pub async fn delete(&self, id: &str, scope: &Scope) -> StoreResult<bool> {
         validate::id("id", id)?;
         let txn = self.begin_write().await?;
-        let mut sql = Sql::new(
-            "WITH RECURSIVE subtree(id) AS (SELECT id FROM executions WHERE id = ",
-        );
+        let mut sql =
+            Sql::new("WITH RECURSIVE subtree(id) AS (SELECT id FROM executions WHERE id = ");
         let p = sql.bind(id.to_owned());
         sql.push(&p).scope("owner_id", scope).push(
             " UNION ALL SELECT e.id FROM executions e JOIN subtree s ON e.parent_execution_id = s.id) \
@@ -293,11 +298,20 @@ impl ExecutionStore {
         keep("error_node_id", update.error_node_id.into());
         keep("started_at", started_at.into());
         keep("completed_at", completed_at.into());
-        keep("processing_started_at", update.processing_started_at.map(super::truncate_micros).into());
+        keep(
+            "processing_started_at",
+            update
+                .processing_started_at
+                .map(super::truncate_micros)
+                .into(),
+        );
         keep("processing_worker_id", update.processing_worker_id.into());
         keep("failure_count", update.failure_count.into());
         keep("last_failure_reason", update.last_failure_reason.into());
-        keep("last_failure_at", update.last_failure_at.map(super::truncate_micros).into());
+        keep(
+            "last_failure_at",
+            update.last_failure_at.map(super::truncate_micros).into(),
+        );
         let sets = sets.join(", ");
         sql.push(&sets).push(" WHERE id = ");
         let p = sql.bind(update.execution_id.clone());

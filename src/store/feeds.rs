@@ -148,12 +148,13 @@ impl ExecutionStore {
         sql.push(&in_json_list(self.backend(), "root_execution_id", &p))
             .scope("owner_id", scope)
             .push(" GROUP BY root_execution_id");
-        let shapes: HashMap<String, TreeShape> = TreeShape::find_by_statement(sql.build(self.backend()))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|s| (s.id.clone(), s))
-            .collect();
+        let shapes: HashMap<String, TreeShape> =
+            TreeShape::find_by_statement(sql.build(self.backend()))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|s| (s.id.clone(), s))
+                .collect();
         Ok(page.map(|execution| {
             let shape = shapes.get(&execution.id);
             RootExecution {
@@ -172,9 +173,8 @@ impl ExecutionStore {
         scope: &Scope,
     ) -> StoreResult<Vec<TreeNode>> {
         validate::id("executionId", execution_id)?;
-        let mut sql = Sql::new(
-            "WITH RECURSIVE subtree(id) AS (SELECT id FROM executions WHERE id = ",
-        );
+        let mut sql =
+            Sql::new("WITH RECURSIVE subtree(id) AS (SELECT id FROM executions WHERE id = ");
         let p = sql.bind(execution_id.to_owned());
         sql.push(&p)
             .scope("owner_id", scope)

@@ -136,7 +136,9 @@ impl ExecutionStore {
         validate::id("holderId", holder_id)?;
         validate::timeout_ms("ttlMs", ttl_ms)?;
         let now = now();
-        let mut sql = Sql::new("INSERT INTO recovery_locks (lock_id, holder_id, acquired_at, expires_at) VALUES (");
+        let mut sql = Sql::new(
+            "INSERT INTO recovery_locks (lock_id, holder_id, acquired_at, expires_at) VALUES (",
+        );
         let values = [
             sql.bind(lock_id),
             sql.bind(holder_id.to_owned()),
@@ -164,6 +166,11 @@ impl ExecutionStore {
         let id = sql.bind(lock_id);
         let holder = sql.bind(holder_id.to_owned());
         sql.push(&format!("{id} AND holder_id = {holder}"));
-        Ok(self.db.execute(sql.build(self.backend())).await?.rows_affected() > 0)
+        Ok(self
+            .db
+            .execute(sql.build(self.backend()))
+            .await?
+            .rows_affected()
+            > 0)
     }
 }

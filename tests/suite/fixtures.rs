@@ -19,7 +19,10 @@ pub fn input(id: &str, parent: Option<&str>) -> CreateExecution {
 }
 
 pub async fn create(store: &ExecutionStore, id: &str, parent: Option<&str>) -> Execution {
-    store.create(input(id, parent), &Scope::All).await.expect("create execution")
+    store
+        .create(input(id, parent), &Scope::All)
+        .await
+        .expect("create execution")
 }
 
 pub async fn create_with_status(
@@ -30,7 +33,10 @@ pub async fn create_with_status(
 ) -> Execution {
     let mut i = input(id, parent);
     i.status = Some(status);
-    store.create(i, &Scope::All).await.expect("create execution")
+    store
+        .create(i, &Scope::All)
+        .await
+        .expect("create execution")
 }
 
 /// Test-only time travel: rewrites created_at of some rows.

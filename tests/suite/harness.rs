@@ -14,6 +14,7 @@ pub enum Backend {
     Postgres,
 }
 
+#[allow(dead_code)] // backend and url serve the restart and outage tests
 pub struct TestDb {
     pub backend: Backend,
     pub url: String,
@@ -45,7 +46,14 @@ fn cluster() -> &'static Cluster {
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 
 pub async fn fresh(backend: Backend) -> TestDb {
-    fresh_with(backend, &DbOptions { max_connections: 40, ..DbOptions::default() }).await
+    fresh_with(
+        backend,
+        &DbOptions {
+            max_connections: 40,
+            ..DbOptions::default()
+        },
+    )
+    .await
 }
 
 pub async fn fresh_with(backend: Backend, options: &DbOptions) -> TestDb {
@@ -54,12 +62,23 @@ pub async fn fresh_with(backend: Backend, options: &DbOptions) -> TestDb {
             let dir = tempfile::tempdir().expect("temp dir");
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
             let db = store::connect(&url, options).await.expect("open sqlite");
-            TestDb { backend, url, db, _dir: Some(dir) }
+            TestDb {
+                backend,
+                url,
+                db,
+                _dir: Some(dir),
+            }
         }
         Backend::Postgres => {
             let cluster = cluster();
-            let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
-            let admin = Database::connect(cluster.url("postgres")).await.expect("connect to cluster");
+            let name = format!(
+                "t{}_{}",
+                std::process::id(),
+                NEXT_DB.fetch_add(1, Ordering::SeqCst)
+            );
+            let admin = Database::connect(cluster.url("postgres"))
+                .await
+                .expect("connect to cluster");
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
@@ -67,7 +86,12 @@ pub async fn fresh_with(backend: Backend, options: &DbOptions) -> TestDb {
             admin.close().await.ok();
             let url = cluster.url(&name);
             let db = store::connect(&url, options).await.expect("open postgres");
-            TestDb { backend, url, db, _dir: None }
+            TestDb {
+                backend,
+                url,
+                db,
+                _dir: None,
+            }
         }
     }
 }

@@ -29,7 +29,10 @@ async fn claim_rules(backend: Backend) {
     let first = store.claim_execution("e", "w1", 60_000).await.unwrap();
     assert!(first.acquired());
     let claim = first.claim.clone().unwrap();
-    assert_eq!((claim.worker_id.as_str(), claim.status), ("w1", ClaimStatus::Active));
+    assert_eq!(
+        (claim.worker_id.as_str(), claim.status),
+        ("w1", ClaimStatus::Active)
+    );
     assert!(claim.expires_at > claim.claimed_at);
     let e = store.get("e", &Scope::All).await.unwrap().unwrap();
     assert_eq!(e.processing_worker_id.as_deref(), Some("w1"));
@@ -48,56 +51,162 @@ async fn claim_rules(backend: Backend) {
     let absent = store.claim_execution("nope", "w1", 1000).await.unwrap();
     assert_eq!(absent.rejection, Some(ClaimRejection::NotFound));
 
-    for (id, status) in [("done", ExecutionStatus::Completed), ("failed", ExecutionStatus::Failed), ("stopped", ExecutionStatus::Stopped)] {
+    for (id, status) in [
+        ("done", ExecutionStatus::Completed),
+        ("failed", ExecutionStatus::Failed),
+        ("stopped", ExecutionStatus::Stopped),
+    ] {
         create_with_status(&store, id, None, status).await;
         let out = store.claim_execution(id, "w1", 1000).await.unwrap();
         assert_eq!(out.rejection, Some(ClaimRejection::Terminal), "{id}");
     }
-    for (timeout, ok) in [(0, false), (1, true), (86_400_000, true), (86_400_001, false), (-5, false)] {
+    for (timeout, ok) in [
+        (0, false),
+        (1, true),
+        (86_400_000, true),
+        (86_400_001, false),
+        (-5, false),
+    ] {
         create(&store, &format!("t{timeout}"), None).await;
-        let res = store.claim_execution(&format!("t{timeout}"), "w", timeout).await;
+        let res = store
+            .claim_execution(&format!("t{timeout}"), "w", timeout)
+            .await;
         assert_eq!(res.is_ok(), ok, "timeout {timeout}");
         if !ok {
-            assert!(matches!(res.unwrap_err(), StoreError::InvalidInput { field: "timeoutMs", .. }));
+            assert!(matches!(
+                res.unwrap_err(),
+                StoreError::InvalidInput {
+                    field: "timeoutMs",
+                    ..
+                }
+            ));
         }
     }
     let err = store.claim_execution("e", "", 1000).await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput { field: "workerId", .. }));
+    assert!(matches!(
+        err,
+        StoreError::InvalidInput {
+            field: "workerId",
+            ..
+        }
+    ));
 }
 
 async fn released_and_expired_claims_can_be_claimed_again(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
     create(&store, "e", None).await;
-    assert!(store.claim_execution("e", "w1", 60_000).await.unwrap().acquired());
-    assert!(!store.release_execution("e", "w2").await.unwrap(), "only the holder releases");
-    assert_eq!(store.get_claim_for_execution("e", &Scope::All).await.unwrap().unwrap().status, ClaimStatus::Active);
+    assert!(store
+        .claim_execution("e", "w1", 60_000)
+        .await
+        .unwrap()
+        .acquired());
+    assert!(
+        !store.release_execution("e", "w2").await.unwrap(),
+        "only the holder releases"
+    );
+    assert_eq!(
+        store
+            .get_claim_for_execution("e", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        ClaimStatus::Active
+    );
     assert!(store.release_execution("e", "w1").await.unwrap());
-    let released = store.get_claim_for_execution("e", &Scope::All).await.unwrap().unwrap();
+    let released = store
+        .get_claim_for_execution("e", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(released.status, ClaimStatus::Released);
-    assert_eq!(store.get("e", &Scope::All).await.unwrap().unwrap().processing_worker_id, None);
-    assert!(!store.release_execution("e", "w1").await.unwrap(), "already released");
+    assert_eq!(
+        store
+            .get("e", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap()
+            .processing_worker_id,
+        None
+    );
+    assert!(
+        !store.release_execution("e", "w1").await.unwrap(),
+        "already released"
+    );
 
     // (fix) the seed refused forever once released.
-    assert!(store.claim_execution("e", "w2", 60_000).await.unwrap().acquired());
+    assert!(store
+        .claim_execution("e", "w2", 60_000)
+        .await
+        .unwrap()
+        .acquired());
     // Active but past expiry: takeable by another worker.
     expire_lease(&t.db, "e").await;
-    assert!(store.claim_execution("e", "w3", 60_000).await.unwrap().acquired());
-    assert_eq!(store.get("e", &Scope::All).await.unwrap().unwrap().processing_worker_id.as_deref(), Some("w3"));
+    assert!(store
+        .claim_execution("e", "w3", 60_000)
+        .await
+        .unwrap()
+        .acquired());
+    assert_eq!(
+        store
+            .get("e", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap()
+            .processing_worker_id
+            .as_deref(),
+        Some("w3")
+    );
 
     // Marked expired by expireOldClaims: claimable again.
     expire_lease(&t.db, "e").await;
-    assert!(store.get_active_claims(&Scope::All).await.unwrap().is_empty(), "a lapsed lease is not active");
+    assert!(
+        store
+            .get_active_claims(&Scope::All)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a lapsed lease is not active"
+    );
     assert_eq!(store.expire_old_claims().await.unwrap(), 1);
     assert_eq!(store.expire_old_claims().await.unwrap(), 0);
-    assert_eq!(store.get_claim_for_execution("e", &Scope::All).await.unwrap().unwrap().status, ClaimStatus::Expired);
-    assert!(!store.extend_claim("e", "w3", 1000).await.unwrap(), "an expired claim cannot be extended");
-    assert!(store.claim_execution("e", "w4", 60_000).await.unwrap().acquired());
+    assert_eq!(
+        store
+            .get_claim_for_execution("e", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        ClaimStatus::Expired
+    );
+    assert!(
+        !store.extend_claim("e", "w3", 1000).await.unwrap(),
+        "an expired claim cannot be extended"
+    );
+    assert!(store
+        .claim_execution("e", "w4", 60_000)
+        .await
+        .unwrap()
+        .acquired());
 
     // (fix) a STOPPED execution is not claimable even with no claim held.
-    store.update_execution_status(StatusUpdate::new("e", ExecutionStatus::Stopped), &Scope::All).await.unwrap();
+    store
+        .update_execution_status(
+            StatusUpdate::new("e", ExecutionStatus::Stopped),
+            &Scope::All,
+        )
+        .await
+        .unwrap();
     store.release_execution("e", "w4").await.unwrap();
-    assert_eq!(store.claim_execution("e", "w5", 1000).await.unwrap().rejection, Some(ClaimRejection::Terminal));
+    assert_eq!(
+        store
+            .claim_execution("e", "w5", 1000)
+            .await
+            .unwrap()
+            .rejection,
+        Some(ClaimRejection::Terminal)
+    );
 }
 
 async fn extend_and_active_claims(backend: Backend) {
@@ -105,25 +214,66 @@ async fn extend_and_active_claims(backend: Backend) {
     let store = t.store();
     create(&store, "a", None).await;
     create(&store, "b", None).await;
-    let claim = store.claim_execution("a", "w1", 1000).await.unwrap().claim.unwrap();
+    let claim = store
+        .claim_execution("a", "w1", 1000)
+        .await
+        .unwrap()
+        .claim
+        .unwrap();
     store.claim_execution("b", "w2", 60_000).await.unwrap();
     assert!(store.extend_claim("a", "w1", 600_000).await.unwrap());
-    let extended = store.get_claim_for_execution("a", &Scope::All).await.unwrap().unwrap();
+    let extended = store
+        .get_claim_for_execution("a", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(extended.expires_at > claim.expires_at);
     assert!(extended.heartbeat_at >= claim.heartbeat_at);
-    assert!(!store.extend_claim("a", "w2", 1000).await.unwrap(), "not the holder");
+    assert!(
+        !store.extend_claim("a", "w2", 1000).await.unwrap(),
+        "not the holder"
+    );
     assert!(!store.extend_claim("absent", "w1", 1000).await.unwrap());
     let err = store.extend_claim("a", "w1", 0).await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput { field: "timeoutMs", .. }));
+    assert!(matches!(
+        err,
+        StoreError::InvalidInput {
+            field: "timeoutMs",
+            ..
+        }
+    ));
 
-    let active: Vec<_> = store.get_active_claims(&Scope::All).await.unwrap().into_iter().map(|c| c.execution_id).collect();
+    let active: Vec<_> = store
+        .get_active_claims(&Scope::All)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.execution_id)
+        .collect();
     assert_eq!(active, vec!["a", "b"]);
     expire_lease(&t.db, "b").await;
-    assert!(!store.extend_claim("b", "w2", 1000).await.unwrap(), "a lapsed lease cannot be extended");
-    let active: Vec<_> = store.get_active_claims(&Scope::All).await.unwrap().into_iter().map(|c| c.execution_id).collect();
+    assert!(
+        !store.extend_claim("b", "w2", 1000).await.unwrap(),
+        "a lapsed lease cannot be extended"
+    );
+    let active: Vec<_> = store
+        .get_active_claims(&Scope::All)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.execution_id)
+        .collect();
     assert_eq!(active, vec!["a"]);
-    assert!(store.get_active_claims(&Scope::Owner("stranger".into())).await.unwrap().is_empty());
-    assert!(store.get_claim_for_execution("a", &Scope::Owner("stranger".into())).await.unwrap().is_none());
+    assert!(store
+        .get_active_claims(&Scope::Owner("stranger".into()))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .get_claim_for_execution("a", &Scope::Owner("stranger".into()))
+        .await
+        .unwrap()
+        .is_none());
 }
 
 /// 32 concurrent claimers, one execution: exactly one wins. Ten rounds.
@@ -139,13 +289,18 @@ async fn concurrent_claimers_one_winner(backend: Backend) {
                 let (store, id, barrier) = (store.clone(), id.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    store.claim_execution(&id, &format!("worker-{w}"), 60_000).await
+                    store
+                        .claim_execution(&id, &format!("worker-{w}"), 60_000)
+                        .await
                 })
             })
             .collect();
         let mut winners = Vec::new();
         for (w, task) in tasks.into_iter().enumerate() {
-            let outcome = task.await.unwrap().expect("no claimer fails (no 'database is locked')");
+            let outcome = task
+                .await
+                .unwrap()
+                .expect("no claimer fails (no 'database is locked')");
             if outcome.acquired() {
                 winners.push(w);
             } else {
@@ -154,7 +309,10 @@ async fn concurrent_claimers_one_winner(backend: Backend) {
         }
         assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
         let e = store.get(&id, &Scope::All).await.unwrap().unwrap();
-        assert_eq!(e.processing_worker_id, Some(format!("worker-{}", winners[0])));
+        assert_eq!(
+            e.processing_worker_id,
+            Some(format!("worker-{}", winners[0]))
+        );
     }
 }
 
@@ -177,7 +335,12 @@ async fn sixteen_workers_300_executions(backend: Backend) {
                 // Each worker starts at a different place to maximise collisions.
                 for k in 0..ids.len() {
                     let id = &ids[(k + w * 19) % ids.len()];
-                    if store.claim_execution(id, &format!("w{w}"), 60_000).await.unwrap().acquired() {
+                    if store
+                        .claim_execution(id, &format!("w{w}"), 60_000)
+                        .await
+                        .unwrap()
+                        .acquired()
+                    {
                         won.push(id.clone());
                     }
                 }
@@ -202,7 +365,13 @@ async fn claim_next_delivers_exactly_once(backend: Backend) {
     let store = t.store();
     bulk_create(&store, 2000, "flow-1").await;
     create(&store, "other-flow", None).await; // flow-1 too, but then:
-    store.update_execution_status(StatusUpdate::new("other-flow", ExecutionStatus::Running), &Scope::All).await.unwrap();
+    store
+        .update_execution_status(
+            StatusUpdate::new("other-flow", ExecutionStatus::Running),
+            &Scope::All,
+        )
+        .await
+        .unwrap();
     let barrier = Arc::new(Barrier::new(16));
     let tasks: Vec<_> = (0..16)
         .map(|w| {
@@ -211,7 +380,10 @@ async fn claim_next_delivers_exactly_once(backend: Backend) {
                 barrier.wait().await;
                 let mut got = Vec::new();
                 loop {
-                    let batch = store.claim_next_executions(&format!("w{w}"), 60_000, Some("flow-1"), 7).await.unwrap();
+                    let batch = store
+                        .claim_next_executions(&format!("w{w}"), 60_000, Some("flow-1"), 7)
+                        .await
+                        .unwrap();
                     if batch.is_empty() {
                         break;
                     }
@@ -219,7 +391,12 @@ async fn claim_next_delivers_exactly_once(backend: Backend) {
                         assert_eq!(e.processing_worker_id, Some(format!("w{w}")));
                         assert_eq!(e.status, ExecutionStatus::Created);
                     }
-                    assert!(batch.windows(2).all(|p| (p[0].created_at, &p[0].id) <= (p[1].created_at, &p[1].id)), "oldest first");
+                    assert!(
+                        batch
+                            .windows(2)
+                            .all(|p| (p[0].created_at, &p[0].id) <= (p[1].created_at, &p[1].id)),
+                        "oldest first"
+                    );
                     got.extend(batch.into_iter().map(|e| e.id));
                 }
                 got
@@ -247,17 +424,47 @@ async fn claim_next_filters_and_bounds(backend: Backend) {
     store.create(other, &Scope::All).await.unwrap();
     store.claim_execution("a", "holder", 60_000).await.unwrap();
 
-    let got = store.claim_next_executions("w", 60_000, Some("flow-2"), 10).await.unwrap();
-    assert_eq!(got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["c"]);
-    let got = store.claim_next_executions("w", 60_000, None, 10).await.unwrap();
-    assert_eq!(got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["b"], "a is held");
-    assert!(store.claim_next_executions("w", 60_000, None, 10).await.unwrap().is_empty());
+    let got = store
+        .claim_next_executions("w", 60_000, Some("flow-2"), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        vec!["c"]
+    );
+    let got = store
+        .claim_next_executions("w", 60_000, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        vec!["b"],
+        "a is held"
+    );
+    assert!(store
+        .claim_next_executions("w", 60_000, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
     expire_lease(&t.db, "a").await;
-    let got = store.claim_next_executions("w", 60_000, None, 1).await.unwrap();
-    assert_eq!(got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["a"], "a lapsed lease is claimable");
+    let got = store
+        .claim_next_executions("w", 60_000, None, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        vec!["a"],
+        "a lapsed lease is claimable"
+    );
     for limit in [0, 101] {
-        let err = store.claim_next_executions("w", 60_000, None, limit).await.unwrap_err();
-        assert!(matches!(err, StoreError::InvalidInput { field: "limit", .. }));
+        let err = store
+            .claim_next_executions("w", 60_000, None, limit)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::InvalidInput { field: "limit", .. }
+        ));
     }
 }
 
@@ -279,7 +486,10 @@ async fn recovery_lock_is_a_lease(backend: Backend) {
                 let (store, barrier) = (store.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    store.try_acquire_recovery_lock(round, &format!("h{h}"), 60_000).await.unwrap()
+                    store
+                        .try_acquire_recovery_lock(round, &format!("h{h}"), 60_000)
+                        .await
+                        .unwrap()
                 })
             })
             .collect();
@@ -289,21 +499,51 @@ async fn recovery_lock_is_a_lease(backend: Backend) {
         }
         assert_eq!(winners, 1, "round {round}");
     }
-    assert!(store.try_acquire_recovery_lock(100, "a", 60_000).await.unwrap());
-    assert!(store.try_acquire_recovery_lock(100, "a", 60_000).await.unwrap(), "the holder renews");
-    assert!(!store.try_acquire_recovery_lock(100, "b", 60_000).await.unwrap());
-    assert!(!store.release_recovery_lock(100, "b").await.unwrap(), "only the holder frees it");
+    assert!(store
+        .try_acquire_recovery_lock(100, "a", 60_000)
+        .await
+        .unwrap());
+    assert!(
+        store
+            .try_acquire_recovery_lock(100, "a", 60_000)
+            .await
+            .unwrap(),
+        "the holder renews"
+    );
+    assert!(!store
+        .try_acquire_recovery_lock(100, "b", 60_000)
+        .await
+        .unwrap());
+    assert!(
+        !store.release_recovery_lock(100, "b").await.unwrap(),
+        "only the holder frees it"
+    );
     assert!(store.release_recovery_lock(100, "a").await.unwrap());
-    assert!(store.try_acquire_recovery_lock(100, "b", 60_000).await.unwrap(), "free again");
+    assert!(
+        store
+            .try_acquire_recovery_lock(100, "b", 60_000)
+            .await
+            .unwrap(),
+        "free again"
+    );
     // An expired lease is taken over.
     entity::recovery_lock::Entity::update_many()
         .col_expr(entity::recovery_lock::Column::ExpiresAt, Expr::value(ts(0)))
         .exec(&t.db)
         .await
         .unwrap();
-    assert!(store.try_acquire_recovery_lock(100, "c", 60_000).await.unwrap());
-    let err = store.try_acquire_recovery_lock(100, "c", 0).await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput { field: "ttlMs", .. }));
+    assert!(store
+        .try_acquire_recovery_lock(100, "c", 60_000)
+        .await
+        .unwrap());
+    let err = store
+        .try_acquire_recovery_lock(100, "c", 0)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::InvalidInput { field: "ttlMs", .. }
+    ));
 }
 
 crate::both_backends!(

@@ -47,19 +47,58 @@ async fn create_derives_root_and_depth(backend: Backend) {
 async fn create_rejects_unknown_parent_and_bad_ids(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
-    let err = store.create(input("x", Some("missing")), &Scope::All).await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput { field: "parentExecutionId", .. }), "{err:?}");
-    assert!(store.get("x", &Scope::All).await.unwrap().is_none(), "nothing half-written");
+    let err = store
+        .create(input("x", Some("missing")), &Scope::All)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::InvalidInput {
+                field: "parentExecutionId",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        store.get("x", &Scope::All).await.unwrap().is_none(),
+        "nothing half-written"
+    );
 
-    let err = store.create(input("", None), &Scope::All).await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput { field: "id", .. }), "{err:?}");
+    let err = store
+        .create(input("", None), &Scope::All)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::InvalidInput { field: "id", .. }),
+        "{err:?}"
+    );
     let long = "x".repeat(256);
-    let err = store.create(input(&long, None), &Scope::All).await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput { field: "id", .. }), "{err:?}");
+    let err = store
+        .create(input(&long, None), &Scope::All)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::InvalidInput { field: "id", .. }),
+        "{err:?}"
+    );
     let ok = "é".repeat(127); // 254 bytes
     create(&store, &ok, None).await;
-    let err = store.create(input("self", Some("self")), &Scope::All).await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput { field: "parentExecutionId", .. }), "{err:?}");
+    let err = store
+        .create(input("self", Some("self")), &Scope::All)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::InvalidInput {
+                field: "parentExecutionId",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 async fn create_is_an_idempotent_upsert(backend: Backend) {
@@ -97,7 +136,10 @@ async fn update_status_applies_timestamp_defaults(backend: Backend) {
     create(&store, "e", None).await;
 
     let running = store
-        .update_execution_status(StatusUpdate::new("e", ExecutionStatus::Running), &Scope::All)
+        .update_execution_status(
+            StatusUpdate::new("e", ExecutionStatus::Running),
+            &Scope::All,
+        )
         .await
         .unwrap();
     assert_eq!(running.status, ExecutionStatus::Running);
@@ -107,16 +149,25 @@ async fn update_status_applies_timestamp_defaults(backend: Backend) {
     let mut explicit = StatusUpdate::new("e", ExecutionStatus::Running);
     let at = crate::fixtures::ts(42);
     explicit.started_at = Some(at);
-    let running = store.update_execution_status(explicit, &Scope::All).await.unwrap();
+    let running = store
+        .update_execution_status(explicit, &Scope::All)
+        .await
+        .unwrap();
     assert_eq!(running.started_at, Some(at), "an explicit startedAt wins");
 
     let mut failed = StatusUpdate::new("e", ExecutionStatus::Failed);
     failed.error_message = Some("boom".into());
     failed.error_node_id = Some("node-7".into());
     failed.failure_count = Some(2);
-    let failed = store.update_execution_status(failed, &Scope::All).await.unwrap();
+    let failed = store
+        .update_execution_status(failed, &Scope::All)
+        .await
+        .unwrap();
     assert_eq!(failed.status, ExecutionStatus::Failed);
-    assert!(failed.completed_at.is_some(), "a terminal status sets completedAt");
+    assert!(
+        failed.completed_at.is_some(),
+        "a terminal status sets completedAt"
+    );
     assert_eq!(failed.error_message.as_deref(), Some("boom"));
     assert_eq!(failed.error_node_id.as_deref(), Some("node-7"));
     assert_eq!(failed.failure_count, 2);
@@ -125,19 +176,37 @@ async fn update_status_applies_timestamp_defaults(backend: Backend) {
 
     let mut done = StatusUpdate::new("e", ExecutionStatus::Completed);
     done.completed_at = Some(crate::fixtures::ts(99));
-    let done = store.update_execution_status(done, &Scope::All).await.unwrap();
+    let done = store
+        .update_execution_status(done, &Scope::All)
+        .await
+        .unwrap();
     assert_eq!(done.completed_at, Some(crate::fixtures::ts(99)));
 
     let err = store
-        .update_execution_status(StatusUpdate::new("absent", ExecutionStatus::Running), &Scope::All)
+        .update_execution_status(
+            StatusUpdate::new("absent", ExecutionStatus::Running),
+            &Scope::All,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
 
     let mut bad = StatusUpdate::new("e", ExecutionStatus::Running);
     bad.failure_count = Some(-1);
-    let err = store.update_execution_status(bad, &Scope::All).await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput { field: "failureCount", .. }), "{err:?}");
+    let err = store
+        .update_execution_status(bad, &Scope::All)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::InvalidInput {
+                field: "failureCount",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 async fn delete_removes_subtree_with_claims_and_recovery(backend: Backend) {
@@ -148,8 +217,16 @@ async fn delete_removes_subtree_with_claims_and_recovery(backend: Backend) {
     create(&store, "a1", Some("a")).await;
     create(&store, "a11", Some("a1")).await;
     create(&store, "b", Some("root")).await;
-    assert!(store.claim_execution("a11", "w1", 60_000).await.unwrap().acquired());
-    assert!(store.claim_execution("b", "w1", 60_000).await.unwrap().acquired());
+    assert!(store
+        .claim_execution("a11", "w1", 60_000)
+        .await
+        .unwrap()
+        .acquired());
+    assert!(store
+        .claim_execution("b", "w1", 60_000)
+        .await
+        .unwrap()
+        .acquired());
     store
         .record_recovery(NewRecovery {
             execution_id: "a1".into(),
@@ -163,31 +240,71 @@ async fn delete_removes_subtree_with_claims_and_recovery(backend: Backend) {
 
     assert!(store.delete("a", &Scope::All).await.unwrap());
     for gone in ["a", "a1", "a11"] {
-        assert!(store.get(gone, &Scope::All).await.unwrap().is_none(), "{gone} deleted");
+        assert!(
+            store.get(gone, &Scope::All).await.unwrap().is_none(),
+            "{gone} deleted"
+        );
     }
     assert!(store.get("root", &Scope::All).await.unwrap().is_some());
     assert!(store.get("b", &Scope::All).await.unwrap().is_some());
-    assert_eq!(execution_claim::Entity::find().count(&t.db).await.unwrap(), 1, "only b's claim is left");
-    assert_eq!(execution_recovery::Entity::find().count(&t.db).await.unwrap(), 0);
-    assert!(!store.delete("a", &Scope::All).await.unwrap(), "second delete finds nothing");
+    assert_eq!(
+        execution_claim::Entity::find().count(&t.db).await.unwrap(),
+        1,
+        "only b's claim is left"
+    );
+    assert_eq!(
+        execution_recovery::Entity::find()
+            .count(&t.db)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        !store.delete("a", &Scope::All).await.unwrap(),
+        "second delete finds nothing"
+    );
 
     assert!(store.delete("root", &Scope::All).await.unwrap());
-    assert_eq!(entity::execution::Entity::find().count(&t.db).await.unwrap(), 0);
-    assert_eq!(execution_claim::Entity::find().count(&t.db).await.unwrap(), 0);
+    assert_eq!(
+        entity::execution::Entity::find()
+            .count(&t.db)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        execution_claim::Entity::find().count(&t.db).await.unwrap(),
+        0
+    );
 }
 
 async fn update_failure_info_sets_reason_and_time(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
     create(&store, "e", None).await;
-    assert!(store.update_failure_info("e", 3, "timeout", &Scope::All).await.unwrap());
+    assert!(store
+        .update_failure_info("e", 3, "timeout", &Scope::All)
+        .await
+        .unwrap());
     let e = store.get("e", &Scope::All).await.unwrap().unwrap();
     assert_eq!(e.failure_count, 3);
     assert_eq!(e.last_failure_reason.as_deref(), Some("timeout"));
     assert!(e.last_failure_at.is_some());
-    assert!(!store.update_failure_info("absent", 1, "x", &Scope::All).await.unwrap());
-    let err = store.update_failure_info("e", -1, "x", &Scope::All).await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput { field: "failureCount", .. }));
+    assert!(!store
+        .update_failure_info("absent", 1, "x", &Scope::All)
+        .await
+        .unwrap());
+    let err = store
+        .update_failure_info("e", -1, "x", &Scope::All)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::InvalidInput {
+            field: "failureCount",
+            ..
+        }
+    ));
 }
 
 async fn owner_scope_hides_other_owners(backend: Backend) {
@@ -208,12 +325,31 @@ async fn owner_scope_hides_other_owners(backend: Backend) {
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }));
     // A child under another owner's execution: that parent does not exist for me.
-    let err = store.create(input("c", Some("theirs")), &me).await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput { field: "parentExecutionId", .. }));
+    let err = store
+        .create(input("c", Some("theirs")), &me)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::InvalidInput {
+            field: "parentExecutionId",
+            ..
+        }
+    ));
     let mut forged = input("forged", None);
     forged.owner_id = "owner-2".into();
-    assert!(matches!(store.create(forged, &me).await.unwrap_err(), StoreError::Forbidden(_)));
-    assert_eq!(store.get_many(&["mine".into(), "theirs".into()], &me).await.unwrap().len(), 1);
+    assert!(matches!(
+        store.create(forged, &me).await.unwrap_err(),
+        StoreError::Forbidden(_)
+    ));
+    assert_eq!(
+        store
+            .get_many(&["mine".into(), "theirs".into()], &me)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 crate::both_backends!(

@@ -11,11 +11,20 @@ use crate::harness::{fresh, Backend};
 
 /// Root with `n` children where runs of `tie` consecutive children share one
 /// created_at.
-async fn feed_fixture(store: &execstore::store::ExecutionStore, db: &sea_orm::DatabaseConnection, n: usize, tie: usize) {
+async fn feed_fixture(
+    store: &execstore::store::ExecutionStore,
+    db: &sea_orm::DatabaseConnection,
+    n: usize,
+    tie: usize,
+) {
     create(store, "root", None).await;
     let mut ids = Vec::new();
     for i in 0..n {
-        let parent = if i % 5 == 4 { format!("c{:03}", i - 1) } else { "root".to_owned() };
+        let parent = if i % 5 == 4 {
+            format!("c{:03}", i - 1)
+        } else {
+            "root".to_owned()
+        };
         let id = format!("c{i:03}");
         create(store, &id, Some(&parent)).await;
         ids.push(id);
@@ -33,7 +42,10 @@ async fn child_feed_pages_visit_every_row_once(backend: Backend) {
     let mut after: Option<String> = None;
     let mut pages = 0;
     loop {
-        let page = store.get_child_feed("root", Some(7), after.as_deref(), &Scope::All).await.unwrap();
+        let page = store
+            .get_child_feed("root", Some(7), after.as_deref(), &Scope::All)
+            .await
+            .unwrap();
         pages += 1;
         assert_eq!(page.has_previous_page, after.is_some());
         assert!(page.items.len() <= 7);
@@ -58,12 +70,18 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
     feed_fixture(&store, &t.db, 30, 3).await;
-    let direct: Vec<_> = store.get_child_executions("root", &Scope::All).await.unwrap();
+    let direct: Vec<_> = store
+        .get_child_executions("root", &Scope::All)
+        .await
+        .unwrap();
     assert_eq!(direct.len(), 24, "every 5th child hangs one level deeper");
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = store.get_direct_child_feed("root", Some(5), after.as_deref(), &Scope::All).await.unwrap();
+        let page = store
+            .get_direct_child_feed("root", Some(5), after.as_deref(), &Scope::All)
+            .await
+            .unwrap();
         seen.extend(page.items.iter().map(|e| e.id.clone()));
         if !page.has_next_page {
             break;
@@ -75,19 +93,42 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
     expected.reverse();
     assert_eq!(seen, expected, "newest first, exactly the direct children");
 
-    let empty = store.get_direct_child_feed("root", Some(0), None, &Scope::All).await.unwrap();
+    let empty = store
+        .get_direct_child_feed("root", Some(0), None, &Scope::All)
+        .await
+        .unwrap();
     assert!(empty.items.is_empty());
     assert!(empty.has_next_page);
 
     for bad in ["garbage", "Zm9vOmJhcg", ""] {
-        let err = store.get_child_feed("root", Some(5), Some(bad), &Scope::All).await.unwrap_err();
-        assert!(matches!(err, StoreError::InvalidInput { field: "after", .. }), "{bad}: {err:?}");
+        let err = store
+            .get_child_feed("root", Some(5), Some(bad), &Scope::All)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidInput { field: "after", .. }),
+            "{bad}: {err:?}"
+        );
     }
     for first in [-1, 501] {
-        let err = store.get_child_feed("root", Some(first), None, &Scope::All).await.unwrap_err();
-        assert!(matches!(err, StoreError::InvalidInput { field: "first", .. }), "{first}");
+        let err = store
+            .get_child_feed("root", Some(first), None, &Scope::All)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidInput { field: "first", .. }),
+            "{first}"
+        );
     }
-    assert_eq!(store.get_child_feed("root", Some(500), None, &Scope::All).await.unwrap().items.len(), 30);
+    assert_eq!(
+        store
+            .get_child_feed("root", Some(500), None, &Scope::All)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        30
+    );
 }
 
 async fn tree_is_rooted_at_any_node(backend: Backend) {
@@ -103,7 +144,10 @@ async fn tree_is_rooted_at_any_node(backend: Backend) {
     set_created_at(&t.db, &["a1".into(), "a2".into()], ts(5)).await;
 
     let tree = store.get_execution_tree("a", &Scope::All).await.unwrap();
-    let shape: Vec<_> = tree.iter().map(|n| (n.execution.id.as_str(), n.level)).collect();
+    let shape: Vec<_> = tree
+        .iter()
+        .map(|n| (n.execution.id.as_str(), n.level))
+        .collect();
     assert_eq!(shape, vec![("a", 0), ("a1", 1), ("a2", 1), ("a21", 2)]);
     assert_eq!(tree[3].execution.parent_execution_id.as_deref(), Some("a2"));
 
@@ -111,8 +155,16 @@ async fn tree_is_rooted_at_any_node(backend: Backend) {
     assert_eq!(whole.len(), 6);
     assert_eq!(whole[0].execution.id, "root");
     assert!(whole.windows(2).all(|w| w[0].level <= w[1].level));
-    assert!(store.get_execution_tree("absent", &Scope::All).await.unwrap().is_empty());
-    assert!(store.get_execution_tree("a", &Scope::Owner("other".into())).await.unwrap().is_empty());
+    assert!(store
+        .get_execution_tree("absent", &Scope::All)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .get_execution_tree("a", &Scope::Owner("other".into()))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn root_executions_report_levels_and_size(backend: Backend) {
@@ -131,17 +183,36 @@ async fn root_executions_report_levels_and_size(backend: Backend) {
     set_created_at(&t.db, &["r2".into()], ts(2)).await;
     set_created_at(&t.db, &["r4".into()], ts(3)).await;
 
-    let page = store.get_root_executions("flow-1", Some(2), None, &Scope::All).await.unwrap();
-    let got: Vec<_> = page.items.iter().map(|r| (r.execution.id.as_str(), r.levels, r.total_nested)).collect();
+    let page = store
+        .get_root_executions("flow-1", Some(2), None, &Scope::All)
+        .await
+        .unwrap();
+    let got: Vec<_> = page
+        .items
+        .iter()
+        .map(|r| (r.execution.id.as_str(), r.levels, r.total_nested))
+        .collect();
     assert_eq!(got, vec![("r4", 0, 0), ("r2", 0, 0)]);
     assert!(page.has_next_page);
     let last = &page.items[1].execution;
     let cursor = execstore::store::Cursor::new(last.created_at, last.id.clone()).encode();
-    let page = store.get_root_executions("flow-1", Some(2), Some(&cursor), &Scope::All).await.unwrap();
-    let got: Vec<_> = page.items.iter().map(|r| (r.execution.id.as_str(), r.levels, r.total_nested)).collect();
+    let page = store
+        .get_root_executions("flow-1", Some(2), Some(&cursor), &Scope::All)
+        .await
+        .unwrap();
+    let got: Vec<_> = page
+        .items
+        .iter()
+        .map(|r| (r.execution.id.as_str(), r.levels, r.total_nested))
+        .collect();
     assert_eq!(got, vec![("r1", 2, 3)]);
     assert!(!page.has_next_page);
-    assert!(store.get_root_executions("flow-1", None, None, &Scope::Owner("x".into())).await.unwrap().items.is_empty());
+    assert!(store
+        .get_root_executions("flow-1", None, None, &Scope::Owner("x".into()))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
 }
 
 async fn stats_aggregate_descendants(backend: Backend) {
@@ -155,15 +226,40 @@ async fn stats_aggregate_descendants(backend: Backend) {
     create_with_status(&store, "e", Some("root"), ExecutionStatus::Stopped).await;
     create(&store, "f", Some("root")).await;
     // b completed 2 minutes after the first descendant was created.
-    set_created_at(&t.db, &["a".into(), "b".into(), "c".into(), "d".into(), "e".into(), "f".into()], ts(0)).await;
+    set_created_at(
+        &t.db,
+        &[
+            "a".into(),
+            "b".into(),
+            "c".into(),
+            "d".into(),
+            "e".into(),
+            "f".into(),
+        ],
+        ts(0),
+    )
+    .await;
     let mut done = StatusUpdate::new("b", ExecutionStatus::Completed);
     done.completed_at = Some(ts(120_000_000));
-    store.update_execution_status(done, &Scope::All).await.unwrap();
+    store
+        .update_execution_status(done, &Scope::All)
+        .await
+        .unwrap();
 
-    let stats = store.get_execution_stats("root", &Scope::All).await.unwrap();
+    let stats = store
+        .get_execution_stats("root", &Scope::All)
+        .await
+        .unwrap();
     assert_eq!(stats.total, 6);
     assert_eq!(
-        (stats.created, stats.running, stats.paused, stats.completed, stats.failed, stats.stopped),
+        (
+            stats.created,
+            stats.running,
+            stats.paused,
+            stats.completed,
+            stats.failed,
+            stats.stopped
+        ),
         (1, 1, 1, 1, 1, 1)
     );
     assert_eq!(stats.max_depth, 3);
@@ -171,7 +267,10 @@ async fn stats_aggregate_descendants(backend: Backend) {
     // c's and e's terminal statuses set completedAt = now, later than b's.
     assert!(stats.last_completed_at.unwrap() > ts(120_000_000));
 
-    let empty = store.get_execution_stats("absent", &Scope::All).await.unwrap();
+    let empty = store
+        .get_execution_stats("absent", &Scope::All)
+        .await
+        .unwrap();
     assert_eq!(empty.total, 0);
     assert_eq!(empty.completed_per_minute, None);
 
@@ -181,7 +280,10 @@ async fn stats_aggregate_descendants(backend: Backend) {
     set_created_at(&t.db, &["x".into()], ts(0)).await;
     let mut done = StatusUpdate::new("x", ExecutionStatus::Completed);
     done.completed_at = Some(ts(120_000_000));
-    store.update_execution_status(done, &Scope::All).await.unwrap();
+    store
+        .update_execution_status(done, &Scope::All)
+        .await
+        .unwrap();
     let stats = store.get_execution_stats("r2", &Scope::All).await.unwrap();
     assert_eq!(stats.completed_per_minute, Some(0.5));
 }
@@ -204,16 +306,27 @@ async fn batch_children_is_one_statement_for_1000_parents(backend: Backend) {
     };
     let parents: Vec<String> = (0..1000).map(|i| format!("p{i:04}")).collect();
     for chunk in parents.chunks(200) {
-        execution::Entity::insert_many(chunk.iter().map(|p| row(p.clone(), None, 0))).exec(&t.db).await.unwrap();
+        execution::Entity::insert_many(chunk.iter().map(|p| row(p.clone(), None, 0)))
+            .exec(&t.db)
+            .await
+            .unwrap();
     }
     // Two children for every third parent.
     let children: Vec<_> = parents
         .iter()
         .step_by(3)
-        .flat_map(|p| [row(format!("{p}-x"), Some(p.clone()), 1), row(format!("{p}-y"), Some(p.clone()), 1)])
+        .flat_map(|p| {
+            [
+                row(format!("{p}-x"), Some(p.clone()), 1),
+                row(format!("{p}-y"), Some(p.clone()), 1),
+            ]
+        })
         .collect();
     for chunk in children.chunks(200) {
-        execution::Entity::insert_many(chunk.to_vec()).exec(&t.db).await.unwrap();
+        execution::Entity::insert_many(chunk.to_vec())
+            .exec(&t.db)
+            .await
+            .unwrap();
     }
 
     let statements = Arc::new(AtomicUsize::new(0));
@@ -223,15 +336,25 @@ async fn batch_children_is_one_statement_for_1000_parents(backend: Backend) {
         counter.fetch_add(1, Ordering::SeqCst);
     });
     let store = execstore::store::ExecutionStore::new(counted);
-    let map = store.batch_get_direct_children(&parents, &Scope::All).await.unwrap();
-    assert_eq!(statements.load(Ordering::SeqCst), 1, "one statement for 1,000 parents");
+    let map = store
+        .batch_get_direct_children(&parents, &Scope::All)
+        .await
+        .unwrap();
+    assert_eq!(
+        statements.load(Ordering::SeqCst),
+        1,
+        "one statement for 1,000 parents"
+    );
     assert_eq!(map.len(), 1000);
     assert_eq!(map.values().map(Vec::len).sum::<usize>(), children.len());
     let kids: Vec<_> = map["p0003"].iter().map(|e| e.id.as_str()).collect();
     assert_eq!(kids, vec!["p0003-x", "p0003-y"]);
     assert!(map["p0001"].is_empty());
 
-    let counts = store.count_direct_children(&parents, &Scope::All).await.unwrap();
+    let counts = store
+        .count_direct_children(&parents, &Scope::All)
+        .await
+        .unwrap();
     assert_eq!(statements.load(Ordering::SeqCst), 2);
     assert_eq!(counts["p0000"], 2);
     assert_eq!(counts["p0001"], 0);

@@ -14,20 +14,42 @@ async fn executions_needing_recovery(backend: Backend) {
     // 1. CREATED, no failures, no live claim.
     create(&store, "fresh", None).await;
     create(&store, "fresh-claimed", None).await;
-    store.claim_execution("fresh-claimed", "w", 600_000).await.unwrap();
+    store
+        .claim_execution("fresh-claimed", "w", 600_000)
+        .await
+        .unwrap();
     // 2. RUNNING without a live claim.
     create_with_status(&store, "running-orphan", None, ExecutionStatus::Running).await;
     create_with_status(&store, "running-held", None, ExecutionStatus::Running).await;
-    store.claim_execution("running-held", "w", 600_000).await.unwrap();
+    store
+        .claim_execution("running-held", "w", 600_000)
+        .await
+        .unwrap();
     create_with_status(&store, "running-crashed", None, ExecutionStatus::Running).await;
-    store.claim_execution("running-crashed", "w", 600_000).await.unwrap();
+    store
+        .claim_execution("running-crashed", "w", 600_000)
+        .await
+        .unwrap();
     create_with_status(&store, "running-released", None, ExecutionStatus::Running).await;
-    store.claim_execution("running-released", "w", 600_000).await.unwrap();
-    store.release_execution("running-released", "w").await.unwrap();
+    store
+        .claim_execution("running-released", "w", 600_000)
+        .await
+        .unwrap();
+    store
+        .release_execution("running-released", "w")
+        .await
+        .unwrap();
     // 3. CREATED with a few failures, the last over a minute ago.
-    for (id, count, minutes_ago) in [("retry-old", 2, 5), ("retry-recent", 2, 0), ("retry-exhausted", 5, 5)] {
+    for (id, count, minutes_ago) in [
+        ("retry-old", 2, 5),
+        ("retry-recent", 2, 0),
+        ("retry-exhausted", 5, 5),
+    ] {
         create(&store, id, None).await;
-        store.update_failure_info(id, count, "boom", &Scope::All).await.unwrap();
+        store
+            .update_failure_info(id, count, "boom", &Scope::All)
+            .await
+            .unwrap();
         execution::Entity::update_many()
             .col_expr(
                 execution::Column::LastFailureAt,
@@ -41,28 +63,71 @@ async fn executions_needing_recovery(backend: Backend) {
     create_with_status(&store, "done", None, ExecutionStatus::Completed).await;
     create_with_status(&store, "paused", None, ExecutionStatus::Paused).await;
 
-    let mut found = ids(store.get_executions_needing_recovery(1000, &Scope::All).await.unwrap());
+    let mut found = ids(store
+        .get_executions_needing_recovery(1000, &Scope::All)
+        .await
+        .unwrap());
     found.sort();
-    assert_eq!(found, vec!["fresh", "retry-old", "running-orphan", "running-released"]);
+    assert_eq!(
+        found,
+        vec!["fresh", "retry-old", "running-orphan", "running-released"]
+    );
 
     // The crashed worker's lease runs out, expireOldClaims marks it expired:
     // (fix) it must still be found.
     entity::execution_claim::Entity::update_many()
-        .col_expr(entity::execution_claim::Column::ExpiresAt, Expr::value(crate::fixtures::ts(0)))
+        .col_expr(
+            entity::execution_claim::Column::ExpiresAt,
+            Expr::value(crate::fixtures::ts(0)),
+        )
         .filter(entity::execution_claim::Column::ExecutionId.eq("running-crashed"))
         .exec(&t.db)
         .await
         .unwrap();
-    let found = ids(store.get_executions_needing_recovery(1000, &Scope::All).await.unwrap());
-    assert!(found.contains(&"running-crashed".to_owned()), "active past expiry");
+    let found = ids(store
+        .get_executions_needing_recovery(1000, &Scope::All)
+        .await
+        .unwrap());
+    assert!(
+        found.contains(&"running-crashed".to_owned()),
+        "active past expiry"
+    );
     assert_eq!(store.expire_old_claims().await.unwrap(), 1);
-    let found = ids(store.get_executions_needing_recovery(1000, &Scope::All).await.unwrap());
-    assert!(found.contains(&"running-crashed".to_owned()), "still found after expireOldClaims");
-    assert_eq!(store.get_executions_needing_recovery(2, &Scope::All).await.unwrap().len(), 2);
-    let err = store.get_executions_needing_recovery(0, &Scope::All).await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput { field: "limit", .. }));
-    store.update_execution_status(StatusUpdate::new("running-crashed", ExecutionStatus::Completed), &Scope::All).await.unwrap();
-    let found = ids(store.get_executions_needing_recovery(1000, &Scope::All).await.unwrap());
+    let found = ids(store
+        .get_executions_needing_recovery(1000, &Scope::All)
+        .await
+        .unwrap());
+    assert!(
+        found.contains(&"running-crashed".to_owned()),
+        "still found after expireOldClaims"
+    );
+    assert_eq!(
+        store
+            .get_executions_needing_recovery(2, &Scope::All)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let err = store
+        .get_executions_needing_recovery(0, &Scope::All)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::InvalidInput { field: "limit", .. }
+    ));
+    store
+        .update_execution_status(
+            StatusUpdate::new("running-crashed", ExecutionStatus::Completed),
+            &Scope::All,
+        )
+        .await
+        .unwrap();
+    let found = ids(store
+        .get_executions_needing_recovery(1000, &Scope::All)
+        .await
+        .unwrap());
     assert!(!found.contains(&"running-crashed".to_owned()));
 }
 
@@ -85,9 +150,16 @@ async fn recovery_history_newest_first(backend: Backend) {
         assert_eq!(row.previous_worker_id, Some(format!("dead{n}")));
     }
     let history = store.get_recovery_history("e", &Scope::All).await.unwrap();
-    let workers: Vec<_> = history.iter().map(|r| r.recovered_by_worker.as_str()).collect();
+    let workers: Vec<_> = history
+        .iter()
+        .map(|r| r.recovered_by_worker.as_str())
+        .collect();
     assert_eq!(workers, vec!["rw2", "rw1", "rw0"]);
-    assert!(store.get_recovery_history("e", &Scope::Owner("x".into())).await.unwrap().is_empty());
+    assert!(store
+        .get_recovery_history("e", &Scope::Owner("x".into()))
+        .await
+        .unwrap()
+        .is_empty());
     let err = store
         .record_recovery(NewRecovery {
             execution_id: "absent".into(),

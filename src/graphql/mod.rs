@@ -1,0 +1,67 @@
+//! The GraphQL schema over the store: types, roots, DataLoaders, errors.
+
+pub mod error;
+pub mod loaders;
+mod mutation;
+mod query;
+mod subscription;
+pub mod types;
+
+use async_graphql::{Context, Schema};
+
+use crate::auth::Viewer;
+use crate::store::ExecutionStore;
+use error::{internal, GqlResult};
+
+pub use loaders::Loaders;
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+pub use subscription::SubscriptionRoot;
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// Bounds applied to every operation before it touches the database.
+#[derive(Clone, Debug)]
+pub struct SchemaLimits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub introspection: bool,
+}
+
+impl Default for SchemaLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 32,
+            max_complexity: 5000,
+            introspection: true,
+        }
+    }
+}
+
+pub fn build_schema(store: ExecutionStore, limits: &SchemaLimits) -> AppSchema {
+    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .data(store)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
+}
+
+/// The SDL the code produces (what `schema.graphql` must equal).
+pub fn sdl() -> String {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .finish()
+        .sdl()
+}
+
+pub(crate) fn viewer<'a>(ctx: &Context<'a>) -> GqlResult<&'a Viewer> {
+    ctx.data::<Viewer>()
+        .map_err(|e| internal(&format!("request without viewer: {}", e.message)))
+}
+
+pub(crate) fn store<'a>(ctx: &Context<'a>) -> GqlResult<&'a ExecutionStore> {
+    ctx.data::<ExecutionStore>()
+        .map_err(|e| internal(&format!("schema without store: {}", e.message)))
+}

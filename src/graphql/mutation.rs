@@ -1,0 +1,214 @@
+use async_graphql::{Context, Object, ID};
+
+use super::error::{GqlResult, OrGql};
+use super::types::{
+    ClaimOutcome, CreateExecutionInput, Execution, ExecutionClaim, ExecutionRecovery,
+    RecordRecoveryInput, UpdateExecutionStatusInput,
+};
+use super::{store, viewer};
+use crate::store::{CreateExecution, NewRecovery, StatusUpdate};
+
+pub struct MutationRoot;
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Creates an execution; idempotent on `id` (same owner: updates status,
+    /// options, integration, externalEvents).
+    async fn create_execution(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateExecutionInput,
+    ) -> GqlResult<Execution> {
+        let scope = viewer(ctx)?.scope();
+        let created = store(ctx)?
+            .create(
+                CreateExecution {
+                    id: input.id.map(|id| id.0),
+                    flow_id: input.flow_id.0,
+                    owner_id: input.owner_id.0,
+                    parent_execution_id: input.parent_execution_id.map(|id| id.0),
+                    status: input.status.map(Into::into),
+                    options: input.options.map(|j| j.0),
+                    integration: input.integration.map(|j| j.0),
+                    external_events: input.external_events.map(|j| j.0),
+                },
+                &scope,
+            )
+            .await
+            .gql()?;
+        Ok(Execution::single(created))
+    }
+
+    /// Deletes an execution and its whole subtree; true when something was deleted.
+    async fn delete_execution(&self, ctx: &Context<'_>, id: ID) -> GqlResult<bool> {
+        let scope = viewer(ctx)?.scope();
+        store(ctx)?.delete(&id, &scope).await.gql()
+    }
+
+    async fn update_execution_status(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateExecutionStatusInput,
+    ) -> GqlResult<Execution> {
+        let scope = viewer(ctx)?.scope();
+        let update = StatusUpdate {
+            execution_id: input.execution_id.0,
+            status: input.status.into(),
+            error_message: input.error_message,
+            error_node_id: input.error_node_id,
+            started_at: input.started_at,
+            completed_at: input.completed_at,
+            processing_started_at: input.processing_started_at,
+            processing_worker_id: input.processing_worker_id,
+            failure_count: input.failure_count,
+            last_failure_reason: input.last_failure_reason,
+            last_failure_at: input.last_failure_at,
+        };
+        let updated = store(ctx)?
+            .update_execution_status(update, &scope)
+            .await
+            .gql()?;
+        Ok(Execution::single(updated))
+    }
+
+    /// Atomically claims an execution for a worker.
+    async fn claim_execution(
+        &self,
+        ctx: &Context<'_>,
+        execution_id: ID,
+        worker_id: String,
+        timeout_ms: i32,
+    ) -> GqlResult<ClaimOutcome> {
+        viewer(ctx)?.require_worker()?;
+        let outcome = store(ctx)?
+            .claim_execution(&execution_id, &worker_id, i64::from(timeout_ms))
+            .await
+            .gql()?;
+        Ok(ClaimOutcome {
+            acquired: outcome.acquired(),
+            claim: outcome.claim.map(ExecutionClaim::from),
+            rejection: outcome.rejection.map(Into::into),
+        })
+    }
+
+    /// Pulls work: claims up to `limit` CREATED executions, oldest first.
+    async fn claim_next_executions(
+        &self,
+        ctx: &Context<'_>,
+        worker_id: String,
+        timeout_ms: i32,
+        flow_id: Option<ID>,
+        #[graphql(default = 1)] limit: Option<i32>,
+    ) -> GqlResult<Vec<Execution>> {
+        viewer(ctx)?.require_worker()?;
+        let claimed = store(ctx)?
+            .claim_next_executions(
+                &worker_id,
+                i64::from(timeout_ms),
+                flow_id.as_ref().map(|f| f.as_str()),
+                i64::from(limit.unwrap_or(1)),
+            )
+            .await
+            .gql()?;
+        Ok(Execution::level(claimed))
+    }
+
+    /// Heartbeat: extends the holder's live claim.
+    async fn extend_claim(
+        &self,
+        ctx: &Context<'_>,
+        execution_id: ID,
+        worker_id: String,
+        timeout_ms: i32,
+    ) -> GqlResult<bool> {
+        viewer(ctx)?.require_worker()?;
+        store(ctx)?
+            .extend_claim(&execution_id, &worker_id, i64::from(timeout_ms))
+            .await
+            .gql()
+    }
+
+    /// The holder releases its claim.
+    async fn release_execution(
+        &self,
+        ctx: &Context<'_>,
+        execution_id: ID,
+        worker_id: String,
+    ) -> GqlResult<bool> {
+        viewer(ctx)?.require_worker()?;
+        store(ctx)?
+            .release_execution(&execution_id, &worker_id)
+            .await
+            .gql()
+    }
+
+    /// Marks active claims past their expiry as expired; returns how many.
+    async fn expire_old_claims(&self, ctx: &Context<'_>) -> GqlResult<i32> {
+        viewer(ctx)?.require_worker()?;
+        let n = store(ctx)?.expire_old_claims().await.gql()?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    async fn update_failure_info(
+        &self,
+        ctx: &Context<'_>,
+        execution_id: ID,
+        failure_count: i32,
+        reason: String,
+    ) -> GqlResult<bool> {
+        let viewer = viewer(ctx)?;
+        viewer.require_worker()?;
+        store(ctx)?
+            .update_failure_info(&execution_id, failure_count, &reason, &viewer.scope())
+            .await
+            .gql()
+    }
+
+    async fn record_recovery(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordRecoveryInput,
+    ) -> GqlResult<ExecutionRecovery> {
+        viewer(ctx)?.require_worker()?;
+        let row = store(ctx)?
+            .record_recovery(NewRecovery {
+                execution_id: input.execution_id.0,
+                worker_id: input.worker_id,
+                reason: input.reason,
+                previous_status: input.previous_status,
+                previous_worker_id: input.previous_worker_id,
+            })
+            .await
+            .gql()?;
+        Ok(row.into())
+    }
+
+    /// A named lease: acquired when free, expired, or already yours (renews).
+    async fn try_acquire_recovery_lock(
+        &self,
+        ctx: &Context<'_>,
+        lock_id: i32,
+        holder_id: String,
+        ttl_ms: i32,
+    ) -> GqlResult<bool> {
+        viewer(ctx)?.require_worker()?;
+        store(ctx)?
+            .try_acquire_recovery_lock(i64::from(lock_id), &holder_id, i64::from(ttl_ms))
+            .await
+            .gql()
+    }
+
+    /// Frees a lease, only for its holder.
+    async fn release_recovery_lock(
+        &self,
+        ctx: &Context<'_>,
+        lock_id: i32,
+        holder_id: String,
+    ) -> GqlResult<bool> {
+        viewer(ctx)?.require_worker()?;
+        store(ctx)?
+            .release_recovery_lock(i64::from(lock_id), &holder_id)
+            .await
+            .gql()
+    }
+}

@@ -1,0 +1,213 @@
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Object, OutputType, ID};
+
+use super::error::{GqlResult, OrGql};
+use super::types::{
+    Execution, ExecutionClaim, ExecutionRecovery, ExecutionStats, ExecutionTreeNode, RootExecution,
+};
+use super::{store, viewer};
+use crate::store::{self as s, Cursor};
+
+pub struct QueryRoot;
+
+/// A page as a Relay connection; cursors encode `(createdAt, id)`.
+fn connection<N: OutputType>(
+    has_previous_page: bool,
+    has_next_page: bool,
+    nodes: Vec<N>,
+    key: impl Fn(&N) -> &s::Execution,
+) -> Connection<String, N> {
+    let mut conn = Connection::new(has_previous_page, has_next_page);
+    conn.edges.extend(nodes.into_iter().map(|node| {
+        let e = key(&node);
+        let cursor = Cursor::new(e.created_at, e.id.clone()).encode();
+        Edge::new(cursor, node)
+    }));
+    conn
+}
+
+fn execution_connection(page: s::Page<s::Execution>) -> Connection<String, Execution> {
+    let nodes = Execution::level(page.items);
+    connection(
+        page.has_previous_page,
+        page.has_next_page,
+        nodes,
+        Execution::row,
+    )
+}
+
+#[Object(name = "Query")]
+impl QueryRoot {
+    /// An execution by id; null when absent (or not yours).
+    async fn execution(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Execution>> {
+        let scope = viewer(ctx)?.scope();
+        Ok(store(ctx)?
+            .get(&id, &scope)
+            .await
+            .gql()?
+            .map(Execution::single))
+    }
+
+    /// Depth-0 executions of a flow, newest first.
+    async fn root_executions(
+        &self,
+        ctx: &Context<'_>,
+        flow_id: ID,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, RootExecution>> {
+        let scope = viewer(ctx)?.scope();
+        let page = store(ctx)?
+            .get_root_executions(&flow_id, first.map(i64::from), after.as_deref(), &scope)
+            .await
+            .gql()?;
+        let (shapes, rows): (Vec<_>, Vec<_>) = page
+            .items
+            .into_iter()
+            .map(|r| ((r.levels, r.total_nested), r.execution))
+            .unzip();
+        let nodes = Execution::level(rows)
+            .into_iter()
+            .zip(shapes)
+            .map(|(execution, (levels, total_nested))| {
+                RootExecution::new(execution, levels, total_nested)
+            })
+            .collect();
+        Ok(connection(
+            page.has_previous_page,
+            page.has_next_page,
+            nodes,
+            |r| r.execution.row(),
+        ))
+    }
+
+    /// The subtree rooted at any execution, by level, then createdAt, then id.
+    async fn execution_tree(
+        &self,
+        ctx: &Context<'_>,
+        execution_id: ID,
+    ) -> GqlResult<Vec<ExecutionTreeNode>> {
+        let scope = viewer(ctx)?.scope();
+        let nodes = store(ctx)?
+            .get_execution_tree(&execution_id, &scope)
+            .await
+            .gql()?;
+        let (levels, rows): (Vec<_>, Vec<_>) =
+            nodes.into_iter().map(|n| (n.level, n.execution)).unzip();
+        Ok(Execution::level(rows)
+            .into_iter()
+            .zip(levels)
+            .map(|(execution, level)| ExecutionTreeNode {
+                id: ID(execution.row().id.clone()),
+                parent_id: execution.row().parent_execution_id.clone().map(ID),
+                level,
+                execution,
+            })
+            .collect())
+    }
+
+    /// Every descendant of a root, newest first.
+    async fn child_feed(
+        &self,
+        ctx: &Context<'_>,
+        root_execution_id: ID,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, Execution>> {
+        let scope = viewer(ctx)?.scope();
+        let page = store(ctx)?
+            .get_child_feed(
+                &root_execution_id,
+                first.map(i64::from),
+                after.as_deref(),
+                &scope,
+            )
+            .await
+            .gql()?;
+        Ok(execution_connection(page))
+    }
+
+    /// Direct children of any execution, newest first.
+    async fn direct_child_feed(
+        &self,
+        ctx: &Context<'_>,
+        parent_execution_id: ID,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, Execution>> {
+        let scope = viewer(ctx)?.scope();
+        let page = store(ctx)?
+            .get_direct_child_feed(
+                &parent_execution_id,
+                first.map(i64::from),
+                after.as_deref(),
+                &scope,
+            )
+            .await
+            .gql()?;
+        Ok(execution_connection(page))
+    }
+
+    /// Statistics over a root's descendants (the root excluded).
+    async fn execution_stats(
+        &self,
+        ctx: &Context<'_>,
+        root_execution_id: ID,
+    ) -> GqlResult<ExecutionStats> {
+        let scope = viewer(ctx)?.scope();
+        Ok(store(ctx)?
+            .get_execution_stats(&root_execution_id, &scope)
+            .await
+            .gql()?
+            .into())
+    }
+
+    /// Live claims: active and not past their expiry.
+    async fn active_claims(&self, ctx: &Context<'_>) -> GqlResult<Vec<ExecutionClaim>> {
+        let scope = viewer(ctx)?.scope();
+        let claims = store(ctx)?.get_active_claims(&scope).await.gql()?;
+        Ok(claims.into_iter().map(ExecutionClaim::from).collect())
+    }
+
+    /// The claim row of an execution, in whatever status.
+    async fn claim(
+        &self,
+        ctx: &Context<'_>,
+        execution_id: ID,
+    ) -> GqlResult<Option<ExecutionClaim>> {
+        let scope = viewer(ctx)?.scope();
+        let claim = store(ctx)?
+            .get_claim_for_execution(&execution_id, &scope)
+            .await
+            .gql()?;
+        Ok(claim.map(ExecutionClaim::from))
+    }
+
+    /// Executions a recovery worker should pick up, oldest first.
+    async fn executions_needing_recovery(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 1000)] limit: Option<i32>,
+    ) -> GqlResult<Vec<Execution>> {
+        let scope = viewer(ctx)?.scope();
+        let rows = store(ctx)?
+            .get_executions_needing_recovery(i64::from(limit.unwrap_or(1000)), &scope)
+            .await
+            .gql()?;
+        Ok(Execution::level(rows))
+    }
+
+    /// Recoveries of an execution, newest first.
+    async fn recovery_history(
+        &self,
+        ctx: &Context<'_>,
+        execution_id: ID,
+    ) -> GqlResult<Vec<ExecutionRecovery>> {
+        let scope = viewer(ctx)?.scope();
+        let rows = store(ctx)?
+            .get_recovery_history(&execution_id, &scope)
+            .await
+            .gql()?;
+        Ok(rows.into_iter().map(ExecutionRecovery::from).collect())
+    }
+}

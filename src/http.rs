@@ -1,0 +1,211 @@
+//! The HTTP surface: /graphql (POST, GraphiQL on GET, /graphql/ws), health,
+//! readiness, the SDL; with body, batch and time limits.
+
+use std::sync::Arc;
+
+use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::{BatchRequest, BatchResponse, Data, Request, ServerError};
+use async_graphql_axum::{
+    rejection::GraphQLRejection, GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse,
+    GraphQLWebSocket,
+};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{AuthError, Authenticator, Viewer};
+use crate::config::Config;
+use crate::graphql::error::code;
+use crate::graphql::{build_schema, AppSchema, Loaders};
+use crate::store::ExecutionStore;
+
+pub struct App {
+    pub schema: AppSchema,
+    pub store: ExecutionStore,
+    pub auth: Authenticator,
+    pub max_batch: usize,
+    pub graphiql: bool,
+}
+
+impl App {
+    pub fn new(store: ExecutionStore, config: &Config) -> Self {
+        Self {
+            schema: build_schema(store.clone(), &config.schema_limits()),
+            store,
+            auth: Authenticator::new(config.jwt_secret.as_deref()),
+            max_batch: config.max_batch,
+            graphiql: config.graphiql,
+        }
+    }
+
+    /// Per-request data: who asks, and DataLoaders scoped to them.
+    fn request_data(&self, request: Request, viewer: &Viewer) -> Request {
+        let loaders = Loaders::new(&self.store, &viewer.scope());
+        request.data(viewer.clone()).data(loaders)
+    }
+}
+
+pub fn router(store: ExecutionStore, config: &Config) -> Router {
+    let app = Arc::new(App::new(store, config));
+    let graphql = axum::routing::post(graphql_post)
+        .layer::<_, std::convert::Infallible>(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout(),
+        ))
+        .layer::<_, std::convert::Infallible>(RequestBodyLimitLayer::new(config.max_body_bytes));
+    Router::new()
+        .route("/graphql", get(graphiql).merge(graphql))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/schema.graphql", get(schema_sdl))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+fn error_body(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn unauthenticated(err: AuthError) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Json(error_body(code::UNAUTHENTICATED, &err.to_string())),
+    )
+        .into_response()
+}
+
+async fn graphql_post(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    request: Result<GraphQLBatchRequest, GraphQLRejection>,
+) -> Response {
+    let viewer = match app.auth.viewer(authorization(&headers)) {
+        Ok(viewer) => viewer,
+        Err(err) => return unauthenticated(err),
+    };
+    let batch = match request {
+        Ok(request) => request.into_inner(),
+        Err(rejection) => {
+            let message = format!("malformed GraphQL request: {}", rejection.0);
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(error_body(code::BAD_USER_INPUT, &message)),
+            )
+                .into_response();
+        }
+    };
+    let batch = match batch {
+        BatchRequest::Single(request) => BatchRequest::Single(app.request_data(request, &viewer)),
+        BatchRequest::Batch(requests) if requests.len() > app.max_batch => {
+            let message = format!(
+                "a batch may hold at most {} operations, this one has {}",
+                app.max_batch,
+                requests.len()
+            );
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(error_body(code::BAD_USER_INPUT, &message)),
+            )
+                .into_response();
+        }
+        BatchRequest::Batch(requests) => BatchRequest::Batch(
+            requests
+                .into_iter()
+                .map(|r| app.request_data(r, &viewer))
+                .collect(),
+        ),
+    };
+    let mut response = app.schema.execute_batch(batch).await;
+    with_codes(&mut response);
+    GraphQLResponse(response).into_response()
+}
+
+/// Errors raised by async-graphql itself (parse, validation, variable
+/// coercion, depth and complexity limits) carry no code; they are all about
+/// the request, so they get BAD_USER_INPUT.
+fn with_codes(response: &mut BatchResponse) {
+    let errors: Box<dyn Iterator<Item = &mut ServerError>> = match response {
+        BatchResponse::Single(r) => Box::new(r.errors.iter_mut()),
+        BatchResponse::Batch(rs) => Box::new(rs.iter_mut().flat_map(|r| r.errors.iter_mut())),
+    };
+    for error in errors {
+        let ext = error.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            ext.set("code", code::BAD_USER_INPUT);
+        }
+    }
+}
+
+async fn graphiql(State(app): State<Arc<App>>) -> Response {
+    if !app.graphiql {
+        return (StatusCode::NOT_FOUND, "GraphiQL is disabled").into_response();
+    }
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("execstore")
+            .finish(),
+    )
+    .into_response()
+}
+
+async fn graphql_ws(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let header_token = authorization(&headers).map(str::to_owned);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let schema = app.schema.clone();
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    // The token may come in the upgrade request's header or,
+                    // as browsers cannot set one, in connection_init's payload.
+                    let token = ["Authorization", "authorization"]
+                        .iter()
+                        .find_map(|k| payload.get(k).and_then(|v| v.as_str()).map(str::to_owned))
+                        .or(header_token);
+                    let viewer = app.auth.viewer(token.as_deref()).map_err(|e| {
+                        crate::graphql::error::coded(code::UNAUTHENTICATED, e.to_string())
+                    })?;
+                    let mut data = Data::default();
+                    data.insert(Loaders::new(&app.store, &viewer.scope()));
+                    data.insert(viewer);
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if app.store.ping().await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+    }
+}
+
+async fn schema_sdl(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        app.schema.sdl(),
+    )
+        .into_response()
+}

@@ -1,0 +1,194 @@
+use std::collections::HashSet;
+
+use axum::body::Body;
+use axum::http::Request;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::api_support::{create, Api};
+use crate::harness::Backend;
+
+#[test]
+fn schema_file_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+    let committed = std::fs::read_to_string(path).expect("schema.graphql at the repository root");
+    let produced = execstore::graphql::sdl();
+    assert!(
+        committed == produced,
+        "schema.graphql is stale: run `cargo run -- schema > schema.graphql`"
+    );
+}
+
+async fn health_ready_graphiql_and_sdl(backend: Backend) {
+    let api = Api::new(backend).await;
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+    let (status, body) = api.raw(get("/healthz")).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "ok"));
+    let (status, _) = api.raw(get("/readyz")).await;
+    assert_eq!(status, 200);
+    let (status, body) = api.raw(get("/graphql")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("graphiql"), "GraphiQL page");
+    let (status, body) = api.raw(get("/schema.graphql")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(
+        "claimExecution(executionId: ID!, workerId: String!, timeoutMs: Int!): ClaimOutcome!"
+    ));
+
+    // The database goes away: readiness says so, liveness does not.
+    api.t.db.clone().close().await.unwrap();
+    let (status, _) = api.raw(get("/readyz")).await;
+    assert_eq!(status, 503);
+    let (status, _) = api.raw(get("/healthz")).await;
+    assert_eq!(status, 200);
+    let response = api
+        .query("{ execution(id: \"x\") { id } }", json!({}))
+        .await;
+    let code = response["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap();
+    assert!(code == "UNAVAILABLE" || code == "INTERNAL", "{response}");
+    let message = response["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        !message.to_lowercase().contains("select"),
+        "no SQL leaks: {message}"
+    );
+}
+
+/// 24 workers race over real HTTP for each of 5 executions: one winner each.
+async fn concurrent_claimers_over_http(backend: Backend) {
+    let api = Api::new(backend).await;
+    let addr = api.serve().await;
+    let client = reqwest::Client::new();
+    for round in 0..5 {
+        let id = format!("job-{round}");
+        create(&api, &id, None).await;
+        let tasks: Vec<_> = (0..24)
+            .map(|w| {
+                let (client, id) = (client.clone(), id.clone());
+                tokio::spawn(async move {
+                    let body = json!({
+                        "query": "mutation($id: ID!, $w: String!) { claimExecution(executionId: $id, workerId: $w, timeoutMs: 30000) { acquired rejection } }",
+                        "variables": { "id": id, "w": format!("w{w}") }
+                    });
+                    let response: Value = client
+                        .post(format!("http://{addr}/graphql"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    response["data"]["claimExecution"].clone()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            let outcome = task.await.unwrap();
+            if outcome["acquired"] == true {
+                winners += 1;
+            } else {
+                assert_eq!(outcome["rejection"], "HELD_BY_OTHER", "{outcome}");
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+}
+
+/// A subscriber over graphql-transport-ws sees creates, updates, claims and
+/// deletes of its root's tree, and nothing of other trees.
+async fn subscription_streams_tree_events(backend: Backend) {
+    let api = Api::new(backend).await;
+    create(&api, "root", None).await;
+    create(&api, "elsewhere", None).await;
+    let addr = api.serve().await;
+    let mut request = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket");
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let ack = next_json(&mut ws).await;
+    assert_eq!(ack["type"], "connection_ack");
+    ws.send(Message::text(
+        json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { executionEvents(rootExecutionId: \"root\") { kind executionId execution { status } } }"}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    // Wait until the subscription is registered before writing.
+    for _ in 0..200 {
+        if api.store.events().has_subscribers() {
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(api.store.events().has_subscribers());
+    create(&api, "other-child", Some("elsewhere")).await;
+    create(&api, "kid", Some("root")).await;
+    api.ok("mutation { claimExecution(executionId: \"kid\", workerId: \"w\", timeoutMs: 1000) { acquired } }", json!({})).await;
+    api.ok("mutation { updateExecutionStatus(input: {executionId: \"kid\", status: COMPLETED}) { id } }", json!({})).await;
+    api.ok("mutation { deleteExecution(id: \"kid\") }", json!({}))
+        .await;
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let message = next_json(&mut ws).await;
+        assert_eq!(message["type"], "next", "{message}");
+        let event = &message["payload"]["data"]["executionEvents"];
+        got.push((
+            event["kind"].as_str().unwrap().to_owned(),
+            event["executionId"].as_str().unwrap().to_owned(),
+            event["execution"]["status"].clone(),
+        ));
+    }
+    assert_eq!(
+        got,
+        vec![
+            ("CREATED".into(), "kid".into(), json!("CREATED")),
+            ("UPDATED".into(), "kid".into(), json!("CREATED")),
+            ("UPDATED".into(), "kid".into(), json!("COMPLETED")),
+            ("DELETED".into(), "kid".into(), Value::Null),
+        ]
+    );
+    let ids: HashSet<_> = got.iter().map(|g| g.1.clone()).collect();
+    assert!(!ids.contains("other-child"));
+}
+
+async fn next_json<S>(ws: &mut S) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("a websocket message within 10 s")
+            .expect("stream open")
+            .expect("message");
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).unwrap();
+            if value["type"] != "ping" {
+                return value;
+            }
+        }
+    }
+}
+
+crate::both_backends!(
+    health_ready_graphiql_and_sdl,
+    concurrent_claimers_over_http,
+    subscription_streams_tree_events,
+);
