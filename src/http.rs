@@ -14,6 +14,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -64,8 +65,22 @@ pub fn router(store: ExecutionStore, config: &Config) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// Last line of defence: a panic is a bug, but it still answers as an
+/// INTERNAL error with an id (the panic text goes to the log only).
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let text = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let error = crate::graphql::error::internal(&format!("panic: {text}"));
+    let body = serde_json::json!({ "errors": [{ "message": error.message, "extensions": { "code": code::INTERNAL } }] });
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
 }
 
 fn error_body(code: &str, message: &str) -> serde_json::Value {

@@ -19,6 +19,9 @@ const DIR_PREFIX: &str = "execstore-pg-";
 pub struct Cluster {
     pub port: u16,
     pub dir: PathBuf,
+    as_root: bool,
+    args: Vec<String>,
+    pid: std::sync::Mutex<Option<u32>>,
 }
 
 impl Cluster {
@@ -89,10 +92,29 @@ impl Cluster {
             args.push("-c".into());
             args.push(format!("{name}={value}"));
         }
-        let log = std::fs::File::create(dir.join("postgres.log")).map_err(|e| e.to_string())?;
-        let mut command = as_postgres(as_root, &bin.join("postgres"));
+        let cluster = Cluster {
+            port,
+            dir,
+            as_root,
+            args,
+            pid: std::sync::Mutex::new(None),
+        };
+        cluster.spawn()?;
+        Ok(cluster)
+    }
+
+    /// Starts the server process (again, after `stop`) and waits until it
+    /// accepts connections.
+    pub fn spawn(&self) -> Result<(), String> {
+        let bin = Self::bin_dir();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("postgres.log"))
+            .map_err(|e| e.to_string())?;
+        let mut command = as_postgres(self.as_root, &bin.join("postgres"));
         command
-            .args(&args)
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
@@ -109,12 +131,39 @@ impl Cluster {
                 }
             })
             .map_err(|e| e.to_string())?;
-        rx.recv()
+        let pid = rx
+            .recv()
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("start postgres: {e}"))?;
-        let cluster = Cluster { port, dir };
-        cluster.wait_ready(Duration::from_secs(60))?;
-        Ok(cluster)
+        if let Ok(mut slot) = self.pid.lock() {
+            *slot = Some(pid);
+        }
+        self.wait_ready(Duration::from_secs(60))
+    }
+
+    /// Stops the server (fast shutdown) and waits until it no longer answers.
+    pub fn stop(&self) -> Result<(), String> {
+        let pid = self.pid.lock().ok().and_then(|mut slot| slot.take());
+        let Some(pid) = pid else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+        let started = Instant::now();
+        while Path::new("/proc").join(pid.to_string()).exists() {
+            // A zombie (exited, not yet reaped by its parent thread) is gone
+            // as far as clients are concerned.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat.split_whitespace().nth(2) == Some("Z") {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(format!("postgres {pid} did not stop"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     fn wait_ready(&self, limit: Duration) -> Result<(), String> {

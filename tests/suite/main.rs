@@ -1,6 +1,7 @@
 //! The whole test suite in one binary (one build, one PostgreSQL cluster).
 //! Every storage test runs twice: against a SQLite file and against PostgreSQL.
 
+mod api_access;
 mod api_queries;
 mod api_server;
 mod api_support;
