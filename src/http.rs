@@ -113,6 +113,14 @@ async fn graphql_post(
     };
     let batch = match request {
         Ok(request) => request.into_inner(),
+        Err(rejection) if body_too_large(&rejection.0) => {
+            let message = "request body exceeds the configured limit (EXECSTORE_MAX_BODY_BYTES)";
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(error_body(code::BAD_USER_INPUT, message)),
+            )
+                .into_response();
+        }
         Err(rejection) => {
             let message = format!("malformed GraphQL request: {}", rejection.0);
             return (
@@ -146,6 +154,28 @@ async fn graphql_post(
     let mut response = app.schema.execute_batch(batch).await;
     with_codes(&mut response);
     GraphQLResponse(response).into_response()
+}
+
+/// A body cut off by `RequestBodyLimitLayer` (no Content-Length to reject
+/// up front) reaches the extractor as an I/O error.
+fn body_too_large(err: &async_graphql::ParseRequestError) -> bool {
+    use async_graphql::ParseRequestError as E;
+    match err {
+        E::PayloadTooLarge => true,
+        E::Io(io) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(io);
+            while let Some(e) = source {
+                if e.is::<http_body_util::LengthLimitError>()
+                    || e.to_string().contains("length limit exceeded")
+                {
+                    return true;
+                }
+                source = e.source();
+            }
+            false
+        }
+        _ => false,
+    }
 }
 
 /// Errors raised by async-graphql itself (parse, validation, variable

@@ -2,6 +2,7 @@
 //! Every storage test runs twice: against a SQLite file and against PostgreSQL.
 
 mod api_access;
+mod api_limits;
 mod api_queries;
 mod api_server;
 mod api_support;

@@ -1,0 +1,146 @@
+use axum::body::Body;
+use axum::http::Request;
+use execstore::config::Config;
+use serde_json::json;
+
+use crate::api_support::{create, Api};
+use crate::harness::Backend;
+
+async fn body_limit_is_413(backend: Backend) {
+    let api = Api::new(backend).await;
+    let big = format!(
+        "{{\"query\": \"{{ __typename }}\", \"variables\": {{ \"pad\": \"{}\" }} }}",
+        "x".repeat(1 << 20)
+    );
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(Body::from(big))
+        .unwrap();
+    let (status, _) = api.raw(request).await;
+    assert_eq!(status, 413);
+    // Just under the limit is fine.
+    let ok = format!(
+        "{{\"query\": \"{{ __typename }}\", \"variables\": {{ \"pad\": \"{}\" }} }}",
+        "x".repeat(1000)
+    );
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(Body::from(ok))
+        .unwrap();
+    assert_eq!(api.raw(request).await.0, 200);
+}
+
+async fn request_timeout_is_408(backend: Backend) {
+    let mut config = Config::defaults();
+    config.request_timeout_ms = 1;
+    let api = Api::with_config(backend, config).await;
+    for i in 0..300 {
+        api.store
+            .create(
+                crate::fixtures::input(&format!("n{i}"), None),
+                &execstore::store::Scope::All,
+            )
+            .await
+            .unwrap();
+    }
+    // 300 roots with every field and three relations: well over 1 ms.
+    let query = "{ rootExecutions(flowId: \"flow-1\", first: 500) { nodes { levels totalNested execution { id flowId ownerId status createdAt updatedAt options children { id } childCount claim { status } recoveryHistory { id } } } } }";
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(Body::from(json!({ "query": query }).to_string()))
+        .unwrap();
+    let (status, _) = api.raw(request).await;
+    assert_eq!(status, 408);
+}
+
+async fn introspection_and_graphiql_can_be_disabled(backend: Backend) {
+    let mut config = Config::defaults();
+    config.introspection = false;
+    config.graphiql = false;
+    let api = Api::with_config(backend, config).await;
+    create(&api, "a", None).await;
+    let response = api
+        .query(
+            "{ __schema { types { name } } __type(name: \"Execution\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        response["data"],
+        json!({ "__schema": null, "__type": null }),
+        "{response}"
+    );
+    let (status, _) = api
+        .raw(Request::get("/graphql").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, 404);
+    api.ok("{ execution(id: \"a\") { id } }", json!({})).await;
+}
+
+async fn malformed_bodies_are_bad_user_input(backend: Backend) {
+    let api = Api::new(backend).await;
+    for body in [
+        "",
+        "{",
+        "[]",
+        "{\"query\": 5}",
+        "null",
+        "\u{0}\u{1}",
+        "{\"query\": \"{ x }\", \"variables\": []}",
+    ] {
+        let request = Request::post("/graphql")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let (status, text) = api.raw(request).await;
+        assert!(
+            status.is_client_error() || status == 200,
+            "{body:?}: {status}"
+        );
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON for {body:?}: {text}"));
+        assert_eq!(
+            value["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{body:?}: {text}"
+        );
+    }
+}
+
+#[test]
+fn open_mode_binds_only_loopback() {
+    let mut config = Config::defaults();
+    assert!(config.check_bind().is_ok(), "loopback default");
+    config.bind = "0.0.0.0:8080".parse().unwrap();
+    let err = config.check_bind().unwrap_err();
+    assert!(err.contains("--insecure-open"), "{err}");
+    config.insecure_open = true;
+    assert!(config.check_bind().is_ok());
+    config.insecure_open = false;
+    config.jwt_secret = Some("s".into());
+    assert!(config.check_bind().is_ok());
+    config.bind = "[::1]:9000".parse().unwrap();
+    config.jwt_secret = None;
+    assert!(config.check_bind().is_ok());
+}
+
+#[tokio::test]
+async fn postgres_statement_timeout_applies() {
+    use sea_orm::ConnectionTrait;
+    let options = execstore::store::DbOptions {
+        statement_timeout: std::time::Duration::from_millis(200),
+        ..Default::default()
+    };
+    let t = crate::harness::fresh_with(Backend::Postgres, &options).await;
+    let err =
+        t.db.execute_unprepared("SELECT pg_sleep(3)")
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("statement timeout"), "{err}");
+}
+
+crate::both_backends!(
+    body_limit_is_413,
+    request_timeout_is_408,
+    introspection_and_graphiql_can_be_disabled,
+    malformed_bodies_are_bad_user_input,
+);
