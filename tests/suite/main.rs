@@ -7,6 +7,7 @@ mod api_queries;
 mod api_server;
 mod api_support;
 mod fixtures;
+mod fuzz;
 mod harness;
 mod store_claims;
 mod store_executions;
