@@ -16,6 +16,7 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
         )
+        .with_writer(std::io::stderr)
         .init();
     match serve(cli.config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

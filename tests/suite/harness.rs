@@ -14,9 +14,7 @@ pub enum Backend {
     Postgres,
 }
 
-#[allow(dead_code)] // backend and url serve the restart and outage tests
 pub struct TestDb {
-    pub backend: Backend,
     pub url: String,
     pub db: DatabaseConnection,
     _dir: Option<tempfile::TempDir>,

@@ -9,6 +9,7 @@ mod api_support;
 mod fixtures;
 mod fuzz;
 mod harness;
+mod process;
 mod store_claims;
 mod store_executions;
 mod store_feeds;
