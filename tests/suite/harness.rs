@@ -61,7 +61,6 @@ pub async fn fresh_with(backend: Backend, options: &DbOptions) -> TestDb {
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
             let db = store::connect(&url, options).await.expect("open sqlite");
             TestDb {
-                backend,
                 url,
                 db,
                 _dir: Some(dir),
@@ -85,7 +84,6 @@ pub async fn fresh_with(backend: Backend, options: &DbOptions) -> TestDb {
             let url = cluster.url(&name);
             let db = store::connect(&url, options).await.expect("open postgres");
             TestDb {
-                backend,
                 url,
                 db,
                 _dir: None,
