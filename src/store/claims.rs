@@ -10,7 +10,8 @@ use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, TransactionTrait};
 use super::events::{EventKind, ExecutionEvent};
 use super::sql::{in_json_list, json_list, Sql};
 use super::{
-    limits, now, validate, Claim, Execution, ExecutionStatus, ExecutionStore, Scope, StoreResult,
+    limits, now, validate, Claim, ClaimStatus, Execution, ExecutionStatus, ExecutionStore, Scope,
+    StoreResult,
 };
 
 /// Why a claim was refused.
@@ -31,6 +32,15 @@ impl ClaimOutcome {
     pub fn acquired(&self) -> bool {
         self.claim.is_some()
     }
+}
+
+#[derive(FromQueryResult)]
+struct ClaimColumns {
+    claim_worker_id: String,
+    claim_claimed_at: DateTime<Utc>,
+    claim_expires_at: DateTime<Utc>,
+    claim_heartbeat_at: DateTime<Utc>,
+    claim_status: ClaimStatus,
 }
 
 #[derive(FromQueryResult)]
@@ -78,50 +88,129 @@ impl ExecutionStore {
         validate::id("workerId", worker_id)?;
         validate::timeout_ms("timeoutMs", timeout_ms)?;
         let now = now();
-        let txn = self.begin_write().await?;
-
-        let mut sql = Sql::new("INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) SELECT id, ");
-        let worker = sql.bind(worker_id.to_owned());
-        let at = sql.bind(now);
-        let exp = sql.bind(expiry(now, timeout_ms));
-        let id = sql.bind(execution_id.to_owned());
-        sql.push(&format!(
-            "{worker}, {at}, {exp}, {at}, 'active' FROM executions WHERE id = {id} \
-             AND status NOT IN ('completed', 'failed', 'stopped') {TAKE_OVER} RETURNING *"
-        ));
-        let claim = Claim::find_by_statement(sql.build(self.backend()))
-            .one(&txn)
-            .await?;
-
-        let Some(claim) = claim else {
-            txn.rollback().await?;
+        let claimed = match self.backend() {
+            DbBackend::Postgres => {
+                self.claim_in_one_statement(execution_id, worker_id, timeout_ms, now)
+                    .await?
+            }
+            _ => {
+                self.claim_in_transaction(execution_id, worker_id, timeout_ms, now)
+                    .await?
+            }
+        };
+        let Some((claim, execution)) = claimed else {
             let rejection = self.rejection(execution_id).await?;
             return Ok(ClaimOutcome {
                 claim: None,
                 rejection: Some(rejection),
             });
         };
-
-        let mut sql = Sql::new(
-            "UPDATE executions SET processing_started_at = CASE WHEN processing_worker_id = ",
-        );
-        let worker = sql.bind(worker_id.to_owned());
-        let at = sql.bind(now);
-        let id = sql.bind(execution_id.to_owned());
-        sql.push(&format!(
-            "{worker} THEN COALESCE(processing_started_at, {at}) ELSE {at} END, \
-             processing_worker_id = {worker}, updated_at = {at} WHERE id = {id} RETURNING *"
-        ));
-        let execution = Self::query_execution(&txn, sql).await?;
-        txn.commit().await?;
-        if let Some(execution) = execution {
-            self.events
-                .publish(ExecutionEvent::changed(EventKind::Updated, execution));
-        }
+        self.events
+            .publish(ExecutionEvent::changed(EventKind::Updated, execution));
         Ok(ClaimOutcome {
             claim: Some(claim),
             rejection: None,
         })
+    }
+
+    /// The claim upsert, selecting from the execution so that an absent or
+    /// terminal execution inserts nothing. Returns the SQL and the
+    /// placeholders of the worker id and of "now".
+    fn claim_upsert(
+        sql: &mut Sql,
+        execution_id: &str,
+        worker_id: &str,
+        timeout_ms: i64,
+        now: DateTime<Utc>,
+    ) -> (String, String, String) {
+        let worker = sql.bind(worker_id.to_owned());
+        let at = sql.bind(now);
+        let exp = sql.bind(expiry(now, timeout_ms));
+        let id = sql.bind(execution_id.to_owned());
+        let text = format!(
+            "INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
+             SELECT id, {worker}, {at}, {exp}, {at}, 'active' FROM executions WHERE id = {id} \
+             AND status NOT IN ('completed', 'failed', 'stopped') {TAKE_OVER} RETURNING *"
+        );
+        (text, worker, at)
+    }
+
+    /// The execution's side of a successful claim: who processes it, since when.
+    fn processing_update(worker: &str, at: &str) -> String {
+        format!(
+            "UPDATE executions SET processing_started_at = CASE WHEN processing_worker_id = {worker} \
+             THEN COALESCE(processing_started_at, {at}) ELSE {at} END, \
+             processing_worker_id = {worker}, updated_at = {at}"
+        )
+    }
+
+    /// PostgreSQL: claim and execution update in ONE statement (data-modifying
+    /// CTEs), which is its own transaction: one round trip per claim.
+    async fn claim_in_one_statement(
+        &self,
+        execution_id: &str,
+        worker_id: &str,
+        timeout_ms: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Claim, Execution)>> {
+        let mut sql = Sql::new("WITH claimed AS (");
+        let (upsert, worker, at) =
+            Self::claim_upsert(&mut sql, execution_id, worker_id, timeout_ms, now);
+        let update = Self::processing_update(&worker, &at);
+        sql.push(&format!(
+            "{upsert}), touched AS ({update} FROM claimed WHERE executions.id = claimed.execution_id \
+             RETURNING executions.*) \
+             SELECT t.*, c.worker_id AS claim_worker_id, c.claimed_at AS claim_claimed_at, \
+             c.expires_at AS claim_expires_at, c.heartbeat_at AS claim_heartbeat_at, c.status AS claim_status \
+             FROM touched t JOIN claimed c ON c.execution_id = t.id"
+        ));
+        let Some(row) = self.db.query_one(sql.build(self.backend())).await? else {
+            return Ok(None);
+        };
+        let execution = Execution::from_query_result(&row, "")?;
+        let claim = ClaimColumns::from_query_result(&row, "")?;
+        Ok(Some((
+            Claim {
+                execution_id: execution.id.clone(),
+                worker_id: claim.claim_worker_id,
+                claimed_at: claim.claim_claimed_at,
+                expires_at: claim.claim_expires_at,
+                heartbeat_at: claim.claim_heartbeat_at,
+                status: claim.claim_status,
+            },
+            execution,
+        )))
+    }
+
+    /// SQLite (no data-modifying CTEs): the same two writes in one write
+    /// transaction.
+    async fn claim_in_transaction(
+        &self,
+        execution_id: &str,
+        worker_id: &str,
+        timeout_ms: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Claim, Execution)>> {
+        let txn = self.begin_write().await?;
+        let mut sql = Sql::new("");
+        let (upsert, _, _) = Self::claim_upsert(&mut sql, execution_id, worker_id, timeout_ms, now);
+        sql.push(&upsert);
+        let Some(claim) = Claim::find_by_statement(sql.build(self.backend()))
+            .one(&txn)
+            .await?
+        else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        let mut sql = Sql::new("");
+        let worker = sql.bind(worker_id.to_owned());
+        let at = sql.bind(now);
+        let id = sql.bind(execution_id.to_owned());
+        let update = Self::processing_update(&worker, &at);
+        sql.push(&format!("{update} WHERE id = {id} RETURNING *"));
+        let execution = Self::query_execution(&txn, sql).await?;
+        txn.commit().await?;
+        Ok(execution.map(|execution| (claim, execution)))
     }
 
     async fn rejection(&self, execution_id: &str) -> StoreResult<ClaimRejection> {
