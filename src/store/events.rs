@@ -1,11 +1,19 @@
 //! Change events for subscriptions. Every write of the store publishes here;
 //! subscribers filter by root. Publishing with no subscriber costs nothing.
+//!
+//! On PostgreSQL the bus also relays events between server processes: each
+//! event goes out as a small NOTIFY (ids only, batched by a background task
+//! so no request waits for it), and every process LISTENs, loads the row
+//! when it has subscribers, and publishes it locally.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use tokio::sync::broadcast;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
 
-use super::Execution;
+use super::{Execution, ExecutionStore, Scope, StoreResult};
+
+const CHANNEL: &str = "execstore_events";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
@@ -43,10 +51,23 @@ impl ExecutionEvent {
     }
 }
 
-/// In-process fan-out of execution events.
+/// What crosses between processes: ids, not rows (NOTIFY payloads are small).
+#[derive(Serialize, Deserialize)]
+struct WireEvent {
+    /// The publishing process, so it ignores its own echo.
+    origin: String,
+    kind: char,
+    id: String,
+    root: String,
+}
+
+/// In-process fan-out of execution events, plus the relay to other processes
+/// once `relay_events_across_processes` has started it.
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<ExecutionEvent>>,
+    origin: Arc<str>,
+    relay: Arc<OnceLock<mpsc::UnboundedSender<String>>>,
 }
 
 impl Default for EventBus {
@@ -58,10 +79,33 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(4096);
-        Self { sender }
+        Self {
+            sender,
+            origin: uuid::Uuid::now_v7().to_string().into(),
+            relay: Arc::new(OnceLock::new()),
+        }
     }
 
     pub fn publish(&self, event: ExecutionEvent) {
+        if let Some(relay) = self.relay.get() {
+            let wire = WireEvent {
+                origin: self.origin.to_string(),
+                kind: match event.kind {
+                    EventKind::Created => 'c',
+                    EventKind::Updated => 'u',
+                    EventKind::Deleted => 'd',
+                },
+                id: event.execution_id.clone(),
+                root: event.root_execution_id.clone(),
+            };
+            if let Ok(text) = serde_json::to_string(&wire) {
+                let _ = relay.send(text);
+            }
+        }
+        self.publish_local(event);
+    }
+
+    fn publish_local(&self, event: ExecutionEvent) {
         // An error only means nobody listens right now.
         let _ = self.sender.send(Arc::new(event));
     }
@@ -72,5 +116,96 @@ impl EventBus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<ExecutionEvent>> {
         self.sender.subscribe()
+    }
+}
+
+impl ExecutionStore {
+    /// PostgreSQL only (a no-op on SQLite): relays this process's events to
+    /// every other execstore process on the same database, and theirs to this
+    /// one's subscribers. Returns once this process is listening.
+    pub async fn relay_events_across_processes(&self, database_url: &str) -> StoreResult<()> {
+        use sea_orm::sqlx::postgres::PgListener;
+        if self.backend() != sea_orm::DbBackend::Postgres {
+            return Ok(());
+        }
+        let mut listener = PgListener::connect(database_url)
+            .await
+            .map_err(|e| sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?;
+        listener
+            .listen(CHANNEL)
+            .await
+            .map_err(|e| sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?;
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        if self.events.relay.set(tx).is_err() {
+            return Ok(()); // already relaying
+        }
+        tokio::spawn(notify_loop(self.clone(), rx));
+        tokio::spawn(listen_loop(self.clone(), listener));
+        Ok(())
+    }
+}
+
+/// Sends queued events as NOTIFYs, as many per statement as are waiting.
+async fn notify_loop(store: ExecutionStore, mut rx: mpsc::UnboundedReceiver<String>) {
+    use sea_orm::{ConnectionTrait, Statement};
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 500 {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let payloads = serde_json::Value::from(batch).to_string();
+        let statement = Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT pg_notify('{CHANNEL}', value) FROM jsonb_array_elements_text(CAST($1 AS jsonb))"),
+            [payloads.into()],
+        );
+        if let Err(err) = store.db.execute(statement).await {
+            tracing::warn!(error = %err, "could not relay execution events to other processes");
+        }
+    }
+}
+
+/// Publishes other processes' events to this process's subscribers.
+async fn listen_loop(store: ExecutionStore, mut listener: sea_orm::sqlx::postgres::PgListener) {
+    loop {
+        let notification = match listener.recv().await {
+            Ok(n) => n,
+            Err(err) => {
+                tracing::warn!(error = %err, "event listener lost its connection; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Ok(wire) = serde_json::from_str::<WireEvent>(notification.payload()) else {
+            continue;
+        };
+        if *wire.origin == *store.events.origin || !store.events.has_subscribers() {
+            continue;
+        }
+        let event = match wire.kind {
+            'd' => Some(ExecutionEvent::deleted(wire.id, wire.root)),
+            kind => match store.get(&wire.id, &Scope::All).await {
+                Ok(Some(row)) => Some(ExecutionEvent::changed(
+                    if kind == 'c' {
+                        EventKind::Created
+                    } else {
+                        EventKind::Updated
+                    },
+                    row,
+                )),
+                Ok(None) => None, // deleted meanwhile; its DELETED event follows
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not load a relayed execution event");
+                    None
+                }
+            },
+        };
+        if let Some(event) = event {
+            store.events.publish_local(event);
+        }
     }
 }

@@ -242,7 +242,8 @@ impl ExecutionStore {
         let p = sql.bind(id.to_owned());
         sql.push(&p).scope("owner_id", scope).push(
             " UNION ALL SELECT e.id FROM executions e JOIN subtree s ON e.parent_execution_id = s.id) \
-             SELECT e.id, e.root_execution_id FROM executions e JOIN subtree s ON s.id = e.id",
+             SELECT e.id, e.root_execution_id FROM executions e JOIN subtree s ON s.id = e.id \
+             ORDER BY e.execution_depth, e.created_at, e.id",
         );
         let doomed = DeletedRow::find_by_statement(sql.build(self.backend()))
             .all(&txn)

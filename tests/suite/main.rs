@@ -11,6 +11,7 @@ mod fuzz;
 mod harness;
 mod process;
 mod store_claims;
+mod store_events;
 mod store_executions;
 mod store_feeds;
 mod store_recovery;
