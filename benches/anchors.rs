@@ -564,7 +564,7 @@ fn floor_drain_script(flow: &str, limit: usize) -> String {
            AND NOT EXISTS (SELECT 1 FROM execution_claims c WHERE c.execution_id = e.id AND c.status = 'active' AND c.expires_at >= now()) \
            ORDER BY e.created_at, e.id LIMIT {limit} FOR UPDATE OF e SKIP LOCKED), \
          claimed AS (INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
-           SELECT id, 'pgbench', now(), now() + interval '30 seconds', now(), 'active' FROM candidates {TAKE_OVER} RETURNING execution_id) \
+           SELECT id, 'pgbench', now(), now() + interval '10 minutes', now(), 'active' FROM candidates {TAKE_OVER} RETURNING execution_id) \
          UPDATE executions SET processing_worker_id = 'pgbench', processing_started_at = now(), updated_at = now() \
            FROM claimed WHERE executions.id = claimed.execution_id RETURNING executions.*;\n"
     )
@@ -791,7 +791,7 @@ async fn run(s: Sizes, smoke: bool) -> String {
                     let client = reqwest::Client::new();
                     for _ in 0..100_000 {
                         let body = json!({
-                            "query": "mutation($w: String!, $f: ID!) { claimNextExecutions(workerId: $w, timeoutMs: 30000, flowId: $f, limit: 10) { id } }",
+                            "query": "mutation($w: String!, $f: ID!) { claimNextExecutions(workerId: $w, timeoutMs: 600000, flowId: $f, limit: 10) { id } }",
                             "variables": { "w": format!("w{w}"), "f": flow }
                         });
                         let got: Value = client.post(&url).json(&body).send().await.expect("drain").json().await.expect("json");
