@@ -21,6 +21,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{json, Value};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const ANALYSIS_MARKER: &str = "<!-- analysis: kept across runs -->";
 const FIELDS_EXECSTORE: &str = "fragment F on Execution { id flowId ownerId status executionDepth createdAt updatedAt parentExecutionId rootExecutionId failureCount }";
 const FIELDS_POSTGRAPHILE: &str = "fragment F on Execution { rowId flowId ownerId status executionDepth createdAt updatedAt parentExecutionId rootExecutionId failureCount }";
 
@@ -64,19 +65,29 @@ const SMOKE: Sizes = Sizes {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = args.iter().any(|a| a == "--smoke");
+    // `--only claims` skips the read scenarios (for iterating on one part;
+    // BENCHMARKS.md is only written by a full run).
+    let only_claims = args
+        .windows(2)
+        .any(|w| w[0] == "--only" && w[1] == "claims");
     let sizes = if smoke { SMOKE } else { FULL };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let report = runtime.block_on(run(sizes, smoke));
-    if smoke {
+    let report = runtime.block_on(run(sizes, smoke, only_claims));
+    if smoke || only_claims {
         println!("{report}");
         println!("smoke run finished: 1 passed, 0 failed");
     } else {
         let path = Path::new(ROOT).join("BENCHMARKS.md");
-        std::fs::write(&path, &report).expect("write BENCHMARKS.md");
+        // Hand-written analysis below the marker survives a rerun.
+        let kept = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|old| old.find(ANALYSIS_MARKER).map(|at| old[at..].to_owned()))
+            .unwrap_or_default();
+        std::fs::write(&path, format!("{report}\n{kept}")).expect("write BENCHMARKS.md");
         println!("{report}\nwrote {}", path.display());
     }
 }
@@ -578,12 +589,13 @@ struct Row {
     anchor: Option<Run>,
 }
 
-async fn run(s: Sizes, smoke: bool) -> String {
+async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
     let binary = build_release_server();
-    let with_postgraphile = !smoke
-        || postgraphile_dir()
-            .join("node_modules/postgraphile")
-            .exists();
+    let with_postgraphile = !only_claims
+        && (!smoke
+            || postgraphile_dir()
+                .join("node_modules/postgraphile")
+                .exists());
     if with_postgraphile {
         install_postgraphile();
     }
@@ -700,7 +712,7 @@ async fn run(s: Sizes, smoke: bool) -> String {
         v
     };
     let mut http_rows = Vec::new();
-    for (name, conns, es_body, pg_body) in &scenarios {
+    for (name, conns, es_body, pg_body) in scenarios.iter().filter(|_| !only_claims) {
         step(name);
         let mut es_runs = Vec::new();
         let mut pg_runs = Vec::new();

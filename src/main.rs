@@ -5,6 +5,12 @@ use execstore::config::{Cli, Command};
 use execstore::store::{self, ExecutionStore};
 use tracing_subscriber::EnvFilter;
 
+// Large responses allocate and free many small values; mimalloc does that
+// faster than glibc malloc and gives memory back instead of growing per-thread
+// arenas (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -95,6 +95,9 @@ pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> GqlResult<&'a Loaders> {
 /// first resolver to ask hands every id of the level to the DataLoader in one
 /// `load_many`, the others wait on the same cell. So a nested query costs one
 /// statement per level and per relation, with no timer deciding the batches.
+/// A row shared by the level maps and the objects resolved from it.
+type Row = Arc<store::Execution>;
+
 /// Rows loaded for a level, and the level they form in turn.
 type Loaded<V> = OnceCell<(HashMap<String, V>, Arc<Level>)>;
 
@@ -102,16 +105,16 @@ pub struct Level {
     ids: Vec<String>,
     parent_ids: Vec<String>,
     root_ids: Vec<String>,
-    children: Loaded<Vec<store::Execution>>,
-    parents: Loaded<store::Execution>,
-    roots: Loaded<store::Execution>,
+    children: Loaded<Vec<Row>>,
+    parents: Loaded<Row>,
+    roots: Loaded<Row>,
     child_counts: OnceCell<HashMap<String, i64>>,
     claims: OnceCell<HashMap<String, store::Claim>>,
     recovery: OnceCell<HashMap<String, Vec<store::Recovery>>>,
 }
 
 impl Level {
-    fn of<'a>(rows: impl IntoIterator<Item = &'a store::Execution>) -> Arc<Level> {
+    fn of<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Arc<Level> {
         let mut ids = Vec::new();
         let mut parent_ids = HashSet::new();
         let mut root_ids = HashSet::new();
@@ -140,13 +143,14 @@ impl Level {
 
 /// One execution of a flow.
 pub struct Execution {
-    row: store::Execution,
+    row: Row,
     level: Arc<Level>,
 }
 
 impl Execution {
     /// Wraps executions fetched together, so their relations batch together.
     pub fn level(rows: Vec<store::Execution>) -> Vec<Execution> {
+        let rows: Vec<Row> = rows.into_iter().map(Arc::new).collect();
         let level = Level::of(&rows);
         rows.into_iter()
             .map(|row| Execution {
@@ -157,6 +161,7 @@ impl Execution {
     }
 
     pub fn single(row: store::Execution) -> Execution {
+        let row = Arc::new(row);
         let level = Level::of([&row]);
         Execution { row, level }
     }
@@ -168,16 +173,19 @@ impl Execution {
     async fn related(
         &self,
         ctx: &Context<'_>,
-        cell: &Loaded<store::Execution>,
+        cell: &Loaded<Row>,
         keys: &[String],
         key: &str,
     ) -> GqlResult<Option<Execution>> {
         let (rows, level) = cell
             .get_or_try_init(|| async {
-                let rows = loaders(ctx)?
+                let rows: HashMap<String, Row> = loaders(ctx)?
                     .executions
                     .load_many(keys.iter().cloned())
-                    .await?;
+                    .await?
+                    .into_iter()
+                    .map(|(id, row)| (id, Arc::new(row)))
+                    .collect();
                 let level = Level::of(rows.values());
                 Ok::<_, async_graphql::Error>((rows, level))
             })
@@ -299,7 +307,13 @@ impl Execution {
             .children
             .get_or_try_init(|| async {
                 let ids = self.level.ids.iter().cloned();
-                let children = loaders(ctx)?.children.load_many(ids).await?;
+                let children: HashMap<String, Vec<Row>> = loaders(ctx)?
+                    .children
+                    .load_many(ids)
+                    .await?
+                    .into_iter()
+                    .map(|(id, rows)| (id, rows.into_iter().map(Arc::new).collect()))
+                    .collect();
                 let level = Level::of(children.values().flatten());
                 Ok::<_, async_graphql::Error>((children, level))
             })
