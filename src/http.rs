@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 use crate::auth::{AuthError, Authenticator, Viewer};
 use crate::config::Config;
@@ -66,7 +66,12 @@ pub fn router(store: ExecutionStore, config: &Config) -> Router {
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        // One INFO line per request (method, path, status, latency).
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .with_state(app)
 }
 
