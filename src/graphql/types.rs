@@ -10,8 +10,9 @@ use serde_json::Value as JsonValue;
 use tokio::sync::OnceCell;
 
 use super::error::{internal, GqlResult};
-use super::loaders::Loaders;
+use super::loaders::{LoadError, Loaders};
 use crate::store::{self, ClaimRejection as StoreRejection};
+use async_graphql::dataloader::{DataLoader, Loader};
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ExecutionStatus {
@@ -139,6 +140,21 @@ impl Level {
             recovery: OnceCell::new(),
         })
     }
+}
+
+/// Loads `ids` (the whole level) through `loader` once; later callers of the
+/// same level get the same map.
+async fn per_level<'a, L, V>(
+    cell: &'a OnceCell<HashMap<String, V>>,
+    loader: &DataLoader<L>,
+    ids: &[String],
+) -> GqlResult<&'a HashMap<String, V>>
+where
+    L: Loader<String, Value = V, Error = LoadError>,
+    V: Send + Sync + Clone + 'static,
+{
+    cell.get_or_try_init(|| loader.load_many(ids.iter().cloned()))
+        .await
 }
 
 /// One execution of a flow.
@@ -333,40 +349,22 @@ impl Execution {
 
     /// Number of direct children.
     async fn child_count(&self, ctx: &Context<'_>) -> GqlResult<i32> {
-        let counts = self
-            .level
-            .child_counts
-            .get_or_try_init(|| async {
-                let ids = self.level.ids.iter().cloned();
-                loaders(ctx)?.child_counts.load_many(ids).await
-            })
-            .await?;
+        let loader = &loaders(ctx)?.child_counts;
+        let counts = per_level(&self.level.child_counts, loader, &self.level.ids).await?;
         Ok(counts.get(&self.row.id).copied().unwrap_or(0) as i32)
     }
 
     /// The claim row, in whatever status; null when never claimed.
     async fn claim(&self, ctx: &Context<'_>) -> GqlResult<Option<ExecutionClaim>> {
-        let claims = self
-            .level
-            .claims
-            .get_or_try_init(|| async {
-                let ids = self.level.ids.iter().cloned();
-                loaders(ctx)?.claims.load_many(ids).await
-            })
-            .await?;
+        let loader = &loaders(ctx)?.claims;
+        let claims = per_level(&self.level.claims, loader, &self.level.ids).await?;
         Ok(claims.get(&self.row.id).cloned().map(ExecutionClaim::from))
     }
 
     /// Recoveries of this execution, newest first.
     async fn recovery_history(&self, ctx: &Context<'_>) -> GqlResult<Vec<ExecutionRecovery>> {
-        let histories = self
-            .level
-            .recovery
-            .get_or_try_init(|| async {
-                let ids = self.level.ids.iter().cloned();
-                loaders(ctx)?.recovery.load_many(ids).await
-            })
-            .await?;
+        let loader = &loaders(ctx)?.recovery;
+        let histories = per_level(&self.level.recovery, loader, &self.level.ids).await?;
         Ok(histories
             .get(&self.row.id)
             .map(|rows| rows.iter().cloned().map(ExecutionRecovery::from).collect())
