@@ -215,7 +215,7 @@ async fn extend_and_active_claims(backend: Backend) {
     create(&store, "a", None).await;
     create(&store, "b", None).await;
     let claim = store
-        .claim_execution("a", "w1", 1000)
+        .claim_execution("a", "w1", 60_000)
         .await
         .unwrap()
         .claim

@@ -21,8 +21,8 @@ async fn local_events_for_every_write(backend: Backend) {
     let mut rx = store.events().subscribe();
     create(&store, "r", None).await;
     create(&store, "c", Some("r")).await;
-    store.claim_execution("c", "w", 1000).await.unwrap();
-    store.extend_claim("c", "w", 1000).await.unwrap();
+    store.claim_execution("c", "w", 60_000).await.unwrap();
+    store.extend_claim("c", "w", 60_000).await.unwrap();
     store.release_execution("c", "w").await.unwrap();
     store.delete("r", &Scope::All).await.unwrap();
     let mut seen = Vec::new();
