@@ -9,7 +9,8 @@ use super::error::is_foreign_key_violation;
 use super::events::{EventKind, ExecutionEvent};
 use super::sql::{in_json_list, json_list, Sql};
 use super::{
-    now, validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreError, StoreResult,
+    now, truncate_micros, validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreError,
+    StoreResult,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -285,8 +286,12 @@ impl ExecutionStore {
             }
         }
         let now = now();
-        let (started_at, completed_at) =
-            default_times(update.status, update.started_at, update.completed_at, now);
+        let (started_at, completed_at) = default_times(
+            update.status,
+            update.started_at.map(truncate_micros),
+            update.completed_at.map(truncate_micros),
+            now,
+        );
         let mut sql = Sql::new("UPDATE executions SET status = ");
         let status = sql.bind(update.status.as_str());
         let updated = sql.bind(now);
@@ -311,7 +316,7 @@ impl ExecutionStore {
         keep("last_failure_reason", update.last_failure_reason.into());
         keep(
             "last_failure_at",
-            update.last_failure_at.map(super::truncate_micros).into(),
+            update.last_failure_at.map(truncate_micros).into(),
         );
         let sets = sets.join(", ");
         sql.push(&sets).push(" WHERE id = ");

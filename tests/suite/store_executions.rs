@@ -191,6 +191,26 @@ async fn update_status_applies_timestamp_defaults(backend: Backend) {
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
 
+    // Timestamps are kept at microsecond precision on both backends: what is
+    // returned is what a later read sees.
+    let mut precise = StatusUpdate::new("e", ExecutionStatus::Paused);
+    precise.started_at = chrono::DateTime::from_timestamp(1_760_000_000, 123_456_789);
+    let paused = store
+        .update_execution_status(precise, &Scope::All)
+        .await
+        .unwrap();
+    let micros = chrono::DateTime::from_timestamp(1_760_000_000, 123_456_000);
+    assert_eq!(paused.started_at, micros);
+    assert_eq!(
+        store
+            .get("e", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap()
+            .started_at,
+        micros
+    );
+
     let mut bad = StatusUpdate::new("e", ExecutionStatus::Running);
     bad.failure_count = Some(-1);
     let err = store
