@@ -33,10 +33,7 @@ impl SubscriptionRoot {
         Ok(BroadcastStream::new(receiver).filter_map(move |event| {
             let item = match event {
                 Ok(event) if event.root_execution_id == root => {
-                    let visible = match (&owner, &event.execution) {
-                        (Some(owner), Some(e)) => &e.owner_id == owner,
-                        _ => true,
-                    };
+                    let visible = owner.as_ref().is_none_or(|owner| &event.owner_id == owner);
                     visible.then(|| ExecutionEvent {
                         kind: match event.kind {
                             EventKind::Created => ExecutionEventKind::Created,

@@ -27,6 +27,8 @@ pub struct ExecutionEvent {
     pub kind: EventKind,
     pub execution_id: String,
     pub root_execution_id: String,
+    /// Whose execution it is: subscribers of the `user` role see only theirs.
+    pub owner_id: String,
     /// The row after the change; `None` for deletions.
     pub execution: Option<Execution>,
 }
@@ -37,15 +39,17 @@ impl ExecutionEvent {
             kind,
             execution_id: execution.id.clone(),
             root_execution_id: execution.root_execution_id.clone(),
+            owner_id: execution.owner_id.clone(),
             execution: Some(execution),
         }
     }
 
-    pub fn deleted(execution_id: String, root_execution_id: String) -> Self {
+    pub fn deleted(execution_id: String, root_execution_id: String, owner_id: String) -> Self {
         Self {
             kind: EventKind::Deleted,
             execution_id,
             root_execution_id,
+            owner_id,
             execution: None,
         }
     }
@@ -59,6 +63,7 @@ struct WireEvent {
     kind: char,
     id: String,
     root: String,
+    owner: String,
 }
 
 /// In-process fan-out of execution events, plus the relay to other processes
@@ -97,6 +102,7 @@ impl EventBus {
                 },
                 id: event.execution_id.clone(),
                 root: event.root_execution_id.clone(),
+                owner: event.owner_id.clone(),
             };
             if let Ok(text) = serde_json::to_string(&wire) {
                 let _ = relay.send(text);
@@ -187,7 +193,7 @@ async fn listen_loop(store: ExecutionStore, mut listener: sea_orm::sqlx::postgre
             continue;
         }
         let event = match wire.kind {
-            'd' => Some(ExecutionEvent::deleted(wire.id, wire.root)),
+            'd' => Some(ExecutionEvent::deleted(wire.id, wire.root, wire.owner)),
             kind => match store.get(&wire.id, &Scope::All).await {
                 Ok(Some(row)) => Some(ExecutionEvent::changed(
                     if kind == 'c' {

@@ -243,7 +243,7 @@ impl ExecutionStore {
         let p = sql.bind(id.to_owned());
         sql.push(&p).scope("owner_id", scope).push(
             " UNION ALL SELECT e.id FROM executions e JOIN subtree s ON e.parent_execution_id = s.id) \
-             SELECT e.id, e.root_execution_id FROM executions e JOIN subtree s ON s.id = e.id \
+             SELECT e.id, e.root_execution_id, e.owner_id FROM executions e JOIN subtree s ON s.id = e.id \
              ORDER BY e.execution_depth, e.created_at, e.id",
         );
         let doomed = DeletedRow::find_by_statement(sql.build(self.backend()))
@@ -261,8 +261,11 @@ impl ExecutionStore {
         txn.execute(sql.build(self.backend())).await?;
         txn.commit().await?;
         for row in doomed {
-            self.events
-                .publish(ExecutionEvent::deleted(row.id, row.root_execution_id));
+            self.events.publish(ExecutionEvent::deleted(
+                row.id,
+                row.root_execution_id,
+                row.owner_id,
+            ));
         }
         Ok(true)
     }
@@ -388,6 +391,7 @@ impl ExecutionStore {
 struct DeletedRow {
     id: String,
     root_execution_id: String,
+    owner_id: String,
 }
 
 fn unknown_parent(parent_id: &str) -> StoreError {

@@ -191,4 +191,99 @@ crate::both_backends!(
     health_ready_graphiql_and_sdl,
     concurrent_claimers_over_http,
     subscription_streams_tree_events,
+    user_subscription_sees_only_own_events,
 );
+
+/// A `user` subscriber authenticates in connection_init and sees only its own
+/// executions' events, deletions included, even inside its own tree.
+async fn user_subscription_sees_only_own_events(backend: Backend) {
+    use execstore::auth::{sign, Claims, Role};
+    let secret = "sub-secret";
+    let token = |sub: &str, role: Role| {
+        let exp = (chrono::Utc::now().timestamp() + 600) as u64;
+        sign(
+            secret,
+            &Claims {
+                sub: sub.into(),
+                role,
+                exp,
+            },
+        )
+    };
+    let mut config = execstore::config::Config::defaults();
+    config.jwt_secret = Some(secret.into());
+    let mut api = Api::with_config(backend, config).await;
+    api.token = Some(token("root", Role::Admin));
+    let create = "mutation($id: ID!, $owner: ID!, $parent: ID) { createExecution(input: { id: $id, flowId: \"f\", ownerId: $owner, parentExecutionId: $parent }) { id } }";
+    api.ok(create, json!({ "id": "tree", "owner": "alice" }))
+        .await;
+    let addr = api.serve().await;
+
+    let mut request = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket");
+    let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", token("alice", Role::User))}});
+    ws.send(Message::text(init.to_string())).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
+    ws.send(Message::text(
+        json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { executionEvents(rootExecutionId: \"tree\") { kind executionId } }"}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    for _ in 0..200 {
+        if api.store.events().has_subscribers() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    api.ok(
+        create,
+        json!({ "id": "bobs", "owner": "bob", "parent": "tree" }),
+    )
+    .await;
+    api.ok("mutation { deleteExecution(id: \"bobs\") }", json!({}))
+        .await;
+    api.ok(
+        create,
+        json!({ "id": "alices", "owner": "alice", "parent": "tree" }),
+    )
+    .await;
+    let message = next_json(&mut ws).await;
+    assert_eq!(
+        message["payload"]["data"]["executionEvents"],
+        json!({ "kind": "CREATED", "executionId": "alices" }),
+        "bob's create and delete are not shown to alice: {message}"
+    );
+
+    // Without a token the connection is refused.
+    let mut request = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut anonymous, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket");
+    anonymous
+        .send(Message::text(
+            json!({"type": "connection_init", "payload": {}}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), anonymous.next())
+        .await
+        .expect("an answer within 10 s");
+    match closed {
+        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {}
+        other => panic!("expected the connection to be closed, got {other:?}"),
+    }
+}
