@@ -106,38 +106,13 @@ async fn subscription_streams_tree_events(backend: Backend) {
     create(&api, "root", None).await;
     create(&api, "elsewhere", None).await;
     let addr = api.serve().await;
-    let mut request = format!("ws://{addr}/graphql/ws")
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("websocket");
-    ws.send(Message::text(
-        json!({"type": "connection_init", "payload": {}}).to_string(),
-    ))
-    .await
-    .unwrap();
-    let ack = next_json(&mut ws).await;
-    assert_eq!(ack["type"], "connection_ack");
-    ws.send(Message::text(
-        json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { executionEvents(rootExecutionId: \"root\") { kind executionId execution { status } } }"}})
-            .to_string(),
-    ))
-    .await
-    .unwrap();
-    // Wait until the subscription is registered before writing.
-    for _ in 0..200 {
-        if api.store.events().has_subscribers() {
-            break;
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert!(api.store.events().has_subscribers());
+    let mut ws = subscribe(
+        &api,
+        addr,
+        json!({}),
+        "subscription { executionEvents(rootExecutionId: \"root\") { kind executionId execution { status } } }",
+    )
+    .await;
     create(&api, "other-child", Some("elsewhere")).await;
     create(&api, "kid", Some("root")).await;
     api.ok("mutation { claimExecution(executionId: \"kid\", workerId: \"w\", timeoutMs: 1000) { acquired } }", json!({})).await;
@@ -166,6 +141,45 @@ async fn subscription_streams_tree_events(backend: Backend) {
     );
     let ids: HashSet<_> = got.iter().map(|g| g.1.clone()).collect();
     assert!(!ids.contains("other-child"));
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws_connect(addr: std::net::SocketAddr) -> Ws {
+    let mut request = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket")
+        .0
+}
+
+/// Connects with `init_payload`, subscribes, and returns once the server has
+/// registered the subscriber (a bounded wait), so later writes are seen.
+async fn subscribe(api: &Api, addr: std::net::SocketAddr, init_payload: Value, query: &str) -> Ws {
+    let mut ws = ws_connect(addr).await;
+    let init = json!({"type": "connection_init", "payload": init_payload});
+    ws.send(Message::text(init.to_string())).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
+    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": query}});
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
+    for _ in 0..400 {
+        if api.store.events().has_subscribers() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        api.store.events().has_subscribers(),
+        "subscription registered"
+    );
+    ws
 }
 
 async fn next_json<S>(ws: &mut S) -> Value
@@ -219,30 +233,14 @@ async fn user_subscription_sees_only_own_events(backend: Backend) {
         .await;
     let addr = api.serve().await;
 
-    let mut request = format!("ws://{addr}/graphql/ws")
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("websocket");
-    let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", token("alice", Role::User))}});
-    ws.send(Message::text(init.to_string())).await.unwrap();
-    assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
-    ws.send(Message::text(
-        json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { executionEvents(rootExecutionId: \"tree\") { kind executionId } }"}}).to_string(),
-    ))
-    .await
-    .unwrap();
-    for _ in 0..200 {
-        if api.store.events().has_subscribers() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    let alice = json!({ "Authorization": format!("Bearer {}", token("alice", Role::User)) });
+    let mut ws = subscribe(
+        &api,
+        addr,
+        alice,
+        "subscription { executionEvents(rootExecutionId: \"tree\") { kind executionId } }",
+    )
+    .await;
     api.ok(
         create,
         json!({ "id": "bobs", "owner": "bob", "parent": "tree" }),
@@ -263,16 +261,7 @@ async fn user_subscription_sees_only_own_events(backend: Backend) {
     );
 
     // Without a token the connection is refused.
-    let mut request = format!("ws://{addr}/graphql/ws")
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut anonymous, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("websocket");
+    let mut anonymous = ws_connect(addr).await;
     anonymous
         .send(Message::text(
             json!({"type": "connection_init", "payload": {}}).to_string(),
