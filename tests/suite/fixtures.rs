@@ -52,3 +52,16 @@ pub async fn set_created_at(db: &DatabaseConnection, ids: &[String], at: DateTim
 pub fn ts(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(1_760_000_000_000_000 + micros).expect("timestamp")
 }
+
+/// Test-only time travel: the claim's lease ran out long ago.
+pub async fn expire_lease(db: &DatabaseConnection, execution_id: &str) {
+    entity::execution_claim::Entity::update_many()
+        .col_expr(
+            entity::execution_claim::Column::ExpiresAt,
+            Expr::value(ts(0)),
+        )
+        .filter(entity::execution_claim::Column::ExecutionId.eq(execution_id))
+        .exec(db)
+        .await
+        .expect("expire lease");
+}

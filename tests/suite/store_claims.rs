@@ -1,25 +1,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use entity::{execution_claim, ClaimStatus};
+use entity::ClaimStatus;
 use execstore::store::ClaimRejection;
 use execstore::store::{ExecutionStatus, ExecutionStore, Scope, StatusUpdate, StoreError};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::EntityTrait;
 use tokio::sync::Barrier;
 
-use crate::fixtures::{create, create_with_status, ts};
+use crate::fixtures::{create, create_with_status, expire_lease, ts};
 use crate::harness::{fresh, Backend};
-
-/// Test-only time travel: the claim's lease ran out long ago.
-async fn expire_lease(db: &DatabaseConnection, execution_id: &str) {
-    execution_claim::Entity::update_many()
-        .col_expr(execution_claim::Column::ExpiresAt, Expr::value(ts(0)))
-        .filter(execution_claim::Column::ExecutionId.eq(execution_id))
-        .exec(db)
-        .await
-        .unwrap();
-}
 
 async fn claim_rules(backend: Backend) {
     let t = fresh(backend).await;

@@ -75,15 +75,7 @@ async fn executions_needing_recovery(backend: Backend) {
 
     // The crashed worker's lease runs out, expireOldClaims marks it expired:
     // (fix) it must still be found.
-    entity::execution_claim::Entity::update_many()
-        .col_expr(
-            entity::execution_claim::Column::ExpiresAt,
-            Expr::value(crate::fixtures::ts(0)),
-        )
-        .filter(entity::execution_claim::Column::ExecutionId.eq("running-crashed"))
-        .exec(&t.db)
-        .await
-        .unwrap();
+    crate::fixtures::expire_lease(&t.db, "running-crashed").await;
     let found = ids(store
         .get_executions_needing_recovery(1000, &Scope::All)
         .await
