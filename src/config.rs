@@ -61,6 +61,10 @@ pub struct Config {
     /// PostgreSQL statement_timeout (SQLite: busy timeout), in milliseconds.
     #[arg(long, env = "EXECSTORE_STATEMENT_TIMEOUT_MS", default_value_t = 20_000)]
     pub statement_timeout_ms: u64,
+    /// Most executions one request may load in all (trees, children,
+    /// feeds, aliases together); a request over it gets BUDGET_EXCEEDED.
+    #[arg(long, env = "EXECSTORE_MAX_NODES", default_value_t = 50_000)]
+    pub max_nodes: i64,
     /// Database connections in the pool.
     #[arg(long, env = "EXECSTORE_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,

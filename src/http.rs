@@ -21,6 +21,7 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 use crate::auth::{AuthError, Authenticator, Viewer};
 use crate::config::Config;
+use crate::graphql::budget::RowBudget;
 use crate::graphql::error::code;
 use crate::graphql::{build_schema, AppSchema, Loaders};
 use crate::store::ExecutionStore;
@@ -31,6 +32,7 @@ pub struct App {
     pub auth: Authenticator,
     pub max_batch: usize,
     pub graphiql: bool,
+    pub max_nodes: i64,
 }
 
 impl App {
@@ -41,13 +43,16 @@ impl App {
             auth: Authenticator::new(config.jwt_secret.as_deref()),
             max_batch: config.max_batch,
             graphiql: config.graphiql,
+            max_nodes: config.max_nodes,
         }
     }
 
-    /// Per-request data: who asks, and DataLoaders scoped to them.
+    /// Per-request data: who asks, DataLoaders scoped to them, and the
+    /// request's row budget.
     fn request_data(&self, request: Request, viewer: &Viewer) -> Request {
-        let loaders = Loaders::new(&self.store, &viewer.scope());
-        request.data(viewer.clone()).data(loaders)
+        let budget = RowBudget::new(self.max_nodes);
+        let loaders = Loaders::new(&self.store, &viewer.scope(), Some(budget.clone()));
+        request.data(viewer.clone()).data(loaders).data(budget)
     }
 }
 
@@ -236,7 +241,7 @@ async fn graphql_ws(
                         crate::graphql::error::coded(code::UNAUTHENTICATED, e.to_string())
                     })?;
                     let mut data = Data::default();
-                    data.insert(Loaders::new(&app.store, &viewer.scope()));
+                    data.insert(Loaders::new(&app.store, &viewer.scope(), None));
                     data.insert(viewer);
                     Ok(data)
                 })

@@ -64,6 +64,9 @@ pub struct Model {
     pub last_failure_at: Option<DateTimeUtc>,
     pub processing_started_at: Option<DateTimeUtc>,
     pub processing_worker_id: Option<String>,
+    /// The live lease's expiry, mirrored from the active claim (null when no
+    /// claim is active), so the work queue's index holds claimable rows only.
+    pub lease_expires_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_tables;
 mod m20261125_000002_created_queue_by_flow;
+mod m20261125_000003_claimable_queue;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261125_000002_created_queue_by_flow::Migration),
+            Box::new(m20261125_000003_claimable_queue::Migration),
         ]
     }
 }

@@ -14,6 +14,8 @@ pub mod code {
     pub const CONFLICT: &str = "CONFLICT";
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
     pub const INTERNAL: &str = "INTERNAL";
+    /// The request would load more executions than its budget allows.
+    pub const BUDGET_EXCEEDED: &str = "BUDGET_EXCEEDED";
 }
 
 pub fn coded(code: &'static str, message: impl Into<String>) -> Error {
@@ -39,6 +41,7 @@ impl From<StoreError> for GqlError {
             StoreError::NotFound { .. } => coded(code::NOT_FOUND, err.to_string()),
             StoreError::Forbidden(_) => coded(code::FORBIDDEN, err.to_string()),
             StoreError::Conflict(_) => coded(code::CONFLICT, err.to_string()),
+            StoreError::TooManyRows { .. } => coded(code::BUDGET_EXCEEDED, err.to_string()),
             StoreError::Unavailable(ref cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 coded(code::UNAVAILABLE, "the database is unavailable; try again")

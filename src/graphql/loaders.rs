@@ -5,8 +5,9 @@
 use async_graphql::dataloader::{DataLoader, Loader};
 use std::collections::HashMap;
 
+use super::budget::RowBudget;
 use super::error::OrGql;
-use crate::store::{Claim, Execution, ExecutionStore, Recovery, Scope};
+use crate::store::{ChildWindow, Claim, Cursor, Execution, ExecutionStore, Recovery, Scope};
 
 /// Loader errors must be `Clone`: they are the already-mapped GraphQL error
 /// (logged once, with its code), shared by every field of the failed batch.
@@ -33,21 +34,67 @@ impl Loader<String> for ExecutionLoader {
     }
 }
 
-/// `children`: one `batch_get_direct_children` per level of the response.
+/// A parent and the window of its children a `children(first:, after:)`
+/// field asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChildKey {
+    pub parent: String,
+    pub first: i64,
+    pub after: Option<Cursor>,
+}
+
+/// `children`: one `batch_get_direct_children` per level of the response
+/// (and per distinct window, when aliases ask for different ones).
 pub struct ChildrenLoader {
     store: ExecutionStore,
     scope: Scope,
+    budget: Option<RowBudget>,
 }
 
-impl Loader<String> for ChildrenLoader {
+impl Loader<ChildKey> for ChildrenLoader {
     type Value = Vec<Execution>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Vec<Execution>>, LoadError> {
-        self.store
-            .batch_get_direct_children(keys, &self.scope)
+    async fn load(
+        &self,
+        keys: &[ChildKey],
+    ) -> Result<HashMap<ChildKey, Vec<Execution>>, LoadError> {
+        let mut windows: HashMap<(i64, Option<Cursor>), Vec<String>> = HashMap::new();
+        for key in keys {
+            windows
+                .entry((key.first, key.after.clone()))
+                .or_default()
+                .push(key.parent.clone());
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for ((first, after), parents) in windows {
+            let load = async |max_rows| {
+                let window = ChildWindow {
+                    per_parent: Some(first),
+                    after: after.clone(),
+                    max_rows,
+                };
+                let map = self
+                    .store
+                    .batch_get_direct_children_in(&parents, &window, &self.scope)
+                    .await?;
+                Ok(vec![map])
+            };
+            let mut maps = RowBudget::bounded(self.budget.as_ref(), load, |m| {
+                m.values().map(Vec::len).sum()
+            })
             .await
-            .gql()
+            .gql()?;
+            for (parent, children) in maps.pop().unwrap_or_default() {
+                let key = ChildKey {
+                    parent,
+                    first,
+                    after: after.clone(),
+                };
+                out.insert(key, children);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -112,9 +159,13 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(store: &ExecutionStore, scope: &Scope) -> Self {
+    /// `budget`: the request's row budget; None for a subscription's
+    /// connection, which lives too long for one.
+    pub fn new(store: &ExecutionStore, scope: &Scope, budget: Option<RowBudget>) -> Self {
         // Levels hand over all their keys at once: nothing to wait for.
-        fn loader<T: Loader<String>>(l: T) -> DataLoader<T> {
+        fn loader<K: Send + Sync + std::hash::Hash + Eq + Clone + 'static, T: Loader<K>>(
+            l: T,
+        ) -> DataLoader<T> {
             DataLoader::new(l, tokio::spawn)
                 .delay(std::time::Duration::ZERO)
                 .max_batch_size(usize::MAX)
@@ -135,6 +186,7 @@ impl Loaders {
             children: loader(ChildrenLoader {
                 store: s.clone(),
                 scope: sc.clone(),
+                budget,
             }),
             child_counts: loader(ChildCountLoader {
                 store: s.clone(),

@@ -1,5 +1,6 @@
 //! The GraphQL schema over the store: types, roots, DataLoaders, errors.
 
+pub mod budget;
 pub mod error;
 pub mod loaders;
 mod mutation;

@@ -1,12 +1,16 @@
 use async_graphql::{Context, Object, ID};
 
-use super::error::{GqlResult, OrGql};
+use super::error::{bad_input, GqlResult, OrGql};
 use super::types::{
     ClaimOutcome, CreateExecutionInput, Execution, ExecutionClaim, ExecutionRecovery,
-    RecordRecoveryInput, UpdateExecutionStatusInput,
+    FinishExecutionInput, RecordRecoveryInput, UpdateExecutionStatusInput,
 };
 use super::{store, viewer};
-use crate::store::{CreateExecution, NewRecovery, StatusUpdate};
+use crate::store::{CreateExecution, Finish, NewRecovery, StatusUpdate};
+
+/// The longest a `claimNextExecutions` call may wait for work. Below the
+/// default request timeout (30 s), so a waiting call answers, empty, first.
+pub const MAX_WAIT_MS: i64 = 25_000;
 
 pub struct MutationRoot;
 
@@ -92,6 +96,8 @@ impl MutationRoot {
     }
 
     /// Pulls work: claims up to `limit` CREATED executions, oldest first.
+    /// With `waitMs`, an empty queue makes the call wait (at most
+    /// 25,000 ms) and answer as soon as work appears, instead of polling.
     async fn claim_next_executions(
         &self,
         ctx: &Context<'_>,
@@ -99,18 +105,52 @@ impl MutationRoot {
         timeout_ms: i32,
         flow_id: Option<ID>,
         #[graphql(default = 1)] limit: Option<i32>,
+        #[graphql(default = 0)] wait_ms: Option<i32>,
     ) -> GqlResult<Vec<Execution>> {
         viewer(ctx)?.require_worker()?;
+        let wait_ms = i64::from(wait_ms.unwrap_or(0));
+        if !(0..=MAX_WAIT_MS).contains(&wait_ms) {
+            return Err(bad_input(
+                "waitMs",
+                format!("must be between 0 and {MAX_WAIT_MS}"),
+            ));
+        }
         let claimed = store(ctx)?
-            .claim_next_executions(
+            .claim_next_executions_waiting(
                 &worker_id,
                 i64::from(timeout_ms),
                 flow_id.as_ref().map(|f| f.as_str()),
                 i64::from(limit.unwrap_or(1)),
+                std::time::Duration::from_millis(wait_ms as u64),
             )
             .await
             .gql()?;
         Ok(Execution::level(claimed))
+    }
+
+    /// Ends a worker's round in one atomic write by the holder of a live
+    /// claim: sets the final status (COMPLETED, FAILED, STOPPED) and stamps
+    /// completedAt, or puts the execution back to CREATED for a retry
+    /// (counting the failure), and releases the claim. `CONFLICT` for a
+    /// worker that does not hold a live claim (another's, released, lapsed).
+    async fn finish_execution(
+        &self,
+        ctx: &Context<'_>,
+        input: FinishExecutionInput,
+    ) -> GqlResult<Execution> {
+        viewer(ctx)?.require_worker()?;
+        let finished = store(ctx)?
+            .finish_execution(Finish {
+                execution_id: input.execution_id.0,
+                worker_id: input.worker_id,
+                status: input.status.into(),
+                error_message: input.error_message,
+                error_node_id: input.error_node_id,
+                failure_reason: input.failure_reason,
+            })
+            .await
+            .gql()?;
+        Ok(Execution::single(finished))
     }
 
     /// Heartbeat: extends the holder's live claim.

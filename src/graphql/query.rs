@@ -1,6 +1,7 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Object, OutputType, ID};
 
+use super::budget::RowBudget;
 use super::error::{GqlResult, OrGql};
 use super::types::{
     Execution, ExecutionClaim, ExecutionRecovery, ExecutionStats, ExecutionTreeNode, RootExecution,
@@ -24,6 +25,14 @@ fn connection<N: OutputType>(
         Edge::new(cursor, node)
     }));
     conn
+}
+
+/// Counts rows a field loaded against the request's budget.
+fn charge(ctx: &Context<'_>, rows: usize) -> GqlResult<()> {
+    match RowBudget::of(ctx) {
+        Some(budget) => budget.charge(rows).gql(),
+        None => Ok(()),
+    }
 }
 
 fn execution_connection(page: s::Page<s::Execution>) -> Connection<String, Execution> {
@@ -61,6 +70,7 @@ impl QueryRoot {
             .get_root_executions(&flow_id, first.map(i64::from), after.as_deref(), &scope)
             .await
             .gql()?;
+        charge(ctx, page.items.len())?;
         let (shapes, rows): (Vec<_>, Vec<_>) = page
             .items
             .into_iter()
@@ -88,10 +98,19 @@ impl QueryRoot {
         execution_id: ID,
     ) -> GqlResult<Vec<ExecutionTreeNode>> {
         let scope = viewer(ctx)?.scope();
-        let nodes = store(ctx)?
-            .get_execution_tree(&execution_id, &scope)
-            .await
-            .gql()?;
+        let store = store(ctx)?;
+        let budget = RowBudget::of(ctx);
+        let nodes = RowBudget::bounded(
+            budget.as_ref(),
+            async |max_rows| {
+                store
+                    .get_execution_tree_within(&execution_id, max_rows, &scope)
+                    .await
+            },
+            |_| 1,
+        )
+        .await
+        .gql()?;
         let (levels, rows): (Vec<_>, Vec<_>) =
             nodes.into_iter().map(|n| (n.level, n.execution)).unzip();
         Ok(Execution::level(rows)
@@ -124,6 +143,7 @@ impl QueryRoot {
             )
             .await
             .gql()?;
+        charge(ctx, page.items.len())?;
         Ok(execution_connection(page))
     }
 
@@ -145,6 +165,7 @@ impl QueryRoot {
             )
             .await
             .gql()?;
+        charge(ctx, page.items.len())?;
         Ok(execution_connection(page))
     }
 
@@ -194,6 +215,7 @@ impl QueryRoot {
             .get_executions_needing_recovery(i64::from(limit.unwrap_or(1000)), &scope)
             .await
             .gql()?;
+        charge(ctx, rows.len())?;
         Ok(Execution::level(rows))
     }
 

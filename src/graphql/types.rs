@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 use tokio::sync::OnceCell;
 
-use super::error::{internal, GqlResult};
-use super::loaders::{LoadError, Loaders};
+use super::error::{internal, GqlResult, OrGql};
+use super::loaders::{ChildKey, LoadError, Loaders};
 use crate::store::{self, ClaimRejection as StoreRejection};
 use async_graphql::dataloader::{DataLoader, Loader};
 
@@ -106,7 +106,8 @@ pub struct Level {
     ids: Vec<String>,
     parent_ids: Vec<String>,
     root_ids: Vec<String>,
-    children: Loaded<Vec<Row>>,
+    /// One load per window asked of this level (aliases may differ).
+    children: std::sync::Mutex<HashMap<ChildWindowKey, Arc<Loaded<Vec<Row>>>>>,
     parents: Loaded<Row>,
     roots: Loaded<Row>,
     child_counts: OnceCell<HashMap<String, i64>>,
@@ -132,7 +133,7 @@ impl Level {
             ids,
             parent_ids: parent_ids.into_iter().collect(),
             root_ids: root_ids.into_iter().collect(),
-            children: OnceCell::new(),
+            children: Default::default(),
             parents: OnceCell::new(),
             roots: OnceCell::new(),
             child_counts: OnceCell::new(),
@@ -156,6 +157,14 @@ where
     cell.get_or_try_init(|| loader.load_many(ids.iter().cloned()))
         .await
 }
+
+/// `children(first:, after:)` as a cache key of a level.
+type ChildWindowKey = (i64, Option<store::Cursor>);
+
+/// Children per parent when `children` is asked without `first`.
+pub const DEFAULT_CHILDREN: i32 = 100;
+/// The most children per parent one `children` field returns.
+pub const MAX_CHILDREN: i32 = 1000;
 
 /// One execution of a flow.
 pub struct Execution {
@@ -316,19 +325,46 @@ impl Execution {
         })
     }
 
-    /// Direct children, oldest first (createdAt, id).
-    async fn children(&self, ctx: &Context<'_>) -> GqlResult<Vec<Execution>> {
-        let (children, level) = self
-            .level
-            .children
+    /// Direct children, oldest first (createdAt, id): at most `first` of
+    /// them (default 100, at most 1000), after the child whose `cursor` is
+    /// `after`. Fewer than `childCount` means the list was cut: continue with
+    /// `after` set to the last child's `cursor`.
+    async fn children(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Vec<Execution>> {
+        let first = first.unwrap_or(DEFAULT_CHILDREN);
+        if !(0..=MAX_CHILDREN).contains(&first) {
+            return Err(super::error::bad_input(
+                "first",
+                format!("must be between 0 and {MAX_CHILDREN}"),
+            ));
+        }
+        let after = store::Cursor::parse_opt(after.as_deref()).gql()?;
+        let window = (i64::from(first), after);
+        let cell = {
+            let mut cells = self
+                .level
+                .children
+                .lock()
+                .map_err(|_| internal(&"children cache poisoned"))?;
+            cells.entry(window.clone()).or_default().clone()
+        };
+        let (children, level) = cell
             .get_or_try_init(|| async {
-                let ids = self.level.ids.iter().cloned();
+                let keys = self.level.ids.iter().map(|id| ChildKey {
+                    parent: id.clone(),
+                    first: window.0,
+                    after: window.1.clone(),
+                });
                 let children: HashMap<String, Vec<Row>> = loaders(ctx)?
                     .children
-                    .load_many(ids)
+                    .load_many(keys)
                     .await?
                     .into_iter()
-                    .map(|(id, rows)| (id, rows.into_iter().map(Arc::new).collect()))
+                    .map(|(key, rows)| (key.parent, rows.into_iter().map(Arc::new).collect()))
                     .collect();
                 let level = Level::of(children.values().flatten());
                 Ok::<_, async_graphql::Error>((children, level))
@@ -345,6 +381,12 @@ impl Execution {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    /// An opaque cursor for this execution's `(createdAt, id)`: `after` of
+    /// `children` and of the feeds takes it.
+    async fn cursor(&self) -> String {
+        store::Cursor::new(self.row.created_at, self.row.id.clone()).encode()
     }
 
     /// Number of direct children.
@@ -539,6 +581,21 @@ pub struct UpdateExecutionStatusInput {
     pub failure_count: Option<i32>,
     pub last_failure_reason: Option<String>,
     pub last_failure_at: Option<DateTime<Utc>>,
+}
+
+/// The end of a worker's round (`finishExecution`).
+#[derive(InputObject)]
+pub struct FinishExecutionInput {
+    pub execution_id: ID,
+    /// The worker that holds the claim.
+    pub worker_id: String,
+    /// COMPLETED, FAILED or STOPPED; CREATED puts it back in the queue for a
+    /// retry (failureCount + 1, lastFailureReason, lastFailureAt).
+    pub status: ExecutionStatus,
+    pub error_message: Option<String>,
+    pub error_node_id: Option<String>,
+    /// Recorded as lastFailureReason (a retry without it records errorMessage).
+    pub failure_reason: Option<String>,
 }
 
 #[derive(InputObject)]

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult};
 
 use super::events::{EventKind, ExecutionEvent};
-use super::sql::{in_json_list, json_list, Sql};
+use super::sql::{json_list, PerKey, Sql};
 use super::{
     limits, now, validate, Claim, ClaimStatus, Execution, ExecutionStatus, ExecutionStore, Scope,
-    StoreResult,
+    StoreError, StoreResult,
 };
 
 /// Why a claim was refused.
@@ -20,6 +20,20 @@ pub enum ClaimRejection {
     NotFound,
     Terminal,
     HeldByOther,
+}
+
+/// `finishExecution`'s input.
+#[derive(Clone, Debug)]
+pub struct Finish {
+    pub execution_id: String,
+    pub worker_id: String,
+    /// COMPLETED, FAILED or STOPPED; CREATED puts it back in the queue.
+    pub status: ExecutionStatus,
+    pub error_message: Option<String>,
+    pub error_node_id: Option<String>,
+    /// Recorded as `lastFailureReason` (a retry without one records the
+    /// error message).
+    pub failure_reason: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -43,6 +57,14 @@ struct ClaimColumns {
     claim_status: ClaimStatus,
 }
 
+/// The claim upsert's text and the placeholders later statements reuse.
+struct ClaimParams {
+    text: String,
+    worker: String,
+    at: String,
+    exp: String,
+}
+
 #[derive(FromQueryResult)]
 struct ClaimState {
     status: ExecutionStatus,
@@ -61,14 +83,6 @@ const TAKE_OVER: &str = "ON CONFLICT (execution_id) DO UPDATE SET \
     WHERE execution_claims.status <> 'active' \
         OR execution_claims.expires_at < excluded.claimed_at \
         OR execution_claims.worker_id = excluded.worker_id";
-
-/// A claim that still counts: active and not past its expiry.
-fn live_claim_exists(execution: &str, now: &str) -> String {
-    format!(
-        "EXISTS (SELECT 1 FROM execution_claims c WHERE c.execution_id = {execution} \
-         AND c.status = 'active' AND c.expires_at >= {now})"
-    )
-}
 
 fn expiry(now: DateTime<Utc>, timeout_ms: i64) -> DateTime<Utc> {
     now + Duration::milliseconds(timeout_ms)
@@ -116,31 +130,48 @@ impl ExecutionStore {
     /// The claim upsert, selecting from the execution so that an absent or
     /// terminal execution inserts nothing. Returns the SQL and the
     /// placeholders of the worker id and of "now".
+    ///
+    /// On PostgreSQL the execution row is locked (`FOR UPDATE`) before the
+    /// claim row is written. Every path that touches both (claim, pull,
+    /// heartbeat, release, finish) takes the execution row first, so two of
+    /// them never wait on each other in opposite orders (no deadlock).
     fn claim_upsert(
         sql: &mut Sql,
+        backend: DbBackend,
         execution_id: &str,
         worker_id: &str,
         timeout_ms: i64,
         now: DateTime<Utc>,
-    ) -> (String, String, String) {
+    ) -> ClaimParams {
         let worker = sql.bind(worker_id.to_owned());
         let at = sql.bind(now);
         let exp = sql.bind(expiry(now, timeout_ms));
         let id = sql.bind(execution_id.to_owned());
+        let lock = if backend == DbBackend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
         let text = format!(
             "INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
              SELECT id, {worker}, {at}, {exp}, {at}, 'active' FROM executions WHERE id = {id} \
-             AND status NOT IN ('completed', 'failed', 'stopped') {TAKE_OVER} RETURNING *"
+             AND status NOT IN ('completed', 'failed', 'stopped'){lock} {TAKE_OVER} RETURNING *"
         );
-        (text, worker, at)
+        ClaimParams {
+            text,
+            worker,
+            at,
+            exp,
+        }
     }
 
-    /// The execution's side of a successful claim: who processes it, since when.
-    fn processing_update(worker: &str, at: &str) -> String {
+    /// The execution's side of a successful claim: who processes it, since
+    /// when, and until when its lease runs (which takes it out of the queue).
+    fn processing_update(worker: &str, at: &str, exp: &str) -> String {
         format!(
             "UPDATE executions SET processing_started_at = CASE WHEN processing_worker_id = {worker} \
              THEN COALESCE(processing_started_at, {at}) ELSE {at} END, \
-             processing_worker_id = {worker}, updated_at = {at}"
+             processing_worker_id = {worker}, updated_at = {at}, lease_expires_at = {exp}"
         )
     }
 
@@ -154,9 +185,20 @@ impl ExecutionStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<(Claim, Execution)>> {
         let mut sql = Sql::new("WITH claimed AS (");
-        let (upsert, worker, at) =
-            Self::claim_upsert(&mut sql, execution_id, worker_id, timeout_ms, now);
-        let update = Self::processing_update(&worker, &at);
+        let ClaimParams {
+            text: upsert,
+            worker,
+            at,
+            exp,
+        } = Self::claim_upsert(
+            &mut sql,
+            DbBackend::Postgres,
+            execution_id,
+            worker_id,
+            timeout_ms,
+            now,
+        );
+        let update = Self::processing_update(&worker, &at, &exp);
         sql.push(&format!(
             "{upsert}), touched AS ({update} FROM claimed WHERE executions.id = claimed.execution_id \
              RETURNING executions.*) \
@@ -193,8 +235,15 @@ impl ExecutionStore {
     ) -> StoreResult<Option<(Claim, Execution)>> {
         let txn = self.begin_write().await?;
         let mut sql = Sql::new("");
-        let (upsert, _, _) = Self::claim_upsert(&mut sql, execution_id, worker_id, timeout_ms, now);
-        sql.push(&upsert);
+        let upsert = Self::claim_upsert(
+            &mut sql,
+            DbBackend::Sqlite,
+            execution_id,
+            worker_id,
+            timeout_ms,
+            now,
+        );
+        sql.push(&upsert.text);
         let Some(claim) = Claim::find_by_statement(sql.build(self.backend()))
             .one(&txn)
             .await?
@@ -205,8 +254,9 @@ impl ExecutionStore {
         let mut sql = Sql::new("");
         let worker = sql.bind(worker_id.to_owned());
         let at = sql.bind(now);
+        let exp = sql.bind(claim.expires_at);
         let id = sql.bind(execution_id.to_owned());
-        let update = Self::processing_update(&worker, &at);
+        let update = Self::processing_update(&worker, &at, &exp);
         sql.push(&format!("{update} WHERE id = {id} RETURNING *"));
         let execution = Self::query_execution(&txn, sql).await?;
         txn.commit().await?;
@@ -225,6 +275,42 @@ impl ExecutionStore {
             Some(s) if s.status.is_terminal() => ClaimRejection::Terminal,
             Some(_) => ClaimRejection::HeldByOther,
         })
+    }
+
+    /// `claimNextExecutions(waitMs:)`: as `claim_next_executions`, but when
+    /// nothing is claimable it waits up to `wait` for work to appear and
+    /// returns as soon as it has some. Woken by writes of this process and,
+    /// on PostgreSQL, by other processes' (through the event relay). The
+    /// wait holds no database connection. No lost wake-up: the signal is
+    /// marked seen *before* each attempt, so work created between an empty
+    /// attempt and the wait wakes the waiter at once.
+    pub async fn claim_next_executions_waiting(
+        &self,
+        worker_id: &str,
+        timeout_ms: i64,
+        flow_id: Option<&str>,
+        limit: i64,
+        wait: std::time::Duration,
+    ) -> StoreResult<Vec<Execution>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut work = self.events.watch_work();
+        loop {
+            work.borrow_and_update();
+            let claimed = self
+                .claim_next_executions(worker_id, timeout_ms, flow_id, limit)
+                .await?;
+            if !claimed.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(claimed);
+            }
+            tokio::select! {
+                changed = work.changed() => {
+                    if changed.is_err() {
+                        return Ok(claimed);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return Ok(claimed),
+            }
+        }
     }
 
     /// `claimNextExecutions`: claims up to `limit` claimable CREATED
@@ -255,28 +341,45 @@ impl ExecutionStore {
             Some(flow) => format!(" AND e.flow_id = {}", sql.bind(flow.to_owned())),
             None => String::new(),
         };
-        let unclaimed = format!("NOT {}", live_claim_exists("e.id", &at));
+        // Two sources, each read through its own partial index: rows never
+        // leased (or released), oldest first, and rows whose lease lapsed.
+        // Neither walks past executions another worker holds.
+        let lock = match self.backend() {
+            DbBackend::Postgres => " FOR UPDATE OF e SKIP LOCKED",
+            _ => "",
+        };
+        let candidates = format!(
+            "SELECT id, created_at FROM (\
+               SELECT * FROM (SELECT e.id, e.created_at FROM executions e \
+                 WHERE e.status = 'created' AND e.lease_expires_at IS NOT NULL \
+                 AND e.lease_expires_at < {at}{flow} ORDER BY e.lease_expires_at LIMIT {n}{lock}) lapsed \
+               UNION ALL \
+               SELECT * FROM (SELECT e.id, e.created_at FROM executions e \
+                 WHERE e.status = 'created' AND e.lease_expires_at IS NULL{flow} \
+                 ORDER BY e.created_at, e.id LIMIT {n}{lock}) fresh\
+             ) c ORDER BY created_at, id LIMIT {n}"
+        );
         let insert = "INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)";
         let mut claimed = match self.backend() {
             DbBackend::Postgres => {
                 sql.push(&format!(
-                    "WITH candidates AS (SELECT e.id FROM executions e \
-                     WHERE e.status = 'created'{flow} AND {unclaimed} \
-                     ORDER BY e.created_at, e.id LIMIT {n} FOR UPDATE OF e SKIP LOCKED), \
+                    "WITH candidates AS ({candidates}), \
                      claimed AS ({insert} SELECT id, {worker}, {at}, {exp}, {at}, 'active' FROM candidates \
                      {TAKE_OVER} RETURNING execution_id) \
                      UPDATE executions SET processing_worker_id = {worker}, processing_started_at = {at}, \
-                     updated_at = {at} FROM claimed WHERE executions.id = claimed.execution_id \
+                     updated_at = {at}, lease_expires_at = {exp} \
+                     FROM claimed WHERE executions.id = claimed.execution_id \
                      RETURNING executions.*"
                 ));
                 Self::query_executions(&self.db, sql).await?
             }
             _ => {
-                let txn = self.db.begin().await?;
+                // One writer at a time: the transaction holds the write lock
+                // from its first statement, so nobody picks the same rows.
+                let txn = self.begin_write().await?;
                 sql.push(&format!(
-                    "{insert} SELECT e.id, {worker}, {at}, {exp}, {at}, 'active' FROM executions e \
-                     WHERE e.status = 'created'{flow} AND {unclaimed} \
-                     ORDER BY e.created_at, e.id LIMIT {n} {TAKE_OVER} RETURNING *"
+                    "{insert} SELECT id, {worker}, {at}, {exp}, {at}, 'active' FROM ({candidates}) \
+                     WHERE true {TAKE_OVER} RETURNING *"
                 ));
                 let claims = Claim::find_by_statement(sql.build(self.backend()))
                     .all(&txn)
@@ -289,10 +392,11 @@ impl ExecutionStore {
                 let mut sql = Sql::new("UPDATE executions SET processing_worker_id = ");
                 let worker = sql.bind(worker_id.to_owned());
                 let at = sql.bind(now);
+                let exp = sql.bind(expiry(now, timeout_ms));
                 let list = sql.bind(json_list(&ids));
                 sql.push(&format!(
-                    "{worker}, processing_started_at = {at}, updated_at = {at} WHERE {} RETURNING *",
-                    in_json_list(DbBackend::Sqlite, "id", &list)
+                    "{worker}, processing_started_at = {at}, updated_at = {at}, lease_expires_at = {exp} \
+                     WHERE id IN (SELECT value FROM json_each({list})) RETURNING *"
                 ));
                 let rows = Self::query_executions(&txn, sql).await?;
                 txn.commit().await?;
@@ -309,7 +413,8 @@ impl ExecutionStore {
         Ok(claimed)
     }
 
-    /// `extendClaim` (heartbeat): only the holder of a live claim.
+    /// `extendClaim` (heartbeat): only the holder of a live claim. The
+    /// execution's lease moves with the claim's expiry.
     pub async fn extend_claim(
         &self,
         execution_id: &str,
@@ -320,29 +425,28 @@ impl ExecutionStore {
         validate::id("workerId", worker_id)?;
         validate::timeout_ms("timeoutMs", timeout_ms)?;
         let now = now();
-        let mut sql = Sql::new("UPDATE execution_claims SET expires_at = ");
-        let exp = sql.bind(expiry(now, timeout_ms));
-        let at = sql.bind(now);
-        let id = sql.bind(execution_id.to_owned());
-        let worker = sql.bind(worker_id.to_owned());
-        sql.push(&format!(
-            "{exp}, heartbeat_at = {at} WHERE execution_id = {id} AND worker_id = {worker} \
-             AND status = 'active' AND expires_at >= {at}"
-        ));
+        let exp = expiry(now, timeout_ms);
         let extended = self
-            .db
-            .execute(sql.build(self.backend()))
-            .await?
-            .rows_affected()
-            > 0;
-        if extended {
-            self.publish_claim_change(&[execution_id.to_owned()]).await;
-        }
-        Ok(extended)
+            .write_as_holder(
+                execution_id,
+                worker_id,
+                |sql| {
+                    let exp = sql.bind(exp);
+                    let at = sql.bind(now);
+                    (
+                        format!("expires_at = {exp}, heartbeat_at = {at}"),
+                        format!(" AND expires_at >= {at}"),
+                    )
+                },
+                |sql| format!("lease_expires_at = {}", sql.bind(exp)),
+            )
+            .await?;
+        Ok(self.published(extended))
     }
 
     /// `releaseExecution`: the holder marks its claim released and stops
-    /// being the execution's processing worker. Anyone else: false, no change.
+    /// being the execution's processing worker; the execution is claimable
+    /// again at once. Anyone else: false, no change.
     pub async fn release_execution(
         &self,
         execution_id: &str,
@@ -351,14 +455,165 @@ impl ExecutionStore {
         validate::id("executionId", execution_id)?;
         validate::id("workerId", worker_id)?;
         let now = now();
+        let released = self
+            .write_as_holder(
+                execution_id,
+                worker_id,
+                |_| ("status = 'released'".to_owned(), String::new()),
+                |sql| {
+                    let worker = sql.bind(worker_id.to_owned());
+                    let at = sql.bind(now);
+                    let mine = format!("processing_worker_id = {worker}");
+                    format!(
+                        "lease_expires_at = NULL, \
+                         processing_started_at = CASE WHEN {mine} THEN NULL ELSE processing_started_at END, \
+                         updated_at = CASE WHEN {mine} THEN {at} ELSE updated_at END, \
+                         processing_worker_id = CASE WHEN {mine} THEN NULL ELSE processing_worker_id END"
+                    )
+                },
+            )
+            .await?;
+        Ok(self.published(released))
+    }
+
+    /// `finishExecution`: the end of a worker's round, in one atomic write by
+    /// the holder of a live claim. Sets the final status (or CREATED, to be
+    /// retried, counting the failure), stamps the time, and releases the
+    /// claim. Refused (`Conflict`) for anyone else and once the lease lapsed.
+    pub async fn finish_execution(&self, finish: Finish) -> StoreResult<Execution> {
+        validate::id("executionId", &finish.execution_id)?;
+        validate::id("workerId", &finish.worker_id)?;
+        if let Some(node) = &finish.error_node_id {
+            validate::id("errorNodeId", node)?;
+        }
+        let retry = match finish.status {
+            ExecutionStatus::Created => true,
+            s if s.is_terminal() => false,
+            _ => {
+                return Err(StoreError::invalid(
+                    "status",
+                    "must be COMPLETED, FAILED, STOPPED, or CREATED (to retry)",
+                ))
+            }
+        };
+        let now = now();
+        let row = self
+            .write_as_holder(
+                &finish.execution_id,
+                &finish.worker_id,
+                |sql| {
+                    let at = sql.bind(now);
+                    (
+                        "status = 'released'".to_owned(),
+                        format!(" AND expires_at >= {at}"),
+                    )
+                },
+                |sql| {
+                    let status = sql.bind(finish.status.as_str());
+                    let at = sql.bind(now);
+                    let message = sql.bind(finish.error_message.clone());
+                    let node = sql.bind(finish.error_node_id.clone());
+                    let mut sets = format!(
+                        "status = {status}, updated_at = {at}, lease_expires_at = NULL, \
+                         error_message = COALESCE({message}, error_message), \
+                         error_node_id = COALESCE({node}, error_node_id)"
+                    );
+                    if retry {
+                        let reason = finish
+                            .failure_reason
+                            .clone()
+                            .or_else(|| finish.error_message.clone())
+                            .unwrap_or_else(|| "retry".to_owned());
+                        let reason = sql.bind(reason);
+                        sets.push_str(&format!(
+                            ", failure_count = failure_count + 1, last_failure_reason = {reason}, \
+                             last_failure_at = {at}, processing_worker_id = NULL, \
+                             processing_started_at = NULL"
+                        ));
+                    } else {
+                        sets.push_str(&format!(", completed_at = {at}"));
+                        if let Some(reason) = &finish.failure_reason {
+                            let reason = sql.bind(reason.clone());
+                            sets.push_str(&format!(
+                                ", last_failure_reason = {reason}, last_failure_at = {at}"
+                            ));
+                        }
+                    }
+                    sets
+                },
+            )
+            .await?;
+        match row {
+            Some(execution) => {
+                self.events.publish(ExecutionEvent::changed(
+                    EventKind::Updated,
+                    execution.clone(),
+                ));
+                Ok(execution)
+            }
+            None => match self.rejection(&finish.execution_id).await? {
+                ClaimRejection::NotFound => {
+                    Err(StoreError::not_found("execution", &finish.execution_id))
+                }
+                _ => Err(StoreError::Conflict(format!(
+                    "execution {} has no live claim held by worker {}",
+                    finish.execution_id, finish.worker_id
+                ))),
+            },
+        }
+    }
+
+    /// Publishes the row a holder's write returned; true when there was one.
+    fn published(&self, row: Option<Execution>) -> bool {
+        match row {
+            Some(execution) => {
+                self.events
+                    .publish(ExecutionEvent::changed(EventKind::Updated, execution));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A write by the holder of the execution's active claim: `claim` gives
+    /// the claim row's SET list and extra conditions, `execution` the
+    /// execution row's SET list. Both rows change, or neither (None).
+    ///
+    /// PostgreSQL: one statement. The execution row is locked first, as in
+    /// every claim path, then the claim row, then the execution is updated.
+    /// SQLite: the same writes in one write transaction.
+    async fn write_as_holder(
+        &self,
+        execution_id: &str,
+        worker_id: &str,
+        claim: impl Fn(&mut Sql) -> (String, String),
+        execution: impl Fn(&mut Sql) -> String,
+    ) -> StoreResult<Option<Execution>> {
+        let holder = |sql: &mut Sql, column: &str| {
+            let id = sql.bind(execution_id.to_owned());
+            let worker = sql.bind(worker_id.to_owned());
+            format!("{column} = {id} AND worker_id = {worker} AND status = 'active'")
+        };
+        if self.backend() == DbBackend::Postgres {
+            let mut sql = Sql::new("WITH target AS (SELECT id FROM executions WHERE id = ");
+            let id = sql.bind(execution_id.to_owned());
+            let (set, extra) = claim(&mut sql);
+            let held = holder(&mut sql, "execution_id");
+            let exec_set = execution(&mut sql);
+            sql.push(&format!(
+                "{id} FOR UPDATE), held AS (UPDATE execution_claims SET {set} FROM target \
+                 WHERE {held}{extra} AND execution_claims.execution_id = target.id \
+                 RETURNING execution_claims.execution_id) \
+                 UPDATE executions SET {exec_set} FROM held WHERE executions.id = held.execution_id \
+                 RETURNING executions.*"
+            ));
+            return Self::query_execution(&self.db, sql).await;
+        }
         let txn = self.begin_write().await?;
-        let mut sql =
-            Sql::new("UPDATE execution_claims SET status = 'released' WHERE execution_id = ");
-        let id = sql.bind(execution_id.to_owned());
-        let worker = sql.bind(worker_id.to_owned());
-        sql.push(&format!(
-            "{id} AND worker_id = {worker} AND status = 'active'"
-        ));
+        let mut sql = Sql::new("UPDATE execution_claims SET ");
+        let (set, extra) = claim(&mut sql);
+        let held = holder(&mut sql, "execution_id");
+        sql.push(&format!("{set} WHERE {held}{extra}"));
         if txn
             .execute(sql.build(self.backend()))
             .await?
@@ -366,24 +621,15 @@ impl ExecutionStore {
             == 0
         {
             txn.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         }
-        let mut sql = Sql::new("UPDATE executions SET processing_worker_id = NULL, processing_started_at = NULL, updated_at = ");
-        let at = sql.bind(now);
+        let mut sql = Sql::new("UPDATE executions SET ");
+        let exec_set = execution(&mut sql);
         let id = sql.bind(execution_id.to_owned());
-        let worker = sql.bind(worker_id.to_owned());
-        sql.push(&format!(
-            "{at} WHERE id = {id} AND processing_worker_id = {worker} RETURNING *"
-        ));
-        let execution = Self::query_execution(&txn, sql).await?;
+        sql.push(&format!("{exec_set} WHERE id = {id} RETURNING *"));
+        let row = Self::query_execution(&txn, sql).await?;
         txn.commit().await?;
-        match execution {
-            Some(execution) => self
-                .events
-                .publish(ExecutionEvent::changed(EventKind::Updated, execution)),
-            None => self.publish_claim_change(&[execution_id.to_owned()]).await,
-        }
-        Ok(true)
+        Ok(row)
     }
 
     /// `expireOldClaims`: active claims past their expiry become `expired`.
@@ -452,12 +698,19 @@ impl ExecutionStore {
         if execution_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut sql = Sql::new(
-            "SELECT c.* FROM execution_claims c JOIN executions e ON e.id = c.execution_id WHERE ",
+        let mut sql = Sql::new("SELECT r.*");
+        let filter = sql.owner_of_execution("x.execution_id", scope);
+        sql.per_key(
+            self.backend(),
+            execution_ids,
+            PerKey {
+                table: "execution_claims",
+                column: "execution_id",
+                filter,
+                order: "x.execution_id",
+                limit: None,
+            },
         );
-        let p = sql.bind(json_list(execution_ids));
-        sql.push(&in_json_list(self.backend(), "c.execution_id", &p))
-            .scope("e.owner_id", scope);
         Ok(Claim::find_by_statement(sql.build(self.backend()))
             .all(&self.db)
             .await?

@@ -9,7 +9,7 @@ use super::{StoreError, StoreResult};
 
 const PREFIX: &str = "c1:";
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Cursor {
     pub created_at: DateTime<Utc>,
     pub id: String,

@@ -18,6 +18,9 @@ pub enum StoreError {
     Forbidden(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The request's row budget (`EXECSTORE_MAX_NODES`) would be exceeded.
+    #[error("this request would load more than {limit} executions")]
+    TooManyRows { limit: i64 },
     #[error("the database is unavailable")]
     Unavailable(#[source] DbErr),
     #[error("database error")]

@@ -9,7 +9,7 @@
 use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::{Execution, ExecutionStore, Scope, StoreResult};
 
@@ -71,6 +71,10 @@ struct WireEvent {
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<ExecutionEvent>>,
+    /// Bumped whenever an execution may have become claimable (a CREATED
+    /// row was written here, or a row changed in another process), so that
+    /// `claimNextExecutions(waitMs:)` wakes instead of polling.
+    work: Arc<watch::Sender<u64>>,
     origin: Arc<str>,
     relay: Arc<OnceLock<mpsc::UnboundedSender<String>>>,
 }
@@ -86,6 +90,7 @@ impl EventBus {
         let (sender, _) = broadcast::channel(4096);
         Self {
             sender,
+            work: Arc::new(watch::Sender::new(0)),
             origin: uuid::Uuid::now_v7().to_string().into(),
             relay: Arc::new(OnceLock::new()),
         }
@@ -111,7 +116,24 @@ impl EventBus {
         self.publish_local(event);
     }
 
+    /// Tells waiting workers that work may have appeared.
+    pub fn signal_work(&self) {
+        self.work.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver whose `changed()` resolves at the next `signal_work`.
+    pub fn watch_work(&self) -> watch::Receiver<u64> {
+        self.work.subscribe()
+    }
+
     fn publish_local(&self, event: ExecutionEvent) {
+        if event
+            .execution
+            .as_ref()
+            .is_some_and(|e| e.status == super::ExecutionStatus::Created)
+        {
+            self.signal_work();
+        }
         // An error only means nobody listens right now.
         let _ = self.sender.send(Arc::new(event));
     }
@@ -189,7 +211,15 @@ async fn listen_loop(store: ExecutionStore, mut listener: sea_orm::sqlx::postgre
         let Ok(wire) = serde_json::from_str::<WireEvent>(notification.payload()) else {
             continue;
         };
-        if *wire.origin == *store.events.origin || !store.events.has_subscribers() {
+        if *wire.origin == *store.events.origin {
+            continue;
+        }
+        if wire.kind != 'd' {
+            // Another process created or changed an execution: it may be
+            // work for a worker waiting here. Waking costs one claim attempt.
+            store.events.signal_work();
+        }
+        if !store.events.has_subscribers() {
             continue;
         }
         let event = match wire.kind {

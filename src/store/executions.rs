@@ -7,7 +7,7 @@ use sea_orm::{
 
 use super::error::is_foreign_key_violation;
 use super::events::{EventKind, ExecutionEvent};
-use super::sql::{in_json_list, json_list, Sql};
+use super::sql::{PerKey, Sql};
 use super::{
     now, truncate_micros, validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreError,
     StoreResult,
@@ -226,10 +226,19 @@ impl ExecutionStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut sql = Sql::new("SELECT * FROM executions WHERE ");
-        let p = sql.bind(json_list(ids));
-        sql.push(&in_json_list(self.backend(), "id", &p))
-            .scope("owner_id", scope);
+        let mut sql = Sql::new("SELECT r.*");
+        let filter = sql.owner_filter("x.owner_id", scope);
+        sql.per_key(
+            self.backend(),
+            ids,
+            PerKey {
+                table: "executions",
+                column: "id",
+                filter,
+                order: "x.id",
+                limit: None,
+            },
+        );
         Self::query_executions(&self.db, sql).await
     }
 
@@ -253,11 +262,11 @@ impl ExecutionStore {
             txn.rollback().await?;
             return Ok(false);
         }
-        let mut sql = Sql::new("DELETE FROM executions WHERE ");
-        let p = sql.bind(json_list(
-            &doomed.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
-        ));
-        sql.push(&in_json_list(self.backend(), "id", &p));
+        // The foreign keys cascade: deleting the top row removes the subtree
+        // (through the parent index), its claims and its recovery history.
+        let mut sql = Sql::new("DELETE FROM executions WHERE id = ");
+        let p = sql.bind(id.to_owned());
+        sql.push(&p);
         txn.execute(sql.build(self.backend())).await?;
         txn.commit().await?;
         for row in doomed {

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::FromQueryResult;
+use sea_orm::{DbBackend, FromQueryResult};
 
 use super::cursor::Cursor;
-use super::sql::{in_json_list, json_list, Sql};
-use super::{validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreResult};
+use super::sql::{json_keys, json_list, PerKey, Sql};
+use super::{validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreError, StoreResult};
 
 /// One page of a newest-first feed.
 #[derive(Clone, Debug)]
@@ -35,6 +35,17 @@ pub struct RootExecution {
     pub levels: i64,
     /// Number of descendants, the root excluded.
     pub total_nested: i64,
+}
+
+/// Which children of each parent a batch returns.
+#[derive(Clone, Debug, Default)]
+pub struct ChildWindow {
+    /// At most this many children per parent (oldest first); all when None.
+    pub per_parent: Option<i64>,
+    /// Only children after this `(createdAt, id)`.
+    pub after: Option<Cursor>,
+    /// Refuse (`StoreError::TooManyRows`) rather than return more rows.
+    pub max_rows: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -140,14 +151,17 @@ impl ExecutionStore {
             }));
         }
         let ids: Vec<String> = page.items.iter().map(|e| e.id.clone()).collect();
-        let mut sql = Sql::new(
-            "SELECT root_execution_id AS id, CAST(MAX(execution_depth) AS BIGINT) AS levels, \
-             CAST(COUNT(*) AS BIGINT) AS total FROM executions WHERE ",
-        );
-        let p = sql.bind(json_list(&ids));
-        sql.push(&in_json_list(self.backend(), "root_execution_id", &p))
-            .scope("owner_id", scope)
-            .push(" GROUP BY root_execution_id");
+        // Two index probes per root (root_execution_id), nothing per table row.
+        let mut sql = Sql::new("SELECT k.value AS id, ");
+        let filter = sql.owner_filter("x.owner_id", scope);
+        let keys = sql.bind(json_list(&ids));
+        sql.push(&format!(
+            "(SELECT CAST(MAX(x.execution_depth) AS BIGINT) FROM executions x \
+             WHERE x.root_execution_id = k.value{filter}) AS levels, \
+             (SELECT CAST(COUNT(*) AS BIGINT) FROM executions x \
+             WHERE x.root_execution_id = k.value{filter}) AS total FROM {}",
+            json_keys(self.backend(), &keys)
+        ));
         let shapes: HashMap<String, TreeShape> =
             TreeShape::find_by_statement(sql.build(self.backend()))
                 .all(&self.db)
@@ -172,18 +186,49 @@ impl ExecutionStore {
         execution_id: &str,
         scope: &Scope,
     ) -> StoreResult<Vec<TreeNode>> {
+        self.get_execution_tree_within(execution_id, None, scope)
+            .await
+    }
+
+    /// `get_execution_tree`, refused (`StoreError::TooManyRows`) rather than
+    /// reading more than `max_rows` rows into memory.
+    ///
+    /// The recursion carries whole rows and finds each node's children by
+    /// one probe of the parent index (PostgreSQL: a fenced LATERAL subquery;
+    /// SQLite: a CROSS JOIN), so it reads the subtree and nothing else.
+    pub async fn get_execution_tree_within(
+        &self,
+        execution_id: &str,
+        max_rows: Option<i64>,
+        scope: &Scope,
+    ) -> StoreResult<Vec<TreeNode>> {
         validate::id("executionId", execution_id)?;
         let mut sql =
-            Sql::new("WITH RECURSIVE subtree(id) AS (SELECT id FROM executions WHERE id = ");
+            Sql::new("WITH RECURSIVE subtree AS (SELECT x.* FROM executions x WHERE x.id = ");
         let p = sql.bind(execution_id.to_owned());
-        sql.push(&p)
-            .scope("owner_id", scope)
-            .push(" UNION ALL SELECT e.id FROM executions e JOIN subtree s ON e.parent_execution_id = s.id");
-        sql.scope("e.owner_id", scope).push(
-            ") SELECT e.* FROM executions e JOIN subtree s ON s.id = e.id \
-             ORDER BY e.execution_depth, e.created_at, e.id",
-        );
+        sql.push(&p).scope("x.owner_id", scope);
+        let filter = sql.owner_filter("c.owner_id", scope);
+        match self.backend() {
+            DbBackend::Postgres => sql.push(&format!(
+                " UNION ALL SELECT c.* FROM subtree s CROSS JOIN LATERAL \
+                 (SELECT * FROM executions c WHERE c.parent_execution_id = s.id{filter} OFFSET 0) c)"
+            )),
+            _ => sql.push(&format!(
+                " UNION ALL SELECT c.* FROM subtree s CROSS JOIN executions c \
+                 WHERE c.parent_execution_id = s.id{filter})"
+            )),
+        };
+        sql.push(" SELECT * FROM subtree ORDER BY execution_depth, created_at, id");
+        if let Some(max) = max_rows {
+            let n = sql.bind(max + 1);
+            sql.push(&format!(" LIMIT {n}"));
+        }
         let rows = Self::query_executions(&self.db, sql).await?;
+        if let Some(max) = max_rows {
+            if rows.len() as i64 > max {
+                return Err(StoreError::TooManyRows { limit: max });
+            }
+        }
         let base_depth = rows.first().map(|e| e.execution_depth).unwrap_or(0);
         Ok(rows
             .into_iter()
@@ -233,6 +278,20 @@ impl ExecutionStore {
         parent_ids: &[String],
         scope: &Scope,
     ) -> StoreResult<HashMap<String, Vec<Execution>>> {
+        self.batch_get_direct_children_in(parent_ids, &ChildWindow::default(), scope)
+            .await
+    }
+
+    /// `batch_get_direct_children` within a window: at most `per_parent`
+    /// children of each parent after the cursor, and an error rather than
+    /// more than `max_rows` rows in all (checked by the statement's LIMIT,
+    /// so no more than `max_rows + 1` rows are ever read into memory).
+    pub async fn batch_get_direct_children_in(
+        &self,
+        parent_ids: &[String],
+        window: &ChildWindow,
+        scope: &Scope,
+    ) -> StoreResult<HashMap<String, Vec<Execution>>> {
         let mut children: HashMap<String, Vec<Execution>> = parent_ids
             .iter()
             .map(|id| (id.clone(), Vec::new()))
@@ -240,12 +299,37 @@ impl ExecutionStore {
         if parent_ids.is_empty() {
             return Ok(children);
         }
-        let mut sql = Sql::new("SELECT * FROM executions WHERE ");
-        let p = sql.bind(json_list(parent_ids));
-        sql.push(&in_json_list(self.backend(), "parent_execution_id", &p))
-            .scope("owner_id", scope)
-            .push(" ORDER BY created_at, id");
-        for child in Self::query_executions(&self.db, sql).await? {
+        let mut sql = Sql::new("SELECT r.*");
+        let mut filter = sql.owner_filter("x.owner_id", scope);
+        if let Some(after) = &window.after {
+            let at = sql.bind(after.created_at);
+            let id = sql.bind(after.id.clone());
+            filter.push_str(&format!(" AND (x.created_at, x.id) > ({at}, {id})"));
+        }
+        let limit = window.per_parent.map(|n| sql.bind(n));
+        sql.per_key(
+            self.backend(),
+            parent_ids,
+            PerKey {
+                table: "executions",
+                column: "parent_execution_id",
+                filter,
+                order: "x.created_at, x.id",
+                limit,
+            },
+        );
+        sql.push(" ORDER BY r.created_at, r.id");
+        if let Some(max) = window.max_rows {
+            let n = sql.bind(max + 1);
+            sql.push(&format!(" LIMIT {n}"));
+        }
+        let rows = Self::query_executions(&self.db, sql).await?;
+        if let Some(max) = window.max_rows {
+            if rows.len() as i64 > max {
+                return Err(StoreError::TooManyRows { limit: max });
+            }
+        }
+        for child in rows {
             if let Some(list) = child
                 .parent_execution_id
                 .as_ref()
@@ -268,13 +352,16 @@ impl ExecutionStore {
         if parent_ids.is_empty() {
             return Ok(counts);
         }
-        let mut sql = Sql::new(
-            "SELECT parent_execution_id AS id, CAST(COUNT(*) AS BIGINT) AS total FROM executions WHERE ",
-        );
-        let p = sql.bind(json_list(parent_ids));
-        sql.push(&in_json_list(self.backend(), "parent_execution_id", &p))
-            .scope("owner_id", scope)
-            .push(" GROUP BY parent_execution_id");
+        // One index probe per parent: the count reads its children's index
+        // entries only.
+        let mut sql = Sql::new("SELECT k.value AS id, ");
+        let filter = sql.owner_filter("x.owner_id", scope);
+        let keys = sql.bind(json_list(parent_ids));
+        sql.push(&format!(
+            "(SELECT CAST(COUNT(*) AS BIGINT) FROM executions x \
+             WHERE x.parent_execution_id = k.value{filter}) AS total FROM {}",
+            json_keys(self.backend(), &keys)
+        ));
         for row in ChildCount::find_by_statement(sql.build(self.backend()))
             .all(&self.db)
             .await?

@@ -20,12 +20,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
-pub use claims::{ClaimOutcome, ClaimRejection};
+pub use claims::{ClaimOutcome, ClaimRejection, Finish};
 pub use cursor::Cursor;
 pub use error::{StoreError, StoreResult};
 pub use events::{EventBus, EventKind, ExecutionEvent};
 pub use executions::{CreateExecution, StatusUpdate};
-pub use feeds::{ExecutionStats, Page, RootExecution, TreeNode};
+pub use feeds::{ChildWindow, ExecutionStats, Page, RootExecution, TreeNode};
 pub use recovery::NewRecovery;
 
 pub use entity::execution::Model as Execution;

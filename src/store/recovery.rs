@@ -7,7 +7,7 @@ use chrono::Duration;
 use sea_orm::{ConnectionTrait, FromQueryResult};
 
 use super::error::is_foreign_key_violation;
-use super::sql::{in_json_list, json_list, Sql};
+use super::sql::{PerKey, Sql};
 use super::{
     limits, now, validate, Execution, ExecutionStore, Recovery, Scope, StoreError, StoreResult,
 };
@@ -109,11 +109,20 @@ impl ExecutionStore {
         if execution_ids.is_empty() {
             return Ok(histories);
         }
-        let mut sql = Sql::new("SELECT r.* FROM execution_recovery r JOIN executions e ON e.id = r.execution_id WHERE ");
-        let p = sql.bind(json_list(execution_ids));
-        sql.push(&in_json_list(self.backend(), "r.execution_id", &p))
-            .scope("e.owner_id", scope)
-            .push(" ORDER BY r.recovered_at DESC, r.id DESC");
+        let mut sql = Sql::new("SELECT r.*");
+        let filter = sql.owner_of_execution("x.execution_id", scope);
+        sql.per_key(
+            self.backend(),
+            execution_ids,
+            PerKey {
+                table: "execution_recovery",
+                column: "execution_id",
+                filter,
+                order: "x.recovered_at DESC, x.id DESC",
+                limit: None,
+            },
+        );
+        sql.push(" ORDER BY r.recovered_at DESC, r.id DESC");
         for row in Recovery::find_by_statement(sql.build(self.backend()))
             .all(&self.db)
             .await?

@@ -64,4 +64,12 @@ pub async fn expire_lease(db: &DatabaseConnection, execution_id: &str) {
         .exec(db)
         .await
         .expect("expire lease");
+    // The execution row mirrors the lease (the work queue reads it there).
+    execution::Entity::update_many()
+        .col_expr(execution::Column::LeaseExpiresAt, Expr::value(ts(0)))
+        .filter(execution::Column::Id.eq(execution_id))
+        .filter(execution::Column::LeaseExpiresAt.is_not_null())
+        .exec(db)
+        .await
+        .expect("expire the execution's lease");
 }
