@@ -1,0 +1,180 @@
+//! Tree reads over HTTP: bounded `children` with cursors, the per-request row
+//! budget, and response keys in the order the query asked for them.
+
+use axum::body::Body;
+use axum::http::Request;
+use serde_json::{json, Value};
+
+use crate::api_support::Api;
+use crate::fixtures::create;
+use crate::harness::Backend;
+
+async fn children_are_bounded_and_continue_by_cursor(backend: Backend) {
+    let api = Api::new(backend).await;
+    create(&api.store, "p", None).await;
+    let ids: Vec<String> = (0..250).map(|i| format!("c{i:03}")).collect();
+    for id in &ids {
+        create(&api.store, id, Some("p")).await;
+    }
+    let ids_of = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let data = api
+        .ok("{ execution(id: \"p\") { childCount children { id cursor } } }", json!({}))
+        .await;
+    let first_page = &data["execution"]["children"];
+    assert_eq!(data["execution"]["childCount"], 250);
+    assert_eq!(ids_of(first_page), ids[..100], "default bound: 100, oldest first");
+
+    let cursor = first_page[99]["cursor"].clone();
+    let data = api
+        .ok(
+            "query($after: String) { execution(id: \"p\") { children(first: 1000, after: $after) { id } } }",
+            json!({ "after": cursor }),
+        )
+        .await;
+    assert_eq!(ids_of(&data["execution"]["children"]), ids[100..], "the rest, after the cursor");
+
+    // Two windows of the same level in one request.
+    let data = api
+        .ok(
+            "{ execution(id: \"p\") { a: children(first: 2) { id } b: children(first: 5) { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ids_of(&data["execution"]["a"]), ids[..2]);
+    assert_eq!(ids_of(&data["execution"]["b"]), ids[..5]);
+
+    for bad in ["first: 1001", "first: -1", "after: \"not-a-cursor\""] {
+        let code = api
+            .error_code(&format!("{{ execution(id: \"p\") {{ children({bad}) {{ id }} }} }}"), json!({}))
+            .await;
+        assert_eq!(code, "BAD_USER_INPUT", "{bad}");
+    }
+}
+
+/// Root r, 5 children, 25 grandchildren: 31 executions.
+async fn small_tree(api: &Api) {
+    create(&api.store, "r", None).await;
+    for i in 0..5 {
+        let child = format!("r.{i}");
+        create(&api.store, &child, Some("r")).await;
+        for j in 0..5 {
+            create(&api.store, &format!("r.{i}.{j}"), Some(&child)).await;
+        }
+    }
+}
+
+async fn api_with_budget(backend: Backend, max_nodes: i64) -> Api {
+    let mut config = execstore::config::Config::defaults();
+    config.max_nodes = max_nodes;
+    Api::with_config(backend, config).await
+}
+
+fn codes(response: &Value) -> Vec<String> {
+    response["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["extensions"]["code"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn row_budget_refuses_what_would_exceed_it(backend: Backend) {
+    let api = api_with_budget(backend, 40).await;
+    small_tree(&api).await;
+
+    let one = api
+        .ok("{ executionTree(executionId: \"r\") { id } }", json!({}))
+        .await;
+    assert_eq!(one["executionTree"].as_array().unwrap().len(), 31);
+
+    // Two aliases: 62 rows > 40, so the second load is refused.
+    let two = api
+        .query(
+            "{ a: executionTree(executionId: \"r\") { id } b: executionTree(executionId: \"r\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(codes(&two), vec!["BUDGET_EXCEEDED"], "{two}");
+
+    // Nested levels count together: 1 + 5 + 25 = 31 fits, twice does not.
+    let nested = "{ execution(id: \"r\") { children { children { id } } } }";
+    api.ok(nested, json!({})).await;
+    let twice = api
+        .query(
+            "{ a: execution(id: \"r\") { children { children { id } } } b: execution(id: \"r\") { children { children { id } } } }",
+            json!({}),
+        )
+        .await;
+    // Every field of the refused level reports it.
+    let refused = codes(&twice);
+    assert!(
+        !refused.is_empty() && refused.iter().all(|c| c == "BUDGET_EXCEEDED"),
+        "{twice}"
+    );
+
+    // A budget below one tree refuses that tree alone.
+    let small = api_with_budget(backend, 30).await;
+    small_tree(&small).await;
+    let code = small
+        .error_code("{ executionTree(executionId: \"r\") { id } }", json!({}))
+        .await;
+    assert_eq!(code, "BUDGET_EXCEEDED");
+}
+
+/// The response's keys in the order they appear in the raw JSON text.
+async fn raw_response(api: &Api, query: &str) -> String {
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(Body::from(json!({ "query": query }).to_string()))
+        .unwrap();
+    api.raw(request).await.1
+}
+
+fn assert_in_order(text: &str, keys: &[&str]) {
+    let positions: Vec<usize> = keys
+        .iter()
+        .map(|k| {
+            text.find(&format!("\"{k}\":"))
+                .unwrap_or_else(|| panic!("{k} missing in {text}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "keys {keys:?} out of order in {text}"
+    );
+}
+
+async fn response_keys_in_request_order(backend: Backend) {
+    let api = Api::new(backend).await;
+    small_tree(&api).await;
+    api.store.claim_execution("r.0", "w", 60_000).await.unwrap();
+    let query = "{ zRoot: execution(id: \"r\") { zStatus: status yKids: children(first: 1) { \
+                 zCount: childCount yClaim: claim { status } xId: id wParent: parent { id } } \
+                 xId: id } \
+                 yStats: executionStats(rootExecutionId: \"r\") { total } \
+                 xTree: executionTree(executionId: \"r.0\") { id } \
+                 wAgain: execution(id: \"r\") { id } }";
+    // Completion order varies run to run; the answer's order must not.
+    for _ in 0..20 {
+        let text = raw_response(&api, query).await;
+        assert_in_order(&text, &["zRoot", "yStats", "xTree", "wAgain"]);
+        assert_in_order(&text, &["zStatus", "yKids", "xId"]);
+        assert_in_order(&text, &["zCount", "yClaim", "xId", "wParent"]);
+    }
+}
+
+crate::both_backends!(
+    children_are_bounded_and_continue_by_cursor,
+    row_budget_refuses_what_would_exceed_it,
+    response_keys_in_request_order,
+);
