@@ -25,11 +25,18 @@ async fn children_are_bounded_and_continue_by_cursor(backend: Backend) {
     };
 
     let data = api
-        .ok("{ execution(id: \"p\") { childCount children { id cursor } } }", json!({}))
+        .ok(
+            "{ execution(id: \"p\") { childCount children { id cursor } } }",
+            json!({}),
+        )
         .await;
     let first_page = &data["execution"]["children"];
     assert_eq!(data["execution"]["childCount"], 250);
-    assert_eq!(ids_of(first_page), ids[..100], "default bound: 100, oldest first");
+    assert_eq!(
+        ids_of(first_page),
+        ids[..100],
+        "default bound: 100, oldest first"
+    );
 
     let cursor = first_page[99]["cursor"].clone();
     let data = api
@@ -38,7 +45,11 @@ async fn children_are_bounded_and_continue_by_cursor(backend: Backend) {
             json!({ "after": cursor }),
         )
         .await;
-    assert_eq!(ids_of(&data["execution"]["children"]), ids[100..], "the rest, after the cursor");
+    assert_eq!(
+        ids_of(&data["execution"]["children"]),
+        ids[100..],
+        "the rest, after the cursor"
+    );
 
     // Two windows of the same level in one request.
     let data = api
@@ -52,7 +63,10 @@ async fn children_are_bounded_and_continue_by_cursor(backend: Backend) {
 
     for bad in ["first: 1001", "first: -1", "after: \"not-a-cursor\""] {
         let code = api
-            .error_code(&format!("{{ execution(id: \"p\") {{ children({bad}) {{ id }} }} }}"), json!({}))
+            .error_code(
+                &format!("{{ execution(id: \"p\") {{ children({bad}) {{ id }} }} }}"),
+                json!({}),
+            )
             .await;
         assert_eq!(code, "BAD_USER_INPUT", "{bad}");
     }

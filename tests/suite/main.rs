@@ -16,4 +16,5 @@ mod store_events;
 mod store_executions;
 mod store_feeds;
 mod store_plans;
+mod store_queue;
 mod store_recovery;

@@ -18,11 +18,13 @@ const CHILDREN: usize = 200_000;
 /// Roots p1…p200 with 1,000 children each (c1…c200000), all sharing the
 /// seed row's timestamps.
 async fn seed(db: &sea_orm::DatabaseConnection, backend: Backend) {
-    let numbers = |n: usize| match backend {
+    let numbers = |n: usize| {
+        match backend {
         Backend::Postgres => format!("(SELECT g FROM generate_series(1, {n}) AS g) n"),
         Backend::Sqlite => format!(
             "(WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < {n}) SELECT g FROM n) n"
         ),
+    }
     };
     let columns = "id, flow_id, owner_id, root_execution_id, parent_execution_id, status, \
                    execution_depth, created_at, updated_at, failure_count";
@@ -103,68 +105,105 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     let owner = Scope::Owner(OWNER.into());
 
     let mut checked = Vec::new();
-    let mut run = async |what: &str, load: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>| {
-        sent.lock().unwrap().clear();
-        load.await;
-        let statements = sent.lock().unwrap().clone();
-        assert!(!statements.is_empty(), "{what}: no statement captured");
-        for statement in statements {
-            let scans = sequential_scans(&t.db, backend, &statement).await;
-            assert!(
-                scans.is_empty(),
-                "{what} scans executions: {scans:?}\n{}",
-                statement.sql
-            );
-        }
-        checked.push(what.to_owned());
-    };
+    let mut run =
+        async |what: &str, load: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>| {
+            sent.lock().unwrap().clear();
+            load.await;
+            let statements = sent.lock().unwrap().clone();
+            assert!(!statements.is_empty(), "{what}: no statement captured");
+            for statement in statements {
+                let scans = sequential_scans(&t.db, backend, &statement).await;
+                assert!(
+                    scans.is_empty(),
+                    "{what} scans executions: {scans:?}\n{}",
+                    statement.sql
+                );
+            }
+            checked.push(what.to_owned());
+        };
     let window = ChildWindow {
         per_parent: Some(100),
         after: None,
         max_rows: Some(50_000),
     };
-    run("children (bounded)", Box::pin(async {
-        let map = store.batch_get_direct_children_in(&parents, &window, &owner).await.unwrap();
-        assert_eq!(map["p1"].len(), 100);
-    }))
+    run(
+        "children (bounded)",
+        Box::pin(async {
+            let map = store
+                .batch_get_direct_children_in(&parents, &window, &owner)
+                .await
+                .unwrap();
+            assert_eq!(map["p1"].len(), 100);
+        }),
+    )
     .await;
-    run("children (all)", Box::pin(async {
-        let map = store.batch_get_direct_children(&parents[..2], &Scope::All).await.unwrap();
-        assert_eq!(map["p2"].len(), 1000);
-    }))
+    run(
+        "children (all)",
+        Box::pin(async {
+            let map = store
+                .batch_get_direct_children(&parents[..2], &Scope::All)
+                .await
+                .unwrap();
+            assert_eq!(map["p2"].len(), 1000);
+        }),
+    )
     .await;
-    run("childCount", Box::pin(async {
-        let counts = store.count_direct_children(&parents, &owner).await.unwrap();
-        assert_eq!(counts["p3"], 1000);
-    }))
+    run(
+        "childCount",
+        Box::pin(async {
+            let counts = store.count_direct_children(&parents, &owner).await.unwrap();
+            assert_eq!(counts["p3"], 1000);
+        }),
+    )
     .await;
-    run("executions by id (parent, root)", Box::pin(async {
-        assert_eq!(store.get_many(&parents, &owner).await.unwrap().len(), 50);
-    }))
+    run(
+        "executions by id (parent, root)",
+        Box::pin(async {
+            assert_eq!(store.get_many(&parents, &owner).await.unwrap().len(), 50);
+        }),
+    )
     .await;
-    run("claim", Box::pin(async {
-        let claims = store.claims_for(&children, &owner).await.unwrap();
-        assert_eq!(claims.len(), 1);
-    }))
+    run(
+        "claim",
+        Box::pin(async {
+            let claims = store.claims_for(&children, &owner).await.unwrap();
+            assert_eq!(claims.len(), 1);
+        }),
+    )
     .await;
-    run("recoveryHistory", Box::pin(async {
-        store.recovery_history_for(&children, &owner).await.unwrap();
-    }))
+    run(
+        "recoveryHistory",
+        Box::pin(async {
+            store.recovery_history_for(&children, &owner).await.unwrap();
+        }),
+    )
     .await;
-    run("executionTree (root)", Box::pin(async {
-        let tree = store.get_execution_tree("p9", &owner).await.unwrap();
-        assert_eq!(tree.len(), 1001);
-    }))
+    run(
+        "executionTree (root)",
+        Box::pin(async {
+            let tree = store.get_execution_tree("p9", &owner).await.unwrap();
+            assert_eq!(tree.len(), 1001);
+        }),
+    )
     .await;
-    run("executionTree (inner node)", Box::pin(async {
-        let tree = store.get_execution_tree("c9", &Scope::All).await.unwrap();
-        assert_eq!(tree.len(), 1);
-    }))
+    run(
+        "executionTree (inner node)",
+        Box::pin(async {
+            let tree = store.get_execution_tree("c9", &Scope::All).await.unwrap();
+            assert_eq!(tree.len(), 1);
+        }),
+    )
     .await;
-    run("rootExecutions (levels, totalNested)", Box::pin(async {
-        let page = store.get_root_executions("flow-1", Some(20), None, &owner).await.unwrap();
-        assert_eq!(page.items.iter().map(|r| r.total_nested).max(), Some(1000));
-    }))
+    run(
+        "rootExecutions (levels, totalNested)",
+        Box::pin(async {
+            let page = store
+                .get_root_executions("flow-1", Some(20), None, &owner)
+                .await
+                .unwrap();
+            assert_eq!(page.items.iter().map(|r| r.total_nested).max(), Some(1000));
+        }),
+    )
     .await;
     assert_eq!(checked.len(), 9);
 }

@@ -1,0 +1,355 @@
+//! The work queue: pulls that hand each execution out once, leases that come
+//! back, release and finish, and waiting pulls woken by new work.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use execstore::store::{DbOptions, ExecutionStatus, ExecutionStore, Finish, Scope, StoreError};
+use sea_orm::ConnectionTrait;
+
+use crate::fixtures::{create, expire_lease, input, OWNER};
+use crate::harness::{fresh, fresh_with, Backend};
+
+async fn create_in(store: &ExecutionStore, id: &str, flow: &str) {
+    let mut i = input(id, None);
+    i.flow_id = flow.into();
+    store.create(i, &Scope::All).await.unwrap();
+}
+
+/// `n` CREATED executions of `flow` in one statement.
+async fn bulk(db: &sea_orm::DatabaseConnection, backend: Backend, n: usize, flow: &str) {
+    let numbers = match backend {
+        Backend::Postgres => format!("(SELECT g FROM generate_series(1, {n}) AS g) n"),
+        Backend::Sqlite => format!(
+            "(WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < {n}) SELECT g FROM n) n"
+        ),
+    };
+    let at = "(SELECT created_at FROM executions WHERE id = 'seed')";
+    db.execute_unprepared(&format!(
+        "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, status, execution_depth, \
+         created_at, updated_at, failure_count) SELECT 'q' || CAST(g AS TEXT), '{flow}', '{OWNER}', \
+         'q' || CAST(g AS TEXT), 'created', 0, {at}, {at}, 0 FROM {numbers}"
+    ))
+    .await
+    .unwrap();
+}
+
+fn finish(id: &str, worker: &str, status: ExecutionStatus) -> Finish {
+    Finish {
+        execution_id: id.into(),
+        worker_id: worker.into(),
+        status,
+        error_message: None,
+        error_node_id: None,
+        failure_reason: None,
+    }
+}
+
+async fn drain_exactly_once_with_mixed_limits_and_waits(backend: Backend) {
+    const N: usize = 5000;
+    let t = fresh(backend).await;
+    let store = t.store();
+    create_in(&store, "seed", "elsewhere").await;
+    bulk(&t.db, backend, N, "drain").await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut workers = Vec::new();
+    for w in 0..16 {
+        let (store, seen) = (store.clone(), seen.clone());
+        workers.push(tokio::spawn(async move {
+            let limit = [1, 10, 50, 100][w % 4];
+            let wait = Duration::from_millis([0, 20][w % 2]);
+            for _ in 0..10_000 {
+                let got = store
+                    .claim_next_executions_waiting(
+                        &format!("w{w}"),
+                        60_000,
+                        Some("drain"),
+                        limit,
+                        wait,
+                    )
+                    .await
+                    .unwrap();
+                if got.is_empty() && seen.lock().unwrap().len() >= N {
+                    return;
+                }
+                seen.lock().unwrap().extend(got.into_iter().map(|e| e.id));
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(seen.len(), N, "no execution handed out twice");
+    assert_eq!(unique.len(), N, "every execution handed out");
+}
+
+async fn release_finish_and_lapse_decide_what_is_claimable(backend: Backend) {
+    let t = fresh(backend).await;
+    let store = t.store();
+    let next = |worker: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_next_executions(worker, 60_000, Some("flow-1"), 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    for id in ["a", "b", "c", "d"] {
+        create(&store, id, None).await;
+    }
+    assert_eq!(next("w1").await, ["a", "b", "c", "d"]);
+    assert!(next("w2").await.is_empty(), "all leased");
+
+    // Release: claimable again at once.
+    assert!(store.release_execution("a", "w1").await.unwrap());
+    assert_eq!(next("w2").await, ["a"]);
+
+    // Finish by the holder: COMPLETED leaves the queue for good.
+    let done = store
+        .finish_execution(finish("b", "w1", ExecutionStatus::Completed))
+        .await
+        .unwrap();
+    assert_eq!(done.status, ExecutionStatus::Completed);
+    assert!(done.completed_at.is_some());
+    assert!(done.lease_expires_at.is_none());
+    let claim = store
+        .get_claim_for_execution("b", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.status, entity::ClaimStatus::Released);
+
+    // Finish back to CREATED: a retry, with the failure counted.
+    let mut retry = finish("c", "w1", ExecutionStatus::Created);
+    retry.error_message = Some("boom".into());
+    let again = store.finish_execution(retry).await.unwrap();
+    assert_eq!(again.failure_count, 1);
+    assert_eq!(again.last_failure_reason.as_deref(), Some("boom"));
+    assert!(again.processing_worker_id.is_none() && again.completed_at.is_none());
+    assert_eq!(next("w2").await, ["c"]);
+
+    // Refusals: not the holder, a lapsed lease, absent, a non-final status.
+    let err = store
+        .finish_execution(finish("d", "w2", ExecutionStatus::Completed))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    expire_lease(&t.db, "d").await;
+    let err = store
+        .finish_execution(finish("d", "w1", ExecutionStatus::Completed))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "lapsed: {err:?}");
+    let row = store.get("d", &Scope::All).await.unwrap().unwrap();
+    assert_eq!(
+        row.status,
+        ExecutionStatus::Created,
+        "a refused finish changes nothing"
+    );
+    let err = store
+        .finish_execution(finish("nope", "w1", ExecutionStatus::Completed))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }));
+    let err = store
+        .finish_execution(finish("a", "w2", ExecutionStatus::Running))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::InvalidInput {
+            field: "status",
+            ..
+        }
+    ));
+
+    // The lapsed lease comes back to the queue, and a heartbeat keeps one.
+    assert_eq!(next("w3").await, ["d"]);
+    assert!(store.extend_claim("d", "w3", 120_000).await.unwrap());
+    let row = store.get("d", &Scope::All).await.unwrap().unwrap();
+    let claim = store
+        .get_claim_for_execution("d", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.lease_expires_at,
+        Some(claim.expires_at),
+        "the row mirrors the lease"
+    );
+    assert!(next("w4").await.is_empty());
+}
+
+/// Work created at any moment around a waiter's empty check still wakes it:
+/// each round races a create against a waiter that starts at the same time.
+async fn no_lost_wake_up(backend: Backend) {
+    let t = fresh(backend).await;
+    let store = t.store();
+    for round in 0..30 {
+        let flow = format!("wake-{round}");
+        let waiter = {
+            let (store, flow) = (store.clone(), flow.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let got = store
+                    .claim_next_executions_waiting(
+                        "w",
+                        60_000,
+                        Some(&flow),
+                        1,
+                        Duration::from_secs(20),
+                    )
+                    .await
+                    .unwrap();
+                (got, started.elapsed())
+            })
+        };
+        if round % 2 == 0 {
+            tokio::task::yield_now().await;
+        }
+        create_in(&store, &format!("job-{round}"), &flow).await;
+        let (got, waited) = waiter.await.unwrap();
+        assert_eq!(got.len(), 1, "round {round}: woken with the work");
+        assert!(
+            waited < Duration::from_secs(10),
+            "round {round}: woken, not timed out ({waited:?})"
+        );
+    }
+}
+
+/// Waiting pulls hold no database connection: with a pool of two, eight
+/// waiters leave the database free for everyone else, then each gets work.
+async fn waiting_holds_no_connection(backend: Backend) {
+    let t = fresh_with(
+        backend,
+        &DbOptions {
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(20),
+            ..DbOptions::default()
+        },
+    )
+    .await;
+    let store = t.store();
+    create(&store, "other", None).await;
+    let mut waiters = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        waiters.push(tokio::spawn(async move {
+            store
+                .claim_next_executions_waiting(
+                    &format!("w{w}"),
+                    60_000,
+                    Some("idle"),
+                    1,
+                    Duration::from_secs(20),
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    tokio::task::yield_now().await;
+    let started = Instant::now();
+    for i in 0..8 {
+        assert!(store.get("other", &Scope::All).await.unwrap().is_some());
+        create_in(&store, &format!("idle-{i}"), "idle").await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the pool stayed free"
+    );
+    let mut got = HashSet::new();
+    for w in waiters {
+        for e in w.await.unwrap() {
+            assert!(got.insert(e.id), "handed out once");
+        }
+    }
+    assert_eq!(got.len(), 8, "every waiter got one");
+}
+
+/// A waiter on one server process is woken by a create on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_wait_woken_across_processes() {
+    let t = fresh(Backend::Postgres).await;
+    let a = t.store();
+    let b = ExecutionStore::new(sea_orm::Database::connect(&t.url).await.unwrap());
+    a.relay_events_across_processes(&t.url).await.unwrap();
+    b.relay_events_across_processes(&t.url).await.unwrap();
+    let waiter = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let got = a
+                .claim_next_executions_waiting("w", 60_000, Some("far"), 1, Duration::from_secs(20))
+                .await
+                .unwrap();
+            (got, started.elapsed())
+        })
+    };
+    // Let the waiter find the queue empty first (if it has not, it simply
+    // finds the work on its first try: the assertion holds either way).
+    tokio::task::yield_now().await;
+    create_in(&b, "remote", "far").await;
+    let (got, waited) = waiter.await.unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["remote"]
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "woken by the other process ({waited:?})"
+    );
+}
+
+/// The worker round over GraphQL: pull with a wait, finish.
+async fn worker_round_over_graphql(backend: Backend) {
+    use serde_json::json;
+    let api = crate::api_support::Api::new(backend).await;
+    crate::api_support::create(&api, "job", None).await;
+    let pull = "mutation($wait: Int) { claimNextExecutions(workerId: \"w\", timeoutMs: 60000, waitMs: $wait) { id processingWorkerId } }";
+    let data = api.ok(pull, json!({ "wait": 1000 })).await;
+    assert_eq!(data["claimNextExecutions"][0]["id"], "job");
+    let finish = "mutation($w: String!) { finishExecution(input: { executionId: \"job\", workerId: $w, status: FAILED, errorMessage: \"bad\", errorNodeId: \"n1\" }) { status errorMessage errorNodeId completedAt claim { status } } }";
+    assert_eq!(
+        api.error_code(finish, json!({ "w": "intruder" })).await,
+        "CONFLICT"
+    );
+    let data = api.ok(finish, json!({ "w": "w" })).await;
+    let done = &data["finishExecution"];
+    assert_eq!(done["status"], "FAILED");
+    assert_eq!(done["errorMessage"], "bad");
+    assert_eq!(done["errorNodeId"], "n1");
+    assert_eq!(done["claim"]["status"], "RELEASED");
+    assert!(done["completedAt"].is_string());
+    assert_eq!(
+        api.error_code(finish, json!({ "w": "w" })).await,
+        "CONFLICT",
+        "once"
+    );
+    for wait in [-1, 25_001] {
+        assert_eq!(
+            api.error_code(pull, json!({ "wait": wait })).await,
+            "BAD_USER_INPUT"
+        );
+    }
+    let empty = api.ok(pull, json!({ "wait": 50 })).await;
+    assert_eq!(
+        empty["claimNextExecutions"],
+        json!([]),
+        "an empty queue answers after the wait"
+    );
+}
+
+crate::both_backends!(
+    worker_round_over_graphql,
+    drain_exactly_once_with_mixed_limits_and_waits,
+    release_finish_and_lapse_decide_what_is_claimable,
+    no_lost_wake_up,
+    waiting_holds_no_connection,
+);
