@@ -65,6 +65,10 @@ pub struct Config {
     /// feeds, aliases together); a request over it gets BUDGET_EXCEEDED.
     #[arg(long, env = "EXECSTORE_MAX_NODES", default_value_t = 50_000)]
     pub max_nodes: i64,
+    /// Answer plain tree requests (scalars and `children`) straight from the
+    /// rows; off only to compare with the generic resolvers.
+    #[arg(long, env = "EXECSTORE_TREE_FAST_PATH", default_value_t = true, action = ArgAction::Set)]
+    pub tree_fast_path: bool,
     /// Database connections in the pool.
     #[arg(long, env = "EXECSTORE_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,

@@ -23,6 +23,7 @@ use crate::auth::{AuthError, Authenticator, Viewer};
 use crate::config::Config;
 use crate::graphql::budget::RowBudget;
 use crate::graphql::error::code;
+use crate::graphql::fast_tree::FastPath;
 use crate::graphql::{build_schema, AppSchema, Loaders};
 use crate::store::ExecutionStore;
 
@@ -33,6 +34,7 @@ pub struct App {
     pub max_batch: usize,
     pub graphiql: bool,
     pub max_nodes: i64,
+    pub fast_path: FastPath,
 }
 
 impl App {
@@ -44,6 +46,7 @@ impl App {
             max_batch: config.max_batch,
             graphiql: config.graphiql,
             max_nodes: config.max_nodes,
+            fast_path: FastPath(config.tree_fast_path),
         }
     }
 
@@ -52,7 +55,11 @@ impl App {
     fn request_data(&self, request: Request, viewer: &Viewer) -> Request {
         let budget = RowBudget::new(self.max_nodes);
         let loaders = Loaders::new(&self.store, &viewer.scope(), Some(budget.clone()));
-        request.data(viewer.clone()).data(loaders).data(budget)
+        request
+            .data(viewer.clone())
+            .data(loaders)
+            .data(budget)
+            .data(self.fast_path)
     }
 }
 

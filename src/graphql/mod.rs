@@ -2,6 +2,7 @@
 
 pub mod budget;
 pub mod error;
+pub mod fast_tree;
 pub mod loaders;
 mod mutation;
 mod query;

@@ -3,6 +3,7 @@ use async_graphql::{Context, Object, OutputType, ID};
 
 use super::budget::RowBudget;
 use super::error::{GqlResult, OrGql};
+use super::fast_tree::{Answer, ExecutionAnswer, FastPath, Plan, Source, TreeAnswer};
 use super::types::{
     Execution, ExecutionClaim, ExecutionRecovery, ExecutionStats, ExecutionTreeNode, RootExecution,
 };
@@ -27,6 +28,11 @@ fn connection<N: OutputType>(
     conn
 }
 
+/// Whether this request may take the fast path for plain trees.
+fn fast_path(ctx: &Context<'_>) -> bool {
+    ctx.data_opt::<FastPath>().is_none_or(|f| f.0)
+}
+
 /// Counts rows a field loaded against the request's budget.
 fn charge(ctx: &Context<'_>, rows: usize) -> GqlResult<()> {
     match RowBudget::of(ctx) {
@@ -48,13 +54,26 @@ fn execution_connection(page: s::Page<s::Execution>) -> Connection<String, Execu
 #[Object(name = "Query")]
 impl QueryRoot {
     /// An execution by id; null when absent (or not yours).
-    async fn execution(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Execution>> {
+    async fn execution(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<ExecutionAnswer>> {
         let scope = viewer(ctx)?.scope();
-        Ok(store(ctx)?
-            .get(&id, &scope)
-            .await
-            .gql()?
-            .map(Execution::single))
+        let store = store(ctx)?;
+        let Some(row) = store.get(&id, &scope).await.gql()? else {
+            return Ok(None);
+        };
+        charge(ctx, 1)?;
+        if let Some(plan) = fast_path(ctx)
+            .then(|| Plan::of_execution(&ctx.field()))
+            .flatten()
+        {
+            let budget = RowBudget::of(ctx);
+            let source = Source {
+                store,
+                scope: &scope,
+                budget: budget.as_ref(),
+            };
+            return Ok(Some(Answer::built(source.execution(row, &plan).await?)));
+        }
+        Ok(Some(Answer::Generic(Execution::single(row))))
     }
 
     /// Depth-0 executions of a flow, newest first.
@@ -92,11 +111,7 @@ impl QueryRoot {
     }
 
     /// The subtree rooted at any execution, by level, then createdAt, then id.
-    async fn execution_tree(
-        &self,
-        ctx: &Context<'_>,
-        execution_id: ID,
-    ) -> GqlResult<Vec<ExecutionTreeNode>> {
+    async fn execution_tree(&self, ctx: &Context<'_>, execution_id: ID) -> GqlResult<TreeAnswer> {
         let scope = viewer(ctx)?.scope();
         let store = store(ctx)?;
         let budget = RowBudget::of(ctx);
@@ -111,18 +126,31 @@ impl QueryRoot {
         )
         .await
         .gql()?;
+        if let Some(plan) = fast_path(ctx)
+            .then(|| Plan::of_tree_node(&ctx.field()))
+            .flatten()
+        {
+            let source = Source {
+                store,
+                scope: &scope,
+                budget: budget.as_ref(),
+            };
+            return Ok(Answer::built(source.tree(nodes, &plan).await?));
+        }
         let (levels, rows): (Vec<_>, Vec<_>) =
             nodes.into_iter().map(|n| (n.level, n.execution)).unzip();
-        Ok(Execution::level(rows)
-            .into_iter()
-            .zip(levels)
-            .map(|(execution, level)| ExecutionTreeNode {
-                id: ID(execution.row().id.clone()),
-                parent_id: execution.row().parent_execution_id.clone().map(ID),
-                level,
-                execution,
-            })
-            .collect())
+        Ok(Answer::Generic(
+            Execution::level(rows)
+                .into_iter()
+                .zip(levels)
+                .map(|(execution, level)| ExecutionTreeNode {
+                    id: ID(execution.row().id.clone()),
+                    parent_id: execution.row().parent_execution_id.clone().map(ID),
+                    level,
+                    execution,
+                })
+                .collect(),
+        ))
     }
 
     /// Every descendant of a root, newest first.

@@ -187,7 +187,156 @@ async fn response_keys_in_request_order(backend: Backend) {
     }
 }
 
+/// A small deterministic generator (no dependency, same cases every run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const SCALARS: &[&str] = &[
+    "id",
+    "flowId",
+    "ownerId",
+    "rootExecutionId",
+    "parentExecutionId",
+    "status",
+    "executionDepth",
+    "createdAt",
+    "updatedAt",
+    "startedAt",
+    "completedAt",
+    "errorMessage",
+    "errorNodeId",
+    "options",
+    "integration",
+    "externalEvents",
+    "failureCount",
+    "lastFailureReason",
+    "lastFailureAt",
+    "processingStartedAt",
+    "processingWorkerId",
+    "cursor",
+    "__typename",
+];
+
+/// A random selection of `Execution`: scalars (some aliased, some inside
+/// inline or named fragments) and nested `children` windows.
+fn selection(rng: &mut Lcg, depth: usize, fragments: &mut Vec<String>) -> String {
+    let mut parts = Vec::new();
+    let mut used = std::collections::HashSet::new();
+    for _ in 0..1 + rng.below(6) {
+        let field = SCALARS[rng.below(SCALARS.len())];
+        let key = if rng.below(4) == 0 {
+            format!("k{}", rng.below(1000))
+        } else {
+            field.to_owned()
+        };
+        if !used.insert(key.clone()) {
+            continue;
+        }
+        let text = if key == field {
+            field.to_owned()
+        } else {
+            format!("{key}: {field}")
+        };
+        parts.push(match rng.below(6) {
+            0 => format!("... on Execution {{ {text} }}"),
+            1 => {
+                let name = format!("F{}", fragments.len());
+                fragments.push(format!("fragment {name} on Execution {{ {text} }}"));
+                format!("...{name}")
+            }
+            _ => text,
+        });
+    }
+    if depth > 0 && rng.below(3) > 0 {
+        let key = format!("kids{}", rng.below(100));
+        if used.insert(key.clone()) {
+            let args = match rng.below(4) {
+                0 => String::new(),
+                1 => "(first: 1)".to_owned(),
+                2 => "(first: 3)".to_owned(),
+                _ => "(first: 0)".to_owned(),
+            };
+            parts.push(format!(
+                "{key}: children{args} {{ {} }}",
+                selection(rng, depth - 1, fragments)
+            ));
+        }
+    }
+    parts.join(" ")
+}
+
+/// The fast path answers exactly what the generic resolvers answer.
+async fn fast_path_answers_as_the_generic_path(backend: Backend) {
+    let api = Api::new(backend).await;
+    small_tree(&api).await;
+    let mut with_json = crate::fixtures::input("r.0.0.x", Some("r.0.0"));
+    with_json.options = Some(json!({ "retries": 3, "nested": { "a": [1, 2.5, null, "s"] } }));
+    api.store
+        .create(with_json, &execstore::store::Scope::All)
+        .await
+        .unwrap();
+    let mut failed =
+        execstore::store::StatusUpdate::new("r.1", execstore::store::ExecutionStatus::Failed);
+    failed.error_message = Some("boom \"quoted\" ünïcode".into());
+    failed.error_node_id = Some("node-7".into());
+    api.store
+        .update_execution_status(failed, &execstore::store::Scope::All)
+        .await
+        .unwrap();
+    api.store.claim_execution("r.2", "w", 60_000).await.unwrap();
+
+    let mut generic_config = execstore::config::Config::defaults();
+    generic_config.tree_fast_path = false;
+    let generic = execstore::http::router(api.store.clone(), &generic_config);
+    let ask = |router: axum::Router, query: String| async move {
+        let request = Request::post("/graphql")
+            .header("content-type", "application/json")
+            .body(Body::from(json!({ "query": query }).to_string()))
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    let mut rng = Lcg(0x5eed);
+    for case in 0..60 {
+        let mut fragments = Vec::new();
+        let query = if case % 3 == 0 {
+            let inner = selection(&mut rng, 2, &mut fragments);
+            format!("{{ executionTree(executionId: \"r\") {{ id parentId level __typename execution {{ {inner} }} }} }}")
+        } else {
+            let id = ["r", "r.0", "r.0.0"][rng.below(3)];
+            format!(
+                "{{ execution(id: \"{id}\") {{ {} }} }}",
+                selection(&mut rng, 3, &mut fragments)
+            )
+        };
+        let query = format!("{query} {}", fragments.join(" "));
+        let fast = ask(api.router.clone(), query.clone()).await;
+        let slow = ask(generic.clone(), query.clone()).await;
+        let parsed: Value = serde_json::from_str(&slow).unwrap();
+        assert!(parsed.get("errors").is_none(), "{query}: {slow}");
+        // Byte for byte: the same values, and the keys in the same order.
+        assert_eq!(fast, slow, "case {case}: {query}");
+    }
+}
+
 crate::both_backends!(
+    fast_path_answers_as_the_generic_path,
     children_are_bounded_and_continue_by_cursor,
     row_budget_refuses_what_would_exceed_it,
     response_keys_in_request_order,

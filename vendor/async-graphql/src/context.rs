@@ -815,6 +815,40 @@ impl<'a> SelectionField<'a> {
         Ok(arguments)
     }
 
+    /// execstore patch: whether any field, fragment spread or inline
+    /// fragment below this field (named fragments followed) carries a
+    /// directive, i.e. whether `selection_set()`, which flattens fragments,
+    /// may list a field the executor would skip.
+    pub fn selection_has_directives(&self) -> bool {
+        fn walk(
+            set: &SelectionSet,
+            fragments: &HashMap<Name, Positioned<FragmentDefinition>>,
+            depth: usize,
+        ) -> bool {
+            if depth > 64 {
+                return true;
+            }
+            set.items.iter().any(|item| match &item.node {
+                Selection::Field(f) => {
+                    !f.node.directives.is_empty()
+                        || walk(&f.node.selection_set.node, fragments, depth + 1)
+                }
+                Selection::FragmentSpread(spread) => {
+                    !spread.node.directives.is_empty()
+                        || fragments
+                            .get(&spread.node.fragment_name.node)
+                            .is_none_or(|f| walk(&f.node.selection_set.node, fragments, depth + 1))
+                }
+                Selection::InlineFragment(inline) => {
+                    !inline.node.directives.is_empty()
+                        || walk(&inline.node.selection_set.node, fragments, depth + 1)
+                }
+            })
+        }
+        !self.field.directives.is_empty()
+            || walk(&self.field.selection_set.node, self.fragments, 0)
+    }
+
     /// Get all subfields of the current selection set.
     pub fn selection_set(&self) -> impl Iterator<Item = SelectionField<'a>> {
         SelectionFieldsIter {

@@ -1,0 +1,283 @@
+//! What the benchmarks share: processes they start, a bounded HTTP load
+//! generator, medians, and pgbench. Every load loop stops by itself (a
+//! deadline and a request cap) and talks only to 127.0.0.1.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use execstore::throwaway_pg::Cluster;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use serde_json::Value;
+
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+pub fn step(what: &str) {
+    eprintln!("[bench] {what}");
+}
+
+// ---------------------------------------------------------------- processes
+
+pub struct Proc {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        step(&format!("stopped {}", self.name));
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn build_release_server() -> PathBuf {
+    step("building the release server");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--bin", "execstore"])
+        .current_dir(ROOT)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --release failed");
+    Path::new(ROOT).join("target/release/execstore")
+}
+
+pub async fn wait_http(url: &str, limit: Duration) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(r) = client.get(url).send().await {
+            if r.status().as_u16() < 500 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} did not come up within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn start_execstore(binary: &Path, database_url: &str) -> (Proc, String) {
+    start_execstore_with(binary, database_url, &[]).await
+}
+
+/// The release server on a free loopback port, with extra environment.
+pub async fn start_execstore_with(
+    binary: &Path,
+    database_url: &str,
+    env: &[(&str, &str)],
+) -> (Proc, String) {
+    let port = free_port();
+    let child = Command::new(binary)
+        .envs(env.iter().copied())
+        .env("DATABASE_URL", database_url)
+        .env("EXECSTORE_BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start execstore");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_http(&format!("{base}/healthz"), Duration::from_secs(60)).await;
+    (
+        Proc {
+            child,
+            name: "execstore",
+        },
+        format!("{base}/graphql"),
+    )
+}
+
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+pub async fn exec(db: &DatabaseConnection, sql: &str) {
+    db.execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+}
+
+/// The body of request number n.
+pub type MakeBody = Arc<dyn Fn(usize) -> Value + Send + Sync>;
+/// Whether a response body counts as a success.
+pub type Accept = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
+#[derive(Clone, Debug, Default)]
+pub struct Run {
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub requests: usize,
+    pub errors: usize,
+}
+
+/// `conns` clients send `body` (a fresh one per request from `make`) back to
+/// back until the deadline or the cap; latency per request.
+pub async fn drive(
+    url: &str,
+    conns: usize,
+    seconds: f64,
+    cap: usize,
+    make: MakeBody,
+    accept: Accept,
+) -> Run {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conns)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client");
+    let counter = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            let (client, url, make, accept, counter) = (
+                client.clone(),
+                url.to_owned(),
+                make.clone(),
+                accept.clone(),
+                counter.clone(),
+            );
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    if n >= cap {
+                        break;
+                    }
+                    let body = make(n);
+                    let t = Instant::now();
+                    let ok = match client.post(&url).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            r.bytes().await.map(|b| accept(&b)).unwrap_or(false)
+                        }
+                        _ => false,
+                    };
+                    latencies.push(t.elapsed());
+                    if !ok {
+                        errors += 1;
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await.expect("load task");
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let pct = |p: f64| {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    Run {
+        rps: (latencies.len() - errors) as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        requests: latencies.len(),
+        errors,
+    }
+}
+
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    if xs.is_empty() {
+        f64::NAN
+    } else {
+        xs[xs.len() / 2]
+    }
+}
+
+pub fn median_run(runs: &[Run]) -> Run {
+    Run {
+        rps: median(runs.iter().map(|r| r.rps).collect()),
+        p50_ms: median(runs.iter().map(|r| r.p50_ms).collect()),
+        p99_ms: median(runs.iter().map(|r| r.p99_ms).collect()),
+        requests: runs.iter().map(|r| r.requests).sum(),
+        errors: runs.iter().map(|r| r.errors).sum(),
+    }
+}
+
+pub async fn post(url: &str, body: &Value) -> Value {
+    reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+pub fn pgbench(cluster: &Cluster, clients: usize, args: &[&str], script: &str) -> (f64, f64) {
+    let path = std::env::temp_dir().join(format!("execstore-bench-{}.sql", std::process::id()));
+    std::fs::write(&path, script).expect("pgbench script");
+    let started = Instant::now();
+    let output = Command::new(Cluster::bin_dir().join("pgbench"))
+        .args([
+            "-n",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args([
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.min(2).to_string(),
+        ])
+        .args(args)
+        .arg("-f")
+        .arg(&path)
+        .arg("bench")
+        .output()
+        .expect("run pgbench");
+    let wall = started.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "pgbench failed: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tps = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(f64::NAN);
+    (tps, wall)
+}

@@ -1,0 +1,523 @@
+//! The worker queue against its targets, in ONE run on ONE throwaway
+//! PostgreSQL (and a SQLite file): pulls with `claimNextExecutions` against
+//! `claimExecution` by id and the pgbench one-statement floor, the per-call
+//! cost with a large backlog of leased executions, and wake-up latency.
+//!
+//!     cargo bench --bench queue              # full run, rewrites its section of BENCHMARKS.md
+//!     cargo bench --bench queue -- --smoke   # tiny sizes, prints only
+//!
+//! Every load loop is bounded (a deadline and a request cap) and talks only
+//! to 127.0.0.1.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use execstore::store::{self, DbOptions};
+use execstore::throwaway_pg::Cluster;
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy)]
+struct Sizes {
+    claim_pool: usize,
+    drain_1: usize,
+    drain_50: usize,
+    backlog: usize,
+    backlog_calls: usize,
+    wake: usize,
+    sqlite_drain: usize,
+    rounds: usize,
+    seconds: f64,
+}
+
+const FULL: Sizes = Sizes {
+    claim_pool: 90_000,
+    drain_1: 6_000,
+    drain_50: 60_000,
+    backlog: 100_000,
+    backlog_calls: 2_000,
+    wake: 1_000,
+    sqlite_drain: 10_000,
+    rounds: 3,
+    seconds: 4.0,
+};
+
+const SMOKE: Sizes = Sizes {
+    claim_pool: 3_000,
+    drain_1: 200,
+    drain_50: 1_000,
+    backlog: 2_000,
+    backlog_calls: 100,
+    wake: 20,
+    sqlite_drain: 200,
+    rounds: 1,
+    seconds: 0.5,
+};
+
+const SECTION: &str = "queue";
+const PULL: &str = "mutation($w: String!, $f: ID!, $n: Int!, $wait: Int) { claimNextExecutions(workerId: $w, timeoutMs: 600000, flowId: $f, limit: $n, waitMs: $wait) { id } }";
+
+fn main() {
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let sizes = if smoke { SMOKE } else { FULL };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let report = runtime.block_on(run(sizes, smoke));
+    println!("{report}");
+    if smoke {
+        println!("smoke run finished: 1 passed, 0 failed");
+    } else {
+        write_section(SECTION, &report);
+    }
+}
+
+async fn insert_created(
+    db: &sea_orm::DatabaseConnection,
+    prefix: &str,
+    flow: &str,
+    n: usize,
+    offset_ms: usize,
+) {
+    exec(
+        db,
+        &format!(
+            "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, status, execution_depth, created_at, updated_at, failure_count) \
+             SELECT '{prefix}-' || i, '{flow}', 'bench', '{prefix}-' || i, 'created', 0, \
+             timestamptz '2026-01-01 00:00:00+00' + (i + {offset_ms}) * interval '1 ms', timestamptz '2026-01-01 00:00:00+00', 0 \
+             FROM generate_series(1, {n}) i"
+        ),
+    )
+    .await;
+}
+
+/// One call's answer: the ids it claimed.
+fn claimed_ids(body: &Value) -> Vec<String> {
+    body["data"]["claimNextExecutions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `workers` clients pull `flow` with `limit` until it is empty; returns
+/// (executions/s, each id once?, per-call latencies in order).
+async fn drain(
+    url: &str,
+    flow: &str,
+    workers: usize,
+    limit: usize,
+    expected: usize,
+) -> (f64, bool, Vec<f64>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let (url, flow, seen, calls) = (url.to_owned(), flow.to_owned(), seen.clone(), calls.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                for _ in 0..1_000_000 {
+                    let body = json!({ "query": PULL, "variables": { "w": format!("w{w}"), "f": flow, "n": limit } });
+                    let t = Instant::now();
+                    let got: Value = client.post(&url).json(&body).send().await.expect("pull").json().await.expect("json");
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    let ids = claimed_ids(&got);
+                    if ids.is_empty() {
+                        break;
+                    }
+                    calls.lock().unwrap().push((t, ms));
+                    seen.lock().unwrap().extend(ids);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("drain worker");
+    }
+    let rate = expected as f64 / started.elapsed().as_secs_f64();
+    let seen = seen.lock().unwrap();
+    let unique: HashSet<&String> = seen.iter().collect();
+    let once = seen.len() == expected && unique.len() == expected;
+    let mut calls = calls.lock().unwrap().clone();
+    calls.sort_by_key(|(t, _)| *t);
+    (rate, once, calls.into_iter().map(|(_, ms)| ms).collect())
+}
+
+fn pct(mut xs: Vec<f64>, p: f64) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    xs[((xs.len() as f64 - 1.0) * p).round() as usize]
+}
+
+const TAKE_OVER: &str = "ON CONFLICT (execution_id) DO UPDATE SET worker_id = excluded.worker_id, \
+    claimed_at = excluded.claimed_at, expires_at = excluded.expires_at, heartbeat_at = excluded.heartbeat_at, status = 'active' \
+    WHERE execution_claims.status <> 'active' OR execution_claims.expires_at < excluded.claimed_at OR execution_claims.worker_id = excluded.worker_id";
+
+/// What `claimExecution` does on PostgreSQL, as pgbench runs it: lock the
+/// execution, upsert the claim, set the processing worker and the lease.
+fn floor_claim_script() -> String {
+    format!(
+        "WITH target AS (SELECT 'cf-' || nextval('bench_cf_seq') AS id), \
+         claimed AS (INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
+           SELECT e.id, 'pgbench', now(), now() + interval '30 seconds', now(), 'active' FROM executions e JOIN target t ON e.id = t.id \
+           WHERE e.status NOT IN ('completed', 'failed', 'stopped') FOR UPDATE OF e {TAKE_OVER} RETURNING *), \
+         touched AS (UPDATE executions SET processing_started_at = now(), processing_worker_id = 'pgbench', updated_at = now(), \
+           lease_expires_at = now() + interval '30 seconds' FROM claimed WHERE executions.id = claimed.execution_id RETURNING executions.*) \
+         SELECT t.*, c.worker_id, c.expires_at FROM touched t JOIN claimed c ON c.execution_id = t.id;\n"
+    )
+}
+
+async fn run(s: Sizes, smoke: bool) -> String {
+    let binary = build_release_server();
+    step("starting a throwaway PostgreSQL 15 cluster");
+    let cluster = Cluster::start(&[
+        ("shared_buffers", "512MB"),
+        ("synchronous_commit", "off"),
+        ("max_connections", "300"),
+    ])
+    .expect("throwaway cluster");
+    {
+        let admin = sea_orm::Database::connect(cluster.url("postgres"))
+            .await
+            .expect("admin");
+        exec(&admin, "CREATE DATABASE bench").await;
+        admin.close().await.ok();
+    }
+    let url = cluster.url("bench");
+    let db = store::connect(&url, &DbOptions::default())
+        .await
+        .expect("migrate bench db");
+    step("loading queues");
+    insert_created(&db, "cb", "claim-by-id", s.claim_pool, 0).await;
+    insert_created(&db, "cf", "claim-floor", s.claim_pool, 0).await;
+    exec(&db, "CREATE SEQUENCE bench_cf_seq").await;
+    for round in 0..s.rounds {
+        insert_created(
+            &db,
+            &format!("n1r{round}"),
+            &format!("n1r{round}"),
+            s.drain_1,
+            0,
+        )
+        .await;
+        insert_created(
+            &db,
+            &format!("n50r{round}"),
+            &format!("n50r{round}"),
+            s.drain_50,
+            0,
+        )
+        .await;
+    }
+    // The backlog: executions pulled (leased) and still CREATED, older than
+    // the fresh ones, in the same flow as the calls that are timed.
+    insert_created(&db, "bkold", "backlog", s.backlog, 0).await;
+    exec(&db, "UPDATE executions SET lease_expires_at = now() + interval '1 hour', processing_worker_id = 'holder' WHERE flow_id = 'backlog'").await;
+    exec(&db, "INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
+               SELECT id, 'holder', now(), now() + interval '1 hour', now(), 'active' FROM executions WHERE flow_id = 'backlog'").await;
+    insert_created(
+        &db,
+        "bknew",
+        "backlog",
+        s.backlog_calls + 10,
+        s.backlog + 10,
+    )
+    .await;
+    insert_created(&db, "nb", "no-backlog", s.backlog_calls + 10, 0).await;
+    exec(&db, "VACUUM ANALYZE").await;
+
+    let (server, es_url) = start_execstore(&binary, &url).await;
+
+    // claimExecution by id, and the floor.
+    let mut by_id = Vec::new();
+    let next_cb = Arc::new(AtomicUsize::new(1));
+    for conns in [1, 8, 32] {
+        step(&format!("claimExecution @{conns}"));
+        let (mut es, mut floor) = (Vec::new(), Vec::new());
+        for _ in 0..s.rounds {
+            let ids = next_cb.clone();
+            let make: MakeBody = Arc::new(move |_| {
+                let n = ids.fetch_add(1, Ordering::SeqCst);
+                json!({
+                    "query": "mutation($id: ID!) { claimExecution(executionId: $id, workerId: \"bench\", timeoutMs: 30000) { acquired } }",
+                    "variables": { "id": format!("cb-{n}") }
+                })
+            });
+            let accept: Accept =
+                Arc::new(|b: &[u8]| b.windows(15).any(|w| w == b"\"acquired\":true"));
+            let cap = s.claim_pool / (3 * s.rounds);
+            es.push(drive(&es_url, conns, s.seconds, cap, make, accept).await);
+            let per_client = (cap / conns).max(1).to_string();
+            floor.push(pgbench(&cluster, conns, &["-t", &per_client], &floor_claim_script()).0);
+        }
+        by_id.push((conns, median_run(&es), median(floor)));
+    }
+
+    // Pulls.
+    let mut pulls = Vec::new();
+    for (limit, size, prefix) in [(1, s.drain_1, "n1r"), (50, s.drain_50, "n50r")] {
+        step(&format!("claimNextExecutions limit {limit}, 8 workers"));
+        let (mut rates, mut all_once, mut starts, mut ends) =
+            (Vec::new(), true, Vec::new(), Vec::new());
+        for round in 0..s.rounds {
+            let (rate, once, calls) =
+                drain(&es_url, &format!("{prefix}{round}"), 8, limit, size).await;
+            all_once &= once;
+            rates.push(rate);
+            let tenth = (calls.len() / 10).max(1);
+            starts.push(pct(calls[..tenth.min(calls.len())].to_vec(), 0.5));
+            ends.push(pct(
+                calls[calls.len().saturating_sub(tenth)..].to_vec(),
+                0.5,
+            ));
+        }
+        pulls.push((
+            limit,
+            size,
+            median(rates),
+            all_once,
+            median(starts),
+            median(ends),
+        ));
+    }
+
+    // Per-call cost with and without the backlog (1 worker, limit 1).
+    step("per-call p50 with and without a backlog of leased executions");
+    let pull_one = |flow: &str| -> MakeBody {
+        let flow = flow.to_owned();
+        Arc::new(move |_| json!({ "query": PULL, "variables": { "w": "solo", "f": flow, "n": 1 } }))
+    };
+    let accept_one: Accept = Arc::new(|b: &[u8]| b.windows(5).any(|w| w == b"\"id\":"));
+    let cap = s.backlog_calls / 2;
+    let without = drive(
+        &es_url,
+        1,
+        60.0,
+        cap,
+        pull_one("no-backlog"),
+        accept_one.clone(),
+    )
+    .await;
+    let with = drive(
+        &es_url,
+        1,
+        60.0,
+        cap,
+        pull_one("backlog"),
+        accept_one.clone(),
+    )
+    .await;
+    let without2 = drive(
+        &es_url,
+        1,
+        60.0,
+        cap,
+        pull_one("no-backlog"),
+        accept_one.clone(),
+    )
+    .await;
+    let with2 = drive(&es_url, 1, 60.0, cap, pull_one("backlog"), accept_one).await;
+    let p_without = median(vec![without.p50_ms, without2.p50_ms]);
+    let p_with = median(vec![with.p50_ms, with2.p50_ms]);
+
+    // Wake-up latency: 8 waiting workers, executions created one at a time.
+    step("wake-up latency");
+    let latencies = wake_latency(&es_url, s.wake).await;
+    drop(server);
+
+    // SQLite: limit 1, 1 worker.
+    step("SQLite: claimNextExecutions limit 1, 1 worker");
+    let dir = std::env::temp_dir().join(format!("execstore-queue-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let sqlite_url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+    {
+        let sdb = store::connect(&sqlite_url, &DbOptions::default())
+            .await
+            .expect("sqlite");
+        let store = store::ExecutionStore::new(sdb.clone());
+        for i in 0..s.sqlite_drain {
+            store
+                .create(
+                    store::CreateExecution {
+                        id: Some(format!("s-{i}")),
+                        flow_id: "sq".into(),
+                        owner_id: "bench".into(),
+                        ..Default::default()
+                    },
+                    &store::Scope::All,
+                )
+                .await
+                .expect("sqlite create");
+        }
+        sdb.close().await.ok();
+    }
+    let (sq_server, sq_url) = start_execstore(&binary, &sqlite_url).await;
+    let (sq_rate, sq_once, _) = drain(&sq_url, "sq", 1, 1, s.sqlite_drain).await;
+    drop(sq_server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = cluster.stop();
+
+    report(
+        &s,
+        &by_id,
+        &pulls,
+        (p_without, p_with),
+        &latencies,
+        (sq_rate, sq_once),
+        smoke,
+    )
+}
+
+async fn wake_latency(url: &str, n: usize) -> Vec<f64> {
+    let claimed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (url, claimed, stop, tx) = (url.to_owned(), claimed.clone(), stop.clone(), tx.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                for _ in 0..100_000 {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let body = json!({ "query": PULL, "variables": { "w": format!("waiter{w}"), "f": "wake", "n": 1, "wait": 2000 } });
+                    let got: Value = client.post(&url).json(&body).send().await.expect("pull").json().await.expect("json");
+                    let at = Instant::now();
+                    for id in claimed_ids(&got) {
+                        claimed.lock().unwrap().insert(id.clone(), at);
+                        let _ = tx.send(id);
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let every worker reach its first (empty) wait.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = reqwest::Client::new();
+    let mut latencies = Vec::new();
+    for i in 0..n {
+        let id = format!("wake-{i}");
+        let body = json!({
+            "query": "mutation($id: ID!) { createExecution(input: { id: $id, flowId: \"wake\", ownerId: \"bench\" }) { id } }",
+            "variables": { "id": id }
+        });
+        client
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .expect("create")
+            .bytes()
+            .await
+            .expect("body");
+        let created = Instant::now();
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .ok()
+            .flatten();
+        assert_eq!(
+            got.as_deref(),
+            Some(id.as_str()),
+            "each created execution is claimed"
+        );
+        let at = claimed.lock().unwrap()[&id];
+        latencies.push(at.saturating_duration_since(created).as_secs_f64() * 1000.0);
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.expect("waiter");
+    }
+    latencies
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    s: &Sizes,
+    by_id: &[(usize, Run, f64)],
+    pulls: &[(usize, usize, f64, bool, f64, f64)],
+    backlog: (f64, f64),
+    wake: &[f64],
+    sqlite: (f64, bool),
+    smoke: bool,
+) -> String {
+    let mut out = String::new();
+    out.push_str("## Worker queue (`cargo bench --bench queue`)\n\n");
+    out.push_str(&format!(
+        "One run: a throwaway PostgreSQL 15 (`synchronous_commit=off`) and the release server over loopback HTTP, \
+         driven by the bench's own bounded client (reqwest). Medians of {} rounds where rounds apply.\n\n",
+        s.rounds
+    ));
+    out.push_str("| scenario | execstore | p50 ms | p99 ms | floor (pgbench, same statement) | execstore / floor |\n|---|---:|---:|---:|---:|---:|\n");
+    for (conns, run, floor) in by_id {
+        out.push_str(&format!(
+            "| claimExecution by id @{conns} | {:.0}/s | {:.2} | {:.2} | {:.0}/s | **{:.2}×** |\n",
+            run.rps,
+            run.p50_ms,
+            run.p99_ms,
+            floor,
+            run.rps / floor
+        ));
+    }
+    let by_id_8 = by_id
+        .iter()
+        .find(|(c, _, _)| *c == 8)
+        .map(|(_, r, _)| r.rps)
+        .unwrap_or(f64::NAN);
+    out.push_str("\n| pull (8 workers, draining) | executions/s | each once | call p50 first 10 % ms | call p50 last 10 % ms | vs claimExecution @8 |\n|---|---:|---|---:|---:|---:|\n");
+    for (limit, size, rate, once, start, end) in pulls {
+        out.push_str(&format!(
+            "| claimNextExecutions limit {limit}, {size} executions | {rate:.0} | {} | {start:.2} | {end:.2} | **{:.2}×** |\n",
+            if *once { "yes" } else { "**no**" },
+            rate / by_id_8
+        ));
+    }
+    out.push_str(&format!(
+        "\nPer call (1 worker, limit 1): p50 **{:.2} ms** with {} leased-but-CREATED executions ahead in the same flow, \
+         **{:.2} ms** without: **{:.2}×**.\n\n",
+        backlog.1, s.backlog, backlog.0, backlog.1 / backlog.0
+    ));
+    out.push_str(&format!(
+        "Wake-up latency (8 workers waiting with `waitMs`, {} executions created one at a time; from the create's answer to the claim's): \
+         p50 **{:.2} ms**, p99 **{:.2} ms**, max {:.2} ms.\n\n",
+        wake.len(), pct(wake.to_vec(), 0.5), pct(wake.to_vec(), 0.99), pct(wake.to_vec(), 1.0)
+    ));
+    out.push_str(&format!(
+        "SQLite (a file, default settings): claimNextExecutions limit 1, 1 worker, {} executions: **{:.0} executions/s** (each once: {}).\n\n",
+        s.sqlite_drain, sqlite.0, if sqlite.1 { "yes" } else { "**no**" }
+    ));
+    if smoke {
+        out.push_str("(smoke run: tiny sizes, not a measurement)\n");
+    }
+    out
+}
+
+/// Replaces (or appends) this bench's section of BENCHMARKS.md.
+fn write_section(name: &str, text: &str) {
+    let path = Path::new(ROOT).join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let (start, end) = (
+        format!("<!-- bench:{name} -->"),
+        format!("<!-- /bench:{name} -->"),
+    );
+    let block = format!("{start}\n{text}\n*reproduce*: `cargo bench --bench {name}`\n{end}");
+    let new = match (old.find(&start), old.find(&end)) {
+        (Some(a), Some(b)) if b > a => format!("{}{block}{}", &old[..a], &old[b + end.len()..]),
+        _ => format!("{}\n{block}\n", old.trim_end()),
+    };
+    std::fs::write(&path, new).expect("write BENCHMARKS.md");
+    println!("wrote its section of {}", path.display());
+}
