@@ -38,6 +38,8 @@ struct Sizes {
     drain: usize,
     rounds: usize,
     seconds: f64,
+    /// Unrelated executions added for the second database size.
+    extra: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -50,6 +52,7 @@ const FULL: Sizes = Sizes {
     drain: 10_000,
     rounds: 3,
     seconds: 5.0,
+    extra: 2_000_000,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -62,6 +65,7 @@ const SMOKE: Sizes = Sizes {
     drain: 300,
     rounds: 1,
     seconds: 0.5,
+    extra: 20_000,
 };
 
 fn main() {
@@ -430,6 +434,13 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
     }
 
     let accept_ok: Accept = Arc::new(|b: &[u8]| !b.windows(9).any(|w| w == b"\"errors\":"));
+    let flat_tree = json!({ "query": format!("{{ executionTree(executionId: \"tree\") {{ id parentId level execution {{ ...F }} }} }} {FIELDS_EXECSTORE}") });
+    let got = post(&es_url, &flat_tree).await;
+    assert_eq!(
+        got["data"]["executionTree"].as_array().map(Vec::len),
+        Some(tree_nodes),
+        "execstore flat tree"
+    );
     let fixed = |v: Value| -> MakeBody { Arc::new(move |_| v.clone()) };
     let scenarios: Vec<(String, usize, Value, Option<Value>)> = {
         let mut v = Vec::new();
@@ -441,6 +452,12 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
                 Some(pg_tree.clone()),
             ));
         }
+        v.push((
+            format!("executionTree (flat, {tree_nodes} nodes) @1"),
+            1,
+            flat_tree.clone(),
+            None,
+        ));
         for conns in [1, 16] {
             v.push((
                 format!("feed first page (50) @{conns}"),
@@ -456,44 +473,86 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
         }
         v
     };
-    let mut http_rows = Vec::new();
-    for (name, conns, es_body, pg_body) in scenarios.iter().filter(|_| !only_claims) {
-        step(name);
-        let mut es_runs = Vec::new();
-        let mut pg_runs = Vec::new();
-        for _ in 0..s.rounds {
-            es_runs.push(
-                drive(
-                    &es_url,
-                    *conns,
-                    s.seconds,
-                    1_000_000,
-                    fixed(es_body.clone()),
-                    accept_ok.clone(),
-                )
-                .await,
-            );
-            if let (Some(u), Some(b)) = (&pg_url, pg_body) {
-                pg_runs.push(
-                    drive(
-                        u,
-                        *conns,
-                        s.seconds,
-                        1_000_000,
-                        fixed(b.clone()),
-                        accept_ok.clone(),
-                    )
-                    .await,
-                );
+    let read = |scenarios: Vec<(String, usize, Value, Option<Value>)>| {
+        let (es_url, pg_url, accept_ok) = (es_url.clone(), pg_url.clone(), accept_ok.clone());
+        async move {
+            let mut rows = Vec::new();
+            for (name, conns, es_body, pg_body) in scenarios {
+                step(&name);
+                let mut es_runs = Vec::new();
+                let mut pg_runs = Vec::new();
+                for _ in 0..s.rounds {
+                    es_runs.push(
+                        drive(
+                            &es_url,
+                            conns,
+                            s.seconds,
+                            1_000_000,
+                            fixed(es_body.clone()),
+                            accept_ok.clone(),
+                        )
+                        .await,
+                    );
+                    if let (Some(u), Some(b)) = (&pg_url, &pg_body) {
+                        pg_runs.push(
+                            drive(
+                                u,
+                                conns,
+                                s.seconds,
+                                1_000_000,
+                                fixed(b.clone()),
+                                accept_ok.clone(),
+                            )
+                            .await,
+                        );
+                    }
+                }
+                rows.push(Row {
+                    name,
+                    execstore: median_run(&es_runs),
+                    anchor: (!pg_runs.is_empty()).then(|| median_run(&pg_runs)),
+                });
             }
+            rows
         }
-        http_rows.push(Row {
-            name: name.clone(),
-            execstore: median_run(&es_runs),
-            anchor: (!pg_runs.is_empty()).then(|| median_run(&pg_runs)),
-        });
+    };
+    let tree_scenarios: Vec<_> = scenarios
+        .iter()
+        .filter(|(name, ..)| name.starts_with("tree") || name.starts_with("executionTree"))
+        .cloned()
+        .collect();
+    let mut http_rows = Vec::new();
+    let mut rss = (f64::NAN, f64::NAN);
+    let mut sqlite_tree = Run::default();
+    if !only_claims {
+        http_rows = read(scenarios.clone()).await;
+        // Memory: the peak over all read loads, then what is left once idle.
+        let peak = peak_rss_mb(es_pid);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        rss = (peak, current_rss_mb(es_pid));
+
+        step(&format!(
+            "adding {} unrelated executions (the second size)",
+            s.extra
+        ));
+        load_extra(&db, s.extra).await;
+        let bigger: Vec<_> = tree_scenarios
+            .iter()
+            .map(|(name, c, e, p)| {
+                (
+                    format!("{name} · +{} rows", s.extra),
+                    *c,
+                    e.clone(),
+                    p.clone(),
+                )
+            })
+            .collect();
+        http_rows.extend(read(bigger).await);
+
+        step("SQLite: the same tree from a file");
+        sqlite_tree = sqlite_tree_run(&binary, &s, &es_tree, tree_nodes).await;
     }
-    let rss_mb = peak_rss_mb(es_pid);
+    let rss_mb = rss.0;
     drop(pgl);
 
     // Claims: execstore over HTTP against pgbench running the one statement.
@@ -583,7 +642,13 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
     drop(server);
     let _ = cluster.stop();
 
+    let extra = Extra {
+        rss_idle_mb: rss.1,
+        sqlite_tree,
+        tree_nodes,
+    };
     report(
+        &extra,
         &s,
         tree_nodes,
         es_statements,
@@ -597,8 +662,112 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
     )
 }
 
+/// Figures of the tree issue's targets, beside the anchors' table.
+struct Extra {
+    rss_idle_mb: f64,
+    sqlite_tree: Run,
+    tree_nodes: usize,
+}
+
+/// 2,000,000 (or `n`) executions unrelated to every workload: roots with
+/// nine children each, so the table's statistics change as a user's would.
+async fn load_extra(db: &DatabaseConnection, n: usize) {
+    let roots = (n / 10).max(1);
+    let base = "timestamptz '2025-06-01 00:00:00+00'";
+    exec(db, &format!(
+        "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status, execution_depth, created_at, updated_at, failure_count)
+         SELECT 'x-' || r, 'x-flow-' || (r % 50), 'bench', 'x-' || r, NULL, 'completed', 0, {base} + r * interval '1 ms', {base}, 0
+         FROM generate_series(1, {roots}) r")).await;
+    exec(db, &format!(
+        "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status, execution_depth, created_at, updated_at, failure_count)
+         SELECT 'x-' || r || '.' || c, 'x-flow-' || (r % 50), 'bench', 'x-' || r, 'x-' || r, 'completed', 1, {base} + (r * 10 + c) * interval '1 ms', {base}, 0
+         FROM generate_series(1, {roots}) r, generate_series(1, 9) c")).await;
+    exec(db, "VACUUM ANALYZE").await;
+}
+
+/// The tree workload on a SQLite file: the server's p50 at 1 connection.
+async fn sqlite_tree_run(binary: &Path, s: &Sizes, es_tree: &Value, tree_nodes: usize) -> Run {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let dir = std::env::temp_dir().join(format!("execstore-anchors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.join("tree.db").display());
+    {
+        let db = store::connect(&url, &DbOptions::default())
+            .await
+            .expect("sqlite");
+        let base = chrono::DateTime::from_timestamp(1_767_225_600, 0).expect("time");
+        let mut level = vec!["tree".to_owned()];
+        let mut rows = vec![(String::from("tree"), None::<String>, 0)];
+        for depth in 1..=s.depth {
+            let mut next = Vec::new();
+            for parent in &level {
+                for g in 0..s.fanout {
+                    let id = format!("{parent}.{g}");
+                    rows.push((id.clone(), Some(parent.clone()), depth as i32));
+                    next.push(id);
+                }
+            }
+            level = next;
+        }
+        rows.sort();
+        for (i, chunk) in rows.chunks(500).enumerate() {
+            entity::execution::Entity::insert_many(chunk.iter().enumerate().map(
+                |(j, (id, parent, depth))| {
+                    let at = base + chrono::Duration::milliseconds((i * 500 + j) as i64);
+                    entity::execution::ActiveModel {
+                        id: Set(id.clone()),
+                        flow_id: Set("tree-flow".into()),
+                        owner_id: Set("bench".into()),
+                        root_execution_id: Set("tree".into()),
+                        parent_execution_id: Set(parent.clone()),
+                        status: Set(entity::ExecutionStatus::Completed),
+                        execution_depth: Set(*depth),
+                        created_at: Set(at),
+                        updated_at: Set(at),
+                        failure_count: Set(0),
+                        ..Default::default()
+                    }
+                },
+            ))
+            .exec(&db)
+            .await
+            .expect("insert tree");
+        }
+        db.close().await.ok();
+    }
+    let (server, url) = start_execstore(binary, &url).await;
+    let got = post(&url, es_tree).await;
+    assert_eq!(
+        count_nodes(&got["data"]["execution"], "children"),
+        tree_nodes,
+        "SQLite tree"
+    );
+    let accept: Accept = Arc::new(|b: &[u8]| !b.windows(9).any(|w| w == b"\"errors\":"));
+    let mut runs = Vec::new();
+    for _ in 0..s.rounds {
+        runs.push(
+            drive(
+                &url,
+                1,
+                s.seconds,
+                1_000_000,
+                Arc::new({
+                    let body = es_tree.clone();
+                    move |_| body.clone()
+                }),
+                accept.clone(),
+            )
+            .await,
+        );
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    median_run(&runs)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn report(
+    extra: &Extra,
     s: &Sizes,
     tree_nodes: usize,
     es_statements: i64,
@@ -677,7 +846,33 @@ fn report(
     if let Some(p) = pg_statements {
         out.push_str(&format!("| PostGraphile | {p} |\n"));
     }
-    out.push_str(&format!("\nexecstore peak RSS (VmHWM) after all read runs, including the 16-connection tree load: **{rss_mb:.1} MB**.\n\n"));
+    out.push_str(&format!(
+        "\nexecstore memory: peak RSS (VmHWM) over all read runs at the first size, including the 16-connection tree load: **{rss_mb:.1} MB**; \
+         RSS 10 s after the load ended: **{:.1} MB**.\n\n",
+        extra.rss_idle_mb
+    ));
+    out.push_str(&format!(
+        "SQLite (a file, the same {}-node tree, 1 connection): p50 **{:.1} ms**, {:.1} req/s.\n\n",
+        extra.tree_nodes, extra.sqlite_tree.p50_ms, extra.sqlite_tree.rps
+    ));
+    let p50 = |prefix: &str, suffix: &str| {
+        http_rows
+            .iter()
+            .find(|r| r.name.starts_with(prefix) && r.name.ends_with(suffix))
+            .map(|r| r.execstore.p50_ms)
+    };
+    if let (Some(small), Some(big)) = (p50("tree", "@1"), p50("tree", "rows")) {
+        let big1 = http_rows
+            .iter()
+            .find(|r| r.name.starts_with("tree") && r.name.contains("@1 ·"))
+            .map(|r| r.execstore.p50_ms)
+            .unwrap_or(big);
+        out.push_str(&format!(
+            "Tree p50 at 1 connection, first size vs +{} rows: {small:.1} ms vs {big1:.1} ms: **{:+.0} %**.\n\n",
+            s.extra,
+            (big1 / small - 1.0) * 100.0
+        ));
+    }
     out.push_str("## Claims: execstore vs the single-statement floor\n\n");
     out.push_str("The floor is pgbench running, per transaction, the one SQL statement that does what `claimExecution` does \
         (claim upsert + the execution's processing worker, as data-modifying CTEs), on fresh executions, at the same concurrency; \

@@ -101,15 +101,26 @@ pub async fn start_execstore_with(
     )
 }
 
-pub fn peak_rss_mb(pid: u32) -> f64 {
+/// A `/proc/PID/status` figure (`VmHWM:`, `VmRSS:`) in MB.
+pub fn status_mb(pid: u32, key: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(key))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
+}
+
+/// Peak resident memory so far (VmHWM).
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    status_mb(pid, "VmHWM:")
+}
+
+/// Resident memory now (VmRSS).
+pub fn current_rss_mb(pid: u32) -> f64 {
+    status_mb(pid, "VmRSS:")
 }
 
 pub async fn exec(db: &DatabaseConnection, sql: &str) {

@@ -4,9 +4,9 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 /// Claimability lives on the execution row: `lease_expires_at` mirrors the
 /// active claim's expiry (null when no claim is active). The work queue's
 /// partial indexes hold only CREATED rows without a lease, so a pull reads
-/// about `limit` index entries however many executions are leased; rows whose
-/// lease lapsed are found through indexes of leased rows ordered by expiry
-/// (per flow, and for all flows), reading only the lapsed ones.
+/// about `limit` index entries however many executions are leased. Rows whose
+/// lease lapsed are found through an index of leased rows by expiry (reading
+/// only the lapsed ones) and put back in the queue.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -34,9 +34,7 @@ impl MigrationTrait for Migration {
             "CREATE INDEX executions_lapsing ON executions (lease_expires_at) \
              WHERE status = 'created' AND lease_expires_at IS NOT NULL"
                 .into(),
-            "CREATE INDEX executions_lapsing_by_flow ON executions (flow_id, lease_expires_at) \
-             WHERE status = 'created' AND lease_expires_at IS NOT NULL"
-                .into(),
+
         ] {
             db.execute_unprepared(&sql).await?;
         }
@@ -46,7 +44,6 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         for sql in [
-            "DROP INDEX IF EXISTS executions_lapsing_by_flow",
             "DROP INDEX IF EXISTS executions_lapsing",
             "DROP INDEX IF EXISTS executions_claimable_by_flow",
             "DROP INDEX IF EXISTS executions_claimable",

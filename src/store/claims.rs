@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, TransactionTrait};
 
 use super::events::{EventKind, ExecutionEvent};
 use super::sql::{json_list, PerKey, Sql};
@@ -332,6 +332,68 @@ impl ExecutionStore {
             validate::id("flowId", flow)?;
         }
         let now = now();
+        let mut claimed = self
+            .claim_fresh(worker_id, timeout_ms, flow_id, limit, now)
+            .await?;
+        if (claimed.len() as i64) < limit && self.return_lapsed_leases(now).await? > 0 {
+            let more = limit - claimed.len() as i64;
+            claimed.extend(
+                self.claim_fresh(worker_id, timeout_ms, flow_id, more, now)
+                    .await?,
+            );
+        }
+        claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        for execution in &claimed {
+            self.events.publish(ExecutionEvent::changed(
+                EventKind::Updated,
+                execution.clone(),
+            ));
+        }
+        Ok(claimed)
+    }
+
+    /// Lapsed leases back into the queue: CREATED executions whose lease ran
+    /// out lose it (at most 1,000 per call, through the index of leased rows
+    /// by expiry, which reads only the lapsed ones). Run by a pull that finds
+    /// too little fresh work, so no sweeper process is needed. Returns how
+    /// many came back.
+    pub async fn return_lapsed_leases(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut sql = Sql::new("UPDATE executions SET lease_expires_at = NULL WHERE id IN (SELECT id FROM executions WHERE status = 'created' AND lease_expires_at IS NOT NULL AND lease_expires_at < ");
+        let at = sql.bind(now);
+        let lock = match self.backend() {
+            DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
+        sql.push(&format!(
+            "{at} ORDER BY lease_expires_at LIMIT 1000{lock}) AND lease_expires_at < {at}"
+        ));
+        let returned = match self.backend() {
+            DbBackend::Postgres => self.db.execute(sql.build(self.backend())).await?,
+            _ => {
+                let txn = self.begin_write().await?;
+                let result = txn.execute(sql.build(self.backend())).await?;
+                txn.commit().await?;
+                result
+            }
+        }
+        .rows_affected();
+        if returned > 0 {
+            self.events.signal_work();
+        }
+        Ok(returned)
+    }
+
+    /// Claims up to `limit` executions of the fresh queue (CREATED, no
+    /// lease), oldest first, reading about `limit` entries of its partial
+    /// index however many executions are leased.
+    async fn claim_fresh(
+        &self,
+        worker_id: &str,
+        timeout_ms: i64,
+        flow_id: Option<&str>,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Execution>> {
         let mut sql = Sql::new("");
         let worker = sql.bind(worker_id.to_owned());
         let at = sql.bind(now);
@@ -341,26 +403,16 @@ impl ExecutionStore {
             Some(flow) => format!(" AND e.flow_id = {}", sql.bind(flow.to_owned())),
             None => String::new(),
         };
-        // Two sources, each read through its own partial index: rows never
-        // leased (or released), oldest first, and rows whose lease lapsed.
-        // Neither walks past executions another worker holds.
         let lock = match self.backend() {
             DbBackend::Postgres => " FOR UPDATE OF e SKIP LOCKED",
             _ => "",
         };
         let candidates = format!(
-            "SELECT id, created_at FROM (\
-               SELECT * FROM (SELECT e.id, e.created_at FROM executions e \
-                 WHERE e.status = 'created' AND e.lease_expires_at IS NOT NULL \
-                 AND e.lease_expires_at < {at}{flow} ORDER BY e.lease_expires_at LIMIT {n}{lock}) lapsed \
-               UNION ALL \
-               SELECT * FROM (SELECT e.id, e.created_at FROM executions e \
-                 WHERE e.status = 'created' AND e.lease_expires_at IS NULL{flow} \
-                 ORDER BY e.created_at, e.id LIMIT {n}{lock}) fresh\
-             ) c ORDER BY created_at, id LIMIT {n}"
+            "SELECT e.id FROM executions e WHERE e.status = 'created' AND e.lease_expires_at IS NULL{flow} \
+             ORDER BY e.created_at, e.id LIMIT {n}{lock}"
         );
         let insert = "INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)";
-        let mut claimed = match self.backend() {
+        let claimed = match self.backend() {
             DbBackend::Postgres => {
                 sql.push(&format!(
                     "WITH candidates AS ({candidates}), \
@@ -374,9 +426,10 @@ impl ExecutionStore {
                 Self::query_executions(&self.db, sql).await?
             }
             _ => {
-                // One writer at a time: the transaction holds the write lock
-                // from its first statement, so nobody picks the same rows.
-                let txn = self.begin_write().await?;
+                // One writer at a time: the first statement writes, so SQLite
+                // takes the write lock before it reads anything (waiting under
+                // busy_timeout), and nobody else picks the same rows.
+                let txn = self.db.begin().await?;
                 sql.push(&format!(
                     "{insert} SELECT id, {worker}, {at}, {exp}, {at}, 'active' FROM ({candidates}) \
                      WHERE true {TAKE_OVER} RETURNING *"
@@ -403,13 +456,6 @@ impl ExecutionStore {
                 rows
             }
         };
-        claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        for execution in &claimed {
-            self.events.publish(ExecutionEvent::changed(
-                EventKind::Updated,
-                execution.clone(),
-            ));
-        }
         Ok(claimed)
     }
 
