@@ -11,8 +11,53 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Requests started so far (for `give_memory_back_when_idle`).
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// mimalloc purges freed memory lazily, on a thread's later allocations, so
+/// a server that goes idle after a burst of large responses would keep its
+/// peak RSS for good. Once no request has started for a second, a few rounds
+/// of forced collects (one task per core, so they reach the runtime threads'
+/// own caches too) hand that memory back to the OS.
+/// Under load nothing happens: collecting then costs more than it saves
+/// (measured: +20 % on an 11,111-node tree when collecting every second;
+/// purging on every free, MIMALLOC_PURGE_DELAY=0, cost +50 %).
+async fn give_memory_back_when_idle() {
+    use std::sync::atomic::Ordering;
+    let mut seen = u64::MAX;
+    let mut collects_left = 0;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let started = REQUESTS.load(Ordering::Relaxed);
+        if started != seen {
+            seen = started;
+            collects_left = 3;
+        } else if collects_left > 0 {
+            collects_left -= 1;
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            for _ in 0..threads {
+                // SAFETY: mi_collect only frees mimalloc's own cached
+                // memory; it is safe to call from any thread at any time.
+                tokio::spawn(async { unsafe { libmimalloc_sys::mi_collect(true) } });
+            }
+        }
+    }
+}
+
+async fn run() -> std::process::ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Schema) = cli.command {
         print!("{}", execstore::graphql::sdl());
@@ -46,7 +91,13 @@ async fn serve(config: execstore::config::Config) -> Result<(), String> {
         .relay_events_across_processes(&config.database_url)
         .await
         .map_err(|e| format!("cannot listen for other processes' events: {e}"))?;
-    let app = execstore::http::router(store, &config);
+    tokio::spawn(give_memory_back_when_idle());
+    let app = execstore::http::router(store, &config).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            next.run(request).await
+        },
+    ));
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
