@@ -364,9 +364,17 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
         admin.close().await.ok();
     }
     let url = cluster.url("bench");
-    let db = store::connect(&url, &DbOptions::default())
-        .await
-        .expect("migrate bench db");
+    // Loading millions of rows takes longer than the server's default
+    // statement timeout.
+    let db = store::connect(
+        &url,
+        &DbOptions {
+            statement_timeout: Duration::from_secs(3600),
+            ..DbOptions::default()
+        },
+    )
+    .await
+    .expect("migrate bench db");
     exec(&db, "CREATE EXTENSION pg_stat_statements").await;
     load(&db, &s).await;
     let tree_nodes: usize = (0..=s.depth).map(|d| s.fanout.pow(d as u32)).sum();
