@@ -193,9 +193,10 @@ impl ExecutionStore {
     /// `get_execution_tree`, refused (`StoreError::TooManyRows`) rather than
     /// reading more than `max_rows` rows into memory.
     ///
-    /// The recursion carries whole rows and finds each node's children by
-    /// one probe of the parent index (PostgreSQL: a fenced LATERAL subquery;
-    /// SQLite: a CROSS JOIN), so it reads the subtree and nothing else.
+    /// A root's tree is read as one range of the root index. Below a root,
+    /// the recursion carries whole rows and finds each node's children by one
+    /// probe of the parent index (PostgreSQL: a fenced LATERAL subquery;
+    /// SQLite: a CROSS JOIN). Either way it reads the subtree and nothing else.
     pub async fn get_execution_tree_within(
         &self,
         execution_id: &str,
@@ -206,7 +207,11 @@ impl ExecutionStore {
         let mut sql =
             Sql::new("WITH RECURSIVE subtree AS (SELECT x.* FROM executions x WHERE x.id = ");
         let p = sql.bind(execution_id.to_owned());
-        sql.push(&p).scope("x.owner_id", scope);
+        // A root's tree is one range of the root index; only an inner
+        // node's subtree needs the recursion.
+        sql.push(&p)
+            .push(" AND x.parent_execution_id IS NOT NULL")
+            .scope("x.owner_id", scope);
         let filter = sql.owner_filter("c.owner_id", scope);
         match self.backend() {
             DbBackend::Postgres => sql.push(&format!(
@@ -218,7 +223,13 @@ impl ExecutionStore {
                  WHERE c.parent_execution_id = s.id{filter})"
             )),
         };
-        sql.push(" SELECT * FROM subtree ORDER BY execution_depth, created_at, id");
+        let root_filter = sql.owner_filter("x.owner_id", scope);
+        sql.push(&format!(
+            " SELECT * FROM (SELECT * FROM subtree UNION ALL SELECT x.* FROM executions x \
+             WHERE x.root_execution_id = {p}{root_filter} AND EXISTS (SELECT 1 FROM executions r \
+             WHERE r.id = {p} AND r.parent_execution_id IS NULL)) t \
+             ORDER BY execution_depth, created_at, id"
+        ));
         if let Some(max) = max_rows {
             let n = sql.bind(max + 1);
             sql.push(&format!(" LIMIT {n}"));
