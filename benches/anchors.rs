@@ -302,31 +302,14 @@ async fn statements_per_request(db: &DatabaseConnection, url: &str, body: &Value
 
 // ---------------------------------------------------------------- pgbench floor
 
-const TAKE_OVER: &str = "ON CONFLICT (execution_id) DO UPDATE SET worker_id = excluded.worker_id, \
-    claimed_at = excluded.claimed_at, expires_at = excluded.expires_at, heartbeat_at = excluded.heartbeat_at, status = 'active' \
-    WHERE execution_claims.status <> 'active' OR execution_claims.expires_at < excluded.claimed_at OR execution_claims.worker_id = excluded.worker_id";
-
-fn floor_claim_script() -> String {
-    format!(
-        "WITH target AS (SELECT 'cf-' || nextval('bench_cf_seq') AS id), \
-         claimed AS (INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
-           SELECT e.id, 'pgbench', now(), now() + interval '30 seconds', now(), 'active' FROM executions e JOIN target t ON e.id = t.id \
-           WHERE e.status NOT IN ('completed', 'failed', 'stopped') {TAKE_OVER} RETURNING *), \
-         touched AS (UPDATE executions SET processing_started_at = now(), processing_worker_id = 'pgbench', updated_at = now() \
-           FROM claimed WHERE executions.id = claimed.execution_id RETURNING executions.*) \
-         SELECT t.*, c.worker_id, c.expires_at FROM touched t JOIN claimed c ON c.execution_id = t.id;\n"
-    )
-}
-
 fn floor_drain_script(flow: &str, limit: usize) -> String {
     format!(
         "WITH candidates AS (SELECT e.id FROM executions e WHERE e.status = 'created' AND e.flow_id = '{flow}' \
-           AND NOT EXISTS (SELECT 1 FROM execution_claims c WHERE c.execution_id = e.id AND c.status = 'active' AND c.expires_at >= now()) \
-           ORDER BY e.created_at, e.id LIMIT {limit} FOR UPDATE OF e SKIP LOCKED), \
+           AND e.lease_expires_at IS NULL ORDER BY e.created_at, e.id LIMIT {limit} FOR UPDATE OF e SKIP LOCKED), \
          claimed AS (INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
            SELECT id, 'pgbench', now(), now() + interval '10 minutes', now(), 'active' FROM candidates {TAKE_OVER} RETURNING execution_id) \
-         UPDATE executions SET processing_worker_id = 'pgbench', processing_started_at = now(), updated_at = now() \
-           FROM claimed WHERE executions.id = claimed.execution_id RETURNING executions.*;\n"
+         UPDATE executions SET processing_worker_id = 'pgbench', processing_started_at = now(), updated_at = now(), \
+           lease_expires_at = now() + interval '10 minutes' FROM claimed WHERE executions.id = claimed.execution_id RETURNING executions.*;\n"
     )
 }
 
@@ -568,32 +551,18 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
     let next_cb = Arc::new(AtomicUsize::new(1));
     for conns in [1, 8, 32] {
         step(&format!("claimExecution @{conns}"));
-        let mut es_runs = Vec::new();
-        let mut floor = Vec::new();
-        for _ in 0..s.rounds {
-            let ids = next_cb.clone();
-            let make: MakeBody = Arc::new(move |_| {
-                let n = ids.fetch_add(1, Ordering::SeqCst);
-                json!({
-                    "query": "mutation($id: ID!) { claimExecution(executionId: $id, workerId: \"bench\", timeoutMs: 30000) { acquired } }",
-                    "variables": { "id": format!("cb-{n}") }
-                })
-            });
-            let accept: Accept =
-                Arc::new(|b: &[u8]| b.windows(15).any(|w| w == b"\"acquired\":true"));
-            // Each of the 3 × rounds runs gets its own slice of fresh executions,
-            // on both sides, so no claim ever lands on a missing row.
-            let cap = s.claim_pool / (3 * s.rounds);
-            es_runs.push(drive(&es_url, conns, s.seconds, cap, make, accept).await);
-            let per_client = (cap / conns).max(1).to_string();
-            let (tps, _) = pgbench(&cluster, conns, &["-t", &per_client], &floor_claim_script());
-            floor.push(tps);
-        }
+        // Each of the 3 × rounds runs gets its own slice of fresh executions,
+        // on both sides, so no claim ever lands on a missing row.
+        let per_run = s.claim_pool / (3 * s.rounds);
+        let (run, floor) = claim_by_id(
+            &es_url, &cluster, conns, s.rounds, s.seconds, per_run, &next_cb,
+        )
+        .await;
         claim_rows.push(Row {
             name: format!("claimExecution @{conns}"),
-            execstore: median_run(&es_runs),
+            execstore: run,
             anchor: Some(Run {
-                rps: median(floor),
+                rps: floor,
                 ..Run::default()
             }),
         });

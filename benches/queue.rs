@@ -162,24 +162,6 @@ fn pct(mut xs: Vec<f64>, p: f64) -> f64 {
     xs[((xs.len() as f64 - 1.0) * p).round() as usize]
 }
 
-const TAKE_OVER: &str = "ON CONFLICT (execution_id) DO UPDATE SET worker_id = excluded.worker_id, \
-    claimed_at = excluded.claimed_at, expires_at = excluded.expires_at, heartbeat_at = excluded.heartbeat_at, status = 'active' \
-    WHERE execution_claims.status <> 'active' OR execution_claims.expires_at < excluded.claimed_at OR execution_claims.worker_id = excluded.worker_id";
-
-/// What `claimExecution` does on PostgreSQL, as pgbench runs it: lock the
-/// execution, upsert the claim, set the processing worker and the lease.
-fn floor_claim_script() -> String {
-    format!(
-        "WITH target AS (SELECT 'cf-' || nextval('bench_cf_seq') AS id), \
-         claimed AS (INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
-           SELECT e.id, 'pgbench', now(), now() + interval '30 seconds', now(), 'active' FROM executions e JOIN target t ON e.id = t.id \
-           WHERE e.status NOT IN ('completed', 'failed', 'stopped') FOR UPDATE OF e {TAKE_OVER} RETURNING *), \
-         touched AS (UPDATE executions SET processing_started_at = now(), processing_worker_id = 'pgbench', updated_at = now(), \
-           lease_expires_at = now() + interval '30 seconds' FROM claimed WHERE executions.id = claimed.execution_id RETURNING executions.*) \
-         SELECT t.*, c.worker_id, c.expires_at FROM touched t JOIN claimed c ON c.execution_id = t.id;\n"
-    )
-}
-
 async fn run(s: Sizes, smoke: bool) -> String {
     let binary = build_release_server();
     step("starting a throwaway PostgreSQL 15 cluster");
@@ -246,24 +228,12 @@ async fn run(s: Sizes, smoke: bool) -> String {
     let next_cb = Arc::new(AtomicUsize::new(1));
     for conns in [1, 8, 32] {
         step(&format!("claimExecution @{conns}"));
-        let (mut es, mut floor) = (Vec::new(), Vec::new());
-        for _ in 0..s.rounds {
-            let ids = next_cb.clone();
-            let make: MakeBody = Arc::new(move |_| {
-                let n = ids.fetch_add(1, Ordering::SeqCst);
-                json!({
-                    "query": "mutation($id: ID!) { claimExecution(executionId: $id, workerId: \"bench\", timeoutMs: 30000) { acquired } }",
-                    "variables": { "id": format!("cb-{n}") }
-                })
-            });
-            let accept: Accept =
-                Arc::new(|b: &[u8]| b.windows(15).any(|w| w == b"\"acquired\":true"));
-            let cap = s.claim_pool / (3 * s.rounds);
-            es.push(drive(&es_url, conns, s.seconds, cap, make, accept).await);
-            let per_client = (cap / conns).max(1).to_string();
-            floor.push(pgbench(&cluster, conns, &["-t", &per_client], &floor_claim_script()).0);
-        }
-        by_id.push((conns, median_run(&es), median(floor)));
+        let per_run = s.claim_pool / (3 * s.rounds);
+        let (run, floor) = claim_by_id(
+            &es_url, &cluster, conns, s.rounds, s.seconds, per_run, &next_cb,
+        )
+        .await;
+        by_id.push((conns, run, floor));
     }
 
     // Pulls.

@@ -292,3 +292,52 @@ pub fn pgbench(cluster: &Cluster, clients: usize, args: &[&str], script: &str) -
         .unwrap_or(f64::NAN);
     (tps, wall)
 }
+
+pub const TAKE_OVER: &str = "ON CONFLICT (execution_id) DO UPDATE SET worker_id = excluded.worker_id, \
+    claimed_at = excluded.claimed_at, expires_at = excluded.expires_at, heartbeat_at = excluded.heartbeat_at, status = 'active' \
+    WHERE execution_claims.status <> 'active' OR execution_claims.expires_at < excluded.claimed_at OR execution_claims.worker_id = excluded.worker_id";
+
+/// What `claimExecution` does on PostgreSQL, as pgbench runs it: lock the
+/// execution, upsert the claim, set the processing worker and the lease.
+pub fn floor_claim_script() -> String {
+    format!(
+        "WITH target AS (SELECT 'cf-' || nextval('bench_cf_seq') AS id), \
+         claimed AS (INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
+           SELECT e.id, 'pgbench', now(), now() + interval '30 seconds', now(), 'active' FROM executions e JOIN target t ON e.id = t.id \
+           WHERE e.status NOT IN ('completed', 'failed', 'stopped') FOR UPDATE OF e {TAKE_OVER} RETURNING *), \
+         touched AS (UPDATE executions SET processing_started_at = now(), processing_worker_id = 'pgbench', updated_at = now(), \
+           lease_expires_at = now() + interval '30 seconds' FROM claimed WHERE executions.id = claimed.execution_id RETURNING executions.*) \
+         SELECT t.*, c.worker_id, c.expires_at FROM touched t JOIN claimed c ON c.execution_id = t.id;\n"
+    )
+}
+
+/// `claimExecution` by id at `conns` connections over HTTP, `rounds` runs,
+/// each on its own slice of the `cb-N` pool (`per_run` executions), and
+/// pgbench running the same single statement on the `cf-N` pool: the median
+/// run and the median floor (tx/s).
+pub async fn claim_by_id(
+    es_url: &str,
+    cluster: &Cluster,
+    conns: usize,
+    rounds: usize,
+    seconds: f64,
+    per_run: usize,
+    next_id: &Arc<AtomicUsize>,
+) -> (Run, f64) {
+    let (mut es, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let ids = next_id.clone();
+        let make: MakeBody = Arc::new(move |_| {
+            let n = ids.fetch_add(1, Ordering::SeqCst);
+            serde_json::json!({
+                "query": "mutation($id: ID!) { claimExecution(executionId: $id, workerId: \"bench\", timeoutMs: 30000) { acquired } }",
+                "variables": { "id": format!("cb-{n}") }
+            })
+        });
+        let accept: Accept = Arc::new(|b: &[u8]| b.windows(15).any(|w| w == b"\"acquired\":true"));
+        es.push(drive(es_url, conns, seconds, per_run, make, accept).await);
+        let per_client = (per_run / conns).max(1).to_string();
+        floor.push(pgbench(cluster, conns, &["-t", &per_client], &floor_claim_script()).0);
+    }
+    (median_run(&es), median(floor))
+}
