@@ -265,7 +265,7 @@ impl Source<'_> {
                     continue;
                 };
                 let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-                let loaded = RowBudget::bounded(
+                let mut loaded = RowBudget::bounded(
                     self.budget,
                     async |max_rows| {
                         let window = ChildWindow {
@@ -290,8 +290,10 @@ impl Source<'_> {
                 let mut spans = Vec::with_capacity(rows.len());
                 for row in rows {
                     let start = children.len();
-                    if let Some(list) = loaded.get(&row.id) {
-                        children.extend(list.iter().cloned());
+                    // Moved, not cloned: each row is held once while the
+                    // level below is built.
+                    if let Some(list) = loaded.remove(&row.id) {
+                        children.extend(list);
                     }
                     spans.push((row.id.as_str(), start, children.len()));
                 }
