@@ -83,7 +83,27 @@ impl Default for DbOptions {
 
 /// Opens the database named by `url` (creating a SQLite file when the URL
 /// says `mode=rwc`) and applies pending migrations.
+///
+/// Migrations run on a connection of their own, closed before the serving
+/// pool opens: a pooled connection that was open while a migration altered
+/// a table could prepare `SELECT *`/`RETURNING *` against its stale schema
+/// and then read rows with one column more than it expects (SQLite), or get
+/// "cached plan must not change result type" (PostgreSQL).
 pub async fn connect(url: &str, options: &DbOptions) -> Result<DatabaseConnection, DbErr> {
+    let migrator = open(
+        url,
+        &DbOptions {
+            max_connections: 1,
+            ..options.clone()
+        },
+    )
+    .await?;
+    migrate(&migrator).await?;
+    migrator.close().await?;
+    open(url, options).await
+}
+
+async fn open(url: &str, options: &DbOptions) -> Result<DatabaseConnection, DbErr> {
     use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
     let mut opts = ConnectOptions::new(url.to_owned());
     let statement_timeout = options.statement_timeout;
@@ -108,9 +128,7 @@ pub async fn connect(url: &str, options: &DbOptions) -> Result<DatabaseConnectio
                 format!("{}", statement_timeout.as_millis()),
             )])
         });
-    let db = Database::connect(opts).await?;
-    migrate(&db).await?;
-    Ok(db)
+    Database::connect(opts).await
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {

@@ -55,16 +55,21 @@ pub async fn fresh(backend: Backend) -> TestDb {
 }
 
 pub async fn fresh_with(backend: Backend, options: &DbOptions) -> TestDb {
+    let (url, dir) = empty(backend).await;
+    let db = store::connect(&url, options)
+        .await
+        .expect("open the database");
+    TestDb { url, db, _dir: dir }
+}
+
+/// A new, empty database (no migration applied): its URL, and the folder
+/// that holds it for SQLite (removed when dropped).
+pub async fn empty(backend: Backend) -> (String, Option<tempfile::TempDir>) {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-            let db = store::connect(&url, options).await.expect("open sqlite");
-            TestDb {
-                url,
-                db,
-                _dir: Some(dir),
-            }
+            (url, Some(dir))
         }
         Backend::Postgres => {
             let cluster = cluster();
@@ -81,13 +86,7 @@ pub async fn fresh_with(backend: Backend, options: &DbOptions) -> TestDb {
                 .await
                 .expect("create test database");
             admin.close().await.ok();
-            let url = cluster.url(&name);
-            let db = store::connect(&url, options).await.expect("open postgres");
-            TestDb {
-                url,
-                db,
-                _dir: None,
-            }
+            (cluster.url(&name), None)
         }
     }
 }

@@ -346,7 +346,60 @@ async fn worker_round_over_graphql(backend: Backend) {
     );
 }
 
+/// A database made before the queue moved onto the row keeps its meaning:
+/// the migration copies live leases onto their executions.
+async fn existing_database_migrates_its_leases(backend: Backend) {
+    use migration::MigratorTrait;
+    let (url, _dir) = crate::harness::empty(backend).await;
+    let old = sea_orm::Database::connect(&url).await.unwrap();
+    migration::Migrator::up(&old, Some(2)).await.unwrap();
+    let at = "'2026-01-01T00:00:00+00:00'";
+    let later = "'2999-01-01T00:00:00+00:00'";
+    for id in ["held", "released", "free"] {
+        old.execute_unprepared(&format!(
+            "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, status, execution_depth, \
+             created_at, updated_at, failure_count) VALUES ('{id}', 'f', '{OWNER}', '{id}', 'created', 0, {at}, {at}, 0)"
+        ))
+        .await
+        .unwrap();
+    }
+    for (id, status) in [("held", "active"), ("released", "released")] {
+        old.execute_unprepared(&format!(
+            "INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
+             VALUES ('{id}', 'w-old', {at}, {later}, {at}, '{status}')"
+        ))
+        .await
+        .unwrap();
+    }
+    old.close().await.unwrap();
+
+    let db = execstore::store::connect(&url, &DbOptions::default())
+        .await
+        .unwrap();
+    let store = ExecutionStore::new(db);
+    let held = store.get("held", &Scope::All).await.unwrap().unwrap();
+    let claim = store
+        .get_claim_for_execution("held", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        held.lease_expires_at,
+        Some(claim.expires_at),
+        "the live lease is on the row"
+    );
+    let got: Vec<String> = store
+        .claim_next_executions("w-new", 60_000, Some("f"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(got, ["free", "released"], "the held one stays held");
+}
+
 crate::both_backends!(
+    existing_database_migrates_its_leases,
     worker_round_over_graphql,
     drain_exactly_once_with_mixed_limits_and_waits,
     release_finish_and_lapse_decide_what_is_claimable,
