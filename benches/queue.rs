@@ -272,36 +272,15 @@ async fn run(s: Sizes, smoke: bool) -> String {
     };
     let accept_one: Accept = Arc::new(|b: &[u8]| b.windows(5).any(|w| w == b"\"id\":"));
     let cap = s.backlog_calls / 2;
-    let without = drive(
-        &es_url,
-        1,
-        60.0,
-        cap,
-        pull_one("no-backlog"),
-        accept_one.clone(),
-    )
-    .await;
-    let with = drive(
-        &es_url,
-        1,
-        60.0,
-        cap,
-        pull_one("backlog"),
-        accept_one.clone(),
-    )
-    .await;
-    let without2 = drive(
-        &es_url,
-        1,
-        60.0,
-        cap,
-        pull_one("no-backlog"),
-        accept_one.clone(),
-    )
-    .await;
-    let with2 = drive(&es_url, 1, 60.0, cap, pull_one("backlog"), accept_one).await;
-    let p_without = median(vec![without.p50_ms, without2.p50_ms]);
-    let p_with = median(vec![with.p50_ms, with2.p50_ms]);
+    // Alternate the two queues, twice each, and keep the medians.
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        for (flow, out) in [("no-backlog", &mut without), ("backlog", &mut with)] {
+            let run = drive(&es_url, 1, 60.0, cap, pull_one(flow), accept_one.clone()).await;
+            out.push(run.p50_ms);
+        }
+    }
+    let (p_without, p_with) = (median(without), median(with));
 
     // Wake-up latency: 8 waiting workers, executions created one at a time.
     step("wake-up latency");
