@@ -95,6 +95,25 @@ impl ExecutionStore {
         Ok(Execution::find_by_statement(stmt).all(conn).await?)
     }
 
+    /// `query_executions` reading at most `max_rows + 1` rows (a LIMIT
+    /// appended to `sql`, which must end where a LIMIT may follow), and
+    /// refusing with `TooManyRows` when there were more than `max_rows`.
+    pub(crate) async fn query_executions_within<C: ConnectionTrait>(
+        conn: &C,
+        mut sql: Sql,
+        max_rows: Option<i64>,
+    ) -> StoreResult<Vec<Execution>> {
+        if let Some(max) = max_rows {
+            let n = sql.bind(max + 1);
+            sql.push(&format!(" LIMIT {n}"));
+        }
+        let rows = Self::query_executions(conn, sql).await?;
+        match max_rows {
+            Some(max) if rows.len() as i64 > max => Err(StoreError::TooManyRows { limit: max }),
+            _ => Ok(rows),
+        }
+    }
+
     pub(crate) async fn query_execution<C: ConnectionTrait>(
         conn: &C,
         sql: Sql,

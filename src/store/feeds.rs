@@ -8,7 +8,7 @@ use sea_orm::{DbBackend, FromQueryResult};
 
 use super::cursor::Cursor;
 use super::sql::{json_keys, json_list, PerKey, Sql};
-use super::{validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreError, StoreResult};
+use super::{validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreResult};
 
 /// One page of a newest-first feed.
 #[derive(Clone, Debug)]
@@ -230,16 +230,7 @@ impl ExecutionStore {
              WHERE r.id = {p} AND r.parent_execution_id IS NULL)) t \
              ORDER BY execution_depth, created_at, id"
         ));
-        if let Some(max) = max_rows {
-            let n = sql.bind(max + 1);
-            sql.push(&format!(" LIMIT {n}"));
-        }
-        let rows = Self::query_executions(&self.db, sql).await?;
-        if let Some(max) = max_rows {
-            if rows.len() as i64 > max {
-                return Err(StoreError::TooManyRows { limit: max });
-            }
-        }
+        let rows = Self::query_executions_within(&self.db, sql, max_rows).await?;
         let base_depth = rows.first().map(|e| e.execution_depth).unwrap_or(0);
         Ok(rows
             .into_iter()
@@ -330,16 +321,7 @@ impl ExecutionStore {
             },
         );
         sql.push(" ORDER BY r.created_at, r.id");
-        if let Some(max) = window.max_rows {
-            let n = sql.bind(max + 1);
-            sql.push(&format!(" LIMIT {n}"));
-        }
-        let rows = Self::query_executions(&self.db, sql).await?;
-        if let Some(max) = window.max_rows {
-            if rows.len() as i64 > max {
-                return Err(StoreError::TooManyRows { limit: max });
-            }
-        }
+        let rows = Self::query_executions_within(&self.db, sql, window.max_rows).await?;
         for child in rows {
             if let Some(list) = child
                 .parent_execution_id

@@ -32,11 +32,8 @@ impl Sql {
 
     /// Appends ` AND {column} = $n` when the scope is one owner's.
     pub fn scope(&mut self, column: &str, scope: &Scope) -> &mut Self {
-        if let Some(owner) = scope.owner() {
-            let p = self.bind(owner.to_owned());
-            self.text.push_str(&format!(" AND {column} = {p}"));
-        }
-        self
+        let filter = self.owner_filter(column, scope);
+        self.push(&filter)
     }
 
     pub fn build(self, backend: DbBackend) -> Statement {
