@@ -19,7 +19,6 @@ mod common;
 
 use common::*;
 use execstore::store::{self, Cursor, DbOptions};
-use execstore::throwaway_pg::Cluster;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{json, Value};
 
@@ -331,33 +330,8 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
     if with_postgraphile {
         install_postgraphile();
     }
-    step("starting a throwaway PostgreSQL 15 cluster");
-    let cluster = Cluster::start(&[
-        ("shared_buffers", "512MB"),
-        ("synchronous_commit", "off"),
-        ("max_connections", "300"),
-        ("shared_preload_libraries", "pg_stat_statements"),
-    ])
-    .expect("throwaway cluster");
-    {
-        let admin = sea_orm::Database::connect(cluster.url("postgres"))
-            .await
-            .expect("admin");
-        exec(&admin, "CREATE DATABASE bench").await;
-        admin.close().await.ok();
-    }
-    let url = cluster.url("bench");
-    // Loading millions of rows takes longer than the server's default
-    // statement timeout.
-    let db = store::connect(
-        &url,
-        &DbOptions {
-            statement_timeout: Duration::from_secs(3600),
-            ..DbOptions::default()
-        },
-    )
-    .await
-    .expect("migrate bench db");
+    let (cluster, url, db) =
+        bench_database(&[("shared_preload_libraries", "pg_stat_statements")]).await;
     exec(&db, "CREATE EXTENSION pg_stat_statements").await;
     load(&db, &s).await;
     let tree_nodes: usize = (0..=s.depth).map(|d| s.fanout.pow(d as u32)).sum();

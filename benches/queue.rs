@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use execstore::store::{self, DbOptions};
-use execstore::throwaway_pg::Cluster;
 use serde_json::{json, Value};
 
 #[derive(Clone, Copy)]
@@ -164,24 +163,7 @@ fn pct(mut xs: Vec<f64>, p: f64) -> f64 {
 
 async fn run(s: Sizes, smoke: bool) -> String {
     let binary = build_release_server();
-    step("starting a throwaway PostgreSQL 15 cluster");
-    let cluster = Cluster::start(&[
-        ("shared_buffers", "512MB"),
-        ("synchronous_commit", "off"),
-        ("max_connections", "300"),
-    ])
-    .expect("throwaway cluster");
-    {
-        let admin = sea_orm::Database::connect(cluster.url("postgres"))
-            .await
-            .expect("admin");
-        exec(&admin, "CREATE DATABASE bench").await;
-        admin.close().await.ok();
-    }
-    let url = cluster.url("bench");
-    let db = store::connect(&url, &DbOptions::default())
-        .await
-        .expect("migrate bench db");
+    let (cluster, url, db) = bench_database(&[]).await;
     step("loading queues");
     insert_created(&db, "cb", "claim-by-id", s.claim_pool, 0).await;
     insert_created(&db, "cf", "claim-floor", s.claim_pool, 0).await;

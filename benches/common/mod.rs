@@ -15,6 +15,37 @@ use serde_json::Value;
 
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+/// A throwaway PostgreSQL 15 cluster tuned for benchmarks (plus `extra`
+/// settings), with a migrated database `bench`: the cluster, the database's
+/// URL and a connection to it whose statements may run for an hour (loading
+/// millions of rows outlasts the server's default statement timeout).
+pub async fn bench_database(extra: &[(&str, &str)]) -> (Cluster, String, DatabaseConnection) {
+    step("starting a throwaway PostgreSQL 15 cluster");
+    let mut settings = vec![
+        ("shared_buffers", "512MB"),
+        ("synchronous_commit", "off"),
+        ("max_connections", "300"),
+    ];
+    settings.extend_from_slice(extra);
+    let cluster = Cluster::start(&settings).expect("throwaway cluster");
+    let admin = sea_orm::Database::connect(cluster.url("postgres"))
+        .await
+        .expect("admin");
+    exec(&admin, "CREATE DATABASE bench").await;
+    admin.close().await.ok();
+    let url = cluster.url("bench");
+    let db = execstore::store::connect(
+        &url,
+        &execstore::store::DbOptions {
+            statement_timeout: Duration::from_secs(3600),
+            ..execstore::store::DbOptions::default()
+        },
+    )
+    .await
+    .expect("migrate bench db");
+    (cluster, url, db)
+}
+
 pub fn step(what: &str) {
     eprintln!("[bench] {what}");
 }
