@@ -1,12 +1,14 @@
 //! Configuration: every setting is an environment variable and a flag.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use crate::auth::{Authenticator, KeySources};
 use crate::graphql::SchemaLimits;
-use crate::store::DbOptions;
+use crate::store::{DbOptions, SqliteSync};
 
 #[derive(Parser, Debug)]
 #[command(name = "execstore", version, about = "GraphQL execution store")]
@@ -40,6 +42,20 @@ pub struct Config {
     /// HS256 secret for bearer tokens; unset means open mode (everyone is admin).
     #[arg(long, env = "EXECSTORE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// PEM file with the public key that verifies RS256 (RSA key) or ES256
+    /// (P-256 key) tokens, as an identity provider signs them.
+    #[arg(long, env = "EXECSTORE_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// JWKS file (`{"keys": [...]}`) with RS256/ES256 public keys; a token's
+    /// `kid` picks the key.
+    #[arg(long, env = "EXECSTORE_JWT_JWKS_FILE")]
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// When set, a token's `iss` must equal it.
+    #[arg(long, env = "EXECSTORE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// When set, a token's `aud` must contain it.
+    #[arg(long, env = "EXECSTORE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
     /// Allow open mode on a non-loopback address.
     #[arg(long, env = "EXECSTORE_INSECURE_OPEN")]
     pub insecure_open: bool,
@@ -69,6 +85,11 @@ pub struct Config {
     /// rows; off only to compare with the generic resolvers.
     #[arg(long, env = "EXECSTORE_TREE_FAST_PATH", default_value_t = true, action = ArgAction::Set)]
     pub tree_fast_path: bool,
+    /// SQLite durability: `full` syncs every commit (survives power loss);
+    /// `normal` syncs at checkpoints (survives a crash of the process, may
+    /// lose the last commits on power loss or an OS crash; faster writes).
+    #[arg(long, env = "EXECSTORE_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSync::Full)]
+    pub sqlite_synchronous: SqliteSync,
     /// Database connections in the pool.
     #[arg(long, env = "EXECSTORE_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
@@ -90,6 +111,7 @@ impl Config {
         DbOptions {
             max_connections: self.pool_size.max(1),
             statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+            sqlite_sync: self.sqlite_synchronous,
             ..DbOptions::default()
         }
     }
@@ -106,12 +128,40 @@ impl Config {
         Duration::from_millis(self.request_timeout_ms)
     }
 
-    /// Open mode (no secret) is only for loopback unless explicitly allowed.
+    /// No secret and no public key: every request is treated as admin.
+    pub fn is_open(&self) -> bool {
+        self.jwt_secret.is_none()
+            && self.jwt_public_key_file.is_none()
+            && self.jwt_jwks_file.is_none()
+    }
+
+    /// The token verifier, with the key files read (or why they cannot be).
+    pub fn authenticator(&self) -> Result<Authenticator, String> {
+        let read = |path: &Option<PathBuf>, what: &str| -> Result<Option<Vec<u8>>, String> {
+            path.as_ref()
+                .map(|p| {
+                    std::fs::read(p)
+                        .map_err(|e| format!("cannot read the {what} {}: {e}", p.display()))
+                })
+                .transpose()
+        };
+        let pem = read(&self.jwt_public_key_file, "public key file")?;
+        let jwks = read(&self.jwt_jwks_file, "JWKS file")?;
+        Authenticator::from_sources(&KeySources {
+            secret: self.jwt_secret.as_deref(),
+            public_key_pem: pem.as_deref(),
+            jwks_json: jwks.as_deref(),
+            issuer: self.jwt_issuer.as_deref(),
+            audience: self.jwt_audience.as_deref(),
+        })
+    }
+
+    /// Open mode (no key) is only for loopback unless explicitly allowed.
     pub fn check_bind(&self) -> Result<(), String> {
-        if self.jwt_secret.is_none() && !self.bind.ip().is_loopback() && !self.insecure_open {
+        if self.is_open() && !self.bind.ip().is_loopback() && !self.insecure_open {
             return Err(format!(
-                "refusing to serve without EXECSTORE_JWT_SECRET on non-loopback address {}: \
-                 set a secret, or pass --insecure-open",
+                "refusing to serve without EXECSTORE_JWT_SECRET (or a public key) on non-loopback address {}: \
+                 set a secret or a key, or pass --insecure-open",
                 self.bind
             ));
         }

@@ -38,16 +38,16 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(store: ExecutionStore, config: &Config) -> Self {
-        Self {
+    pub fn new(store: ExecutionStore, config: &Config) -> Result<Self, String> {
+        Ok(Self {
             schema: build_schema(store.clone(), &config.schema_limits()),
             store,
-            auth: Authenticator::new(config.jwt_secret.as_deref()),
+            auth: config.authenticator()?,
             max_batch: config.max_batch,
             graphiql: config.graphiql,
             max_nodes: config.max_nodes,
             fast_path: FastPath(config.tree_fast_path),
-        }
+        })
     }
 
     /// Per-request data: who asks, DataLoaders scoped to them, and the
@@ -63,15 +63,17 @@ impl App {
     }
 }
 
-pub fn router(store: ExecutionStore, config: &Config) -> Router {
-    let app = Arc::new(App::new(store, config));
+/// The whole HTTP surface; fails only when the configured key files cannot
+/// be read or used.
+pub fn router(store: ExecutionStore, config: &Config) -> Result<Router, String> {
+    let app = Arc::new(App::new(store, config)?);
     let graphql = axum::routing::post(graphql_post)
         .layer::<_, std::convert::Infallible>(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout(),
         ))
         .layer::<_, std::convert::Infallible>(RequestBodyLimitLayer::new(config.max_body_bytes));
-    Router::new()
+    Ok(Router::new()
         .route("/graphql", get(graphiql).merge(graphql))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
@@ -84,7 +86,7 @@ pub fn router(store: ExecutionStore, config: &Config) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
-        .with_state(app)
+        .with_state(app))
 }
 
 /// Last line of defence: a panic is a bug, but it still answers as an

@@ -12,4 +12,3 @@ pub mod config;
 pub mod graphql;
 pub mod http;
 pub mod store;
-pub mod throwaway_pg;

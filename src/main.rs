@@ -80,8 +80,10 @@ async fn run() -> std::process::ExitCode {
 
 async fn serve(config: execstore::config::Config) -> Result<(), String> {
     config.check_bind()?;
-    if config.jwt_secret.is_none() {
-        tracing::warn!("open mode: no EXECSTORE_JWT_SECRET, every request is treated as admin");
+    if config.is_open() {
+        tracing::warn!(
+            "open mode: no EXECSTORE_JWT_SECRET or public key, every request is treated as admin"
+        );
     }
     let db = store::connect(&config.database_url, &config.db_options())
         .await
@@ -92,7 +94,7 @@ async fn serve(config: execstore::config::Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen for other processes' events: {e}"))?;
     tokio::spawn(give_memory_back_when_idle());
-    let app = execstore::http::router(store, &config).layer(axum::middleware::from_fn(
+    let app = execstore::http::router(store, &config)?.layer(axum::middleware::from_fn(
         |request: axum::extract::Request, next: axum::middleware::Next| async move {
             REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             next.run(request).await

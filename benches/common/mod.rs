@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use execstore::throwaway_pg::Cluster;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::Value;
+use testkit::throwaway_pg::Cluster;
 
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 

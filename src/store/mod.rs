@@ -69,6 +69,20 @@ pub struct DbOptions {
     /// PostgreSQL `statement_timeout`; SQLite's busy timeout.
     pub statement_timeout: Duration,
     pub acquire_timeout: Duration,
+    /// SQLite only: when a commit is on disk (see [`SqliteSync`]).
+    pub sqlite_sync: SqliteSync,
+}
+
+/// SQLite's `synchronous` setting, in WAL mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqliteSync {
+    /// Every commit is synced to disk before it is acknowledged: nothing
+    /// acknowledged is lost, not even on power loss or an OS crash.
+    #[default]
+    Full,
+    /// Commits are synced at WAL checkpoints: a process crash loses nothing,
+    /// power loss or an OS crash can lose the last acknowledged commits.
+    Normal,
 }
 
 impl Default for DbOptions {
@@ -77,6 +91,7 @@ impl Default for DbOptions {
             max_connections: 16,
             statement_timeout: Duration::from_secs(30),
             acquire_timeout: Duration::from_secs(10),
+            sqlite_sync: SqliteSync::Full,
         }
     }
 }
@@ -107,6 +122,10 @@ async fn open(url: &str, options: &DbOptions) -> Result<DatabaseConnection, DbEr
     use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
     let mut opts = ConnectOptions::new(url.to_owned());
     let statement_timeout = options.statement_timeout;
+    let synchronous = match options.sqlite_sync {
+        SqliteSync::Full => SqliteSynchronous::Full,
+        SqliteSync::Normal => SqliteSynchronous::Normal,
+    };
     opts.max_connections(options.max_connections)
         .min_connections(1)
         .acquire_timeout(options.acquire_timeout)
@@ -114,11 +133,11 @@ async fn open(url: &str, options: &DbOptions) -> Result<DatabaseConnection, DbEr
         .sqlx_logging(false)
         // WAL lets readers run beside the one writer; busy_timeout makes a
         // writer wait for the lock instead of failing with "database is locked".
-        // synchronous=NORMAL in WAL mode survives a process crash (SIGKILL);
-        // only an OS crash or power loss can lose the last transactions.
+        // synchronous=FULL by default: an acknowledged write survives power
+        // loss too; NORMAL (a choice) only survives a process crash.
         .map_sqlx_sqlite_opts(move |o| {
             o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(synchronous)
                 .busy_timeout(statement_timeout)
                 .foreign_keys(true)
         })

@@ -214,4 +214,178 @@ async fn users_see_only_their_own(backend: Backend) {
     .await;
 }
 
-crate::both_backends!(bad_tokens_are_unauthenticated, users_see_only_their_own);
+/// Tokens as an identity provider signs them: RS256 and ES256, verified
+/// with public keys from a PEM file or a JWKS file, `iss` and `aud` checked
+/// when configured. Keys are generated here; nothing is checked in.
+async fn identity_provider_tokens(backend: Backend) {
+    use base64::Engine;
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    use rsa::traits::PublicKeyParts;
+
+    let rsa_key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let rsa_private = rsa_key.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let rsa_public = rsa_key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let ec_key = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+    let ec_private = ec_key.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let ec_public = ec_key
+        .public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let other_ec = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng)
+        .to_pkcs8_pem(LineEnding::LF)
+        .unwrap();
+
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut ec_jwk: Value = serde_json::from_str(&ec_key.public_key().to_jwk_string()).unwrap();
+    ec_jwk["kid"] = json!("ec-1");
+    let jwks = json!({ "keys": [
+        { "kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig",
+          "n": b64(&rsa_key.n().to_bytes_be()), "e": b64(&rsa_key.e().to_bytes_be()) },
+        ec_jwk,
+    ]});
+
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let rsa_pem_file = write("rsa.pem", &rsa_public);
+    let ec_pem_file = write("ec.pem", &ec_public);
+    let jwks_file = write("jwks.json", &jwks.to_string());
+
+    let claims = |iss: &str, aud: &str| {
+        json!({ "sub": "alice", "role": "admin", "iss": iss, "aud": aud,
+                "exp": chrono::Utc::now().timestamp() + 60 })
+    };
+    let sign_with = |alg: Algorithm, kid: Option<&str>, pem: &str, claims: &Value| {
+        let key = match alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+            _ => EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+        };
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        encode(&header, claims, &key).unwrap()
+    };
+    let good = claims("https://idp.example", "execstore");
+    let rs = sign_with(Algorithm::RS256, Some("rsa-1"), &rsa_private, &good);
+    let es = sign_with(Algorithm::ES256, Some("ec-1"), &ec_private, &good);
+    let es_other_key = sign_with(Algorithm::ES256, Some("ec-1"), &other_ec, &good);
+    let wrong_iss = sign_with(
+        Algorithm::RS256,
+        Some("rsa-1"),
+        &rsa_private,
+        &claims("https://evil.example", "execstore"),
+    );
+    let wrong_aud = sign_with(
+        Algorithm::ES256,
+        Some("ec-1"),
+        &ec_private,
+        &claims("https://idp.example", "someone-else"),
+    );
+    let hs = encode(
+        &Header::new(Algorithm::HS256),
+        &good,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let hs_without_iss = token("alice", Role::Admin, 60);
+
+    let query = json!({ "query": "{ execution(id: \"x\") { id } }" });
+    // Each configuration, then (token, accepted?).
+    let pem_config = |file: &std::path::Path| {
+        let mut config = Config::defaults();
+        config.jwt_public_key_file = Some(file.to_owned());
+        config.jwt_issuer = Some("https://idp.example".into());
+        config.jwt_audience = Some("execstore".into());
+        config
+    };
+    let mut jwks_config = Config::defaults();
+    jwks_config.jwt_jwks_file = Some(jwks_file.clone());
+    jwks_config.jwt_issuer = Some("https://idp.example".into());
+    jwks_config.jwt_audience = Some("execstore".into());
+    jwks_config.jwt_secret = Some(SECRET.into());
+    let mut no_checks = Config::defaults();
+    no_checks.jwt_jwks_file = Some(jwks_file.clone());
+    let cases: Vec<(&str, Config, Vec<(&str, &String, bool)>)> = vec![
+        (
+            "RSA PEM",
+            pem_config(&rsa_pem_file),
+            vec![
+                ("rs256", &rs, true),
+                ("es256 with no EC key", &es, false),
+                ("wrong issuer", &wrong_iss, false),
+                ("hs256 with no secret", &hs, false),
+            ],
+        ),
+        (
+            "EC PEM",
+            pem_config(&ec_pem_file),
+            vec![
+                ("es256", &es, true),
+                ("es256 by another key", &es_other_key, false),
+                ("wrong audience", &wrong_aud, false),
+                ("rs256 with no RSA key", &rs, false),
+            ],
+        ),
+        (
+            "JWKS + secret",
+            jwks_config,
+            vec![
+                ("rs256", &rs, true),
+                ("es256", &es, true),
+                ("hs256", &hs, true),
+                ("hs256 without iss/aud", &hs_without_iss, false),
+                ("es256 by another key", &es_other_key, false),
+                ("wrong issuer", &wrong_iss, false),
+                ("wrong audience", &wrong_aud, false),
+            ],
+        ),
+        (
+            "JWKS, no iss/aud configured",
+            no_checks,
+            vec![
+                ("wrong issuer", &wrong_iss, true),
+                ("wrong audience", &wrong_aud, true),
+            ],
+        ),
+    ];
+    for (label, config, tokens) in cases {
+        let mut api = Api::with_config(backend, config).await;
+        for (what, t, accepted) in tokens {
+            api.token = Some(t.to_string());
+            let (status, body) = api.post_json(&query).await;
+            if accepted {
+                assert_eq!(status, 200, "{label}: {what}: {body}");
+                assert!(body.get("errors").is_none(), "{label}: {what}: {body}");
+            } else {
+                assert_eq!(status, 401, "{label}: {what}: {body}");
+                assert_eq!(
+                    body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+                    "{label}: {what}"
+                );
+            }
+        }
+    }
+
+    // A key file that is not a key stops the start with a reason.
+    let mut broken = Config::defaults();
+    broken.jwt_public_key_file = Some(write("broken.pem", "not a key"));
+    assert!(broken.authenticator().is_err());
+    broken.jwt_public_key_file = Some(dir.path().join("missing.pem"));
+    let err = broken
+        .authenticator()
+        .err()
+        .expect("a missing file is an error");
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+crate::both_backends!(
+    bad_tokens_are_unauthenticated,
+    users_see_only_their_own,
+    identity_provider_tokens
+);

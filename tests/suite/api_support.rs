@@ -44,7 +44,7 @@ impl Api {
             counter.fetch_add(1, Ordering::SeqCst);
         });
         let store = ExecutionStore::new(counted);
-        let router = execstore::http::router(store.clone(), &config);
+        let router = execstore::http::router(store.clone(), &config).expect("router");
         Self {
             t,
             store,

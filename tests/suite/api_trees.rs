@@ -299,7 +299,7 @@ async fn fast_path_answers_as_the_generic_path(backend: Backend) {
 
     let mut generic_config = execstore::config::Config::defaults();
     generic_config.tree_fast_path = false;
-    let generic = execstore::http::router(api.store.clone(), &generic_config);
+    let generic = execstore::http::router(api.store.clone(), &generic_config).expect("router");
     let ask = |router: axum::Router, query: String| async move {
         let request = Request::post("/graphql")
             .header("content-type", "application/json")

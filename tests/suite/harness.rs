@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use execstore::store::{self, DbOptions, ExecutionStore};
-use execstore::throwaway_pg::Cluster;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use testkit::throwaway_pg::Cluster;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -226,7 +226,7 @@ async fn sigterm_drains_in_flight_requests(backend: Backend) {
 /// cleanly (coded, no hang); PostgreSQL comes back: the same process serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_outage_and_recovery() {
-    let cluster = execstore::throwaway_pg::Cluster::start(&[("fsync", "off")])
+    let cluster = testkit::throwaway_pg::Cluster::start(&[("fsync", "off")])
         .expect("a private cluster for the outage test");
     let admin = sea_orm::Database::connect(cluster.url("postgres"))
         .await
@@ -316,3 +316,17 @@ crate::both_backends!(
     sigkill_loses_no_acknowledged_write,
     sigterm_drains_in_flight_requests
 );
+
+/// The throwaway-cluster harness lives in the dev-only `testkit` crate: the
+/// binary operators run must not carry it (its marker strings would show).
+#[test]
+fn server_binary_holds_no_test_harness() {
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_execstore")).expect("read the server binary");
+    for marker in [&b"execstore-pg-"[..], b"throwaway-postgres"] {
+        assert!(
+            !binary.windows(marker.len()).any(|w| w == marker),
+            "the server binary contains {:?}",
+            String::from_utf8_lossy(marker)
+        );
+    }
+}

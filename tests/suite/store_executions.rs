@@ -381,3 +381,37 @@ crate::both_backends!(
     update_failure_info_sets_reason_and_time,
     owner_scope_hides_other_owners,
 );
+
+/// Durable by default: every pooled SQLite connection runs with
+/// `synchronous=FULL` (2) unless the operator chooses NORMAL (1).
+#[tokio::test]
+async fn sqlite_syncs_every_commit_unless_told_otherwise() {
+    use execstore::store::{DbOptions, SqliteSync};
+    use sea_orm::{ConnectionTrait, Statement};
+    assert_eq!(
+        execstore::config::Config::defaults()
+            .db_options()
+            .sqlite_sync,
+        SqliteSync::Full
+    );
+    for (sync, expected) in [(SqliteSync::Full, 2i64), (SqliteSync::Normal, 1)] {
+        let (url, _dir) = crate::harness::empty(Backend::Sqlite).await;
+        let options = DbOptions {
+            max_connections: 3,
+            sqlite_sync: sync,
+            ..DbOptions::default()
+        };
+        let db = execstore::store::connect(&url, &options).await.unwrap();
+        // Several connections at once, so more than the first one is asked.
+        let reads = (0..3).map(|_| {
+            db.query_one(Statement::from_string(
+                db.get_database_backend(),
+                "PRAGMA synchronous",
+            ))
+        });
+        for row in futures_util::future::join_all(reads).await {
+            let value: i64 = row.unwrap().unwrap().try_get_by_index(0).unwrap();
+            assert_eq!(value, expected, "{sync:?}");
+        }
+    }
+}
