@@ -311,7 +311,8 @@ async fn identity_provider_tokens(backend: Backend) {
     jwks_config.jwt_secret = Some(SECRET.into());
     let mut no_checks = Config::defaults();
     no_checks.jwt_jwks_file = Some(jwks_file.clone());
-    let cases: Vec<(&str, Config, Vec<(&str, &String, bool)>)> = vec![
+    type Tokens<'a> = Vec<(&'a str, &'a String, bool)>;
+    let cases: Vec<(&str, Config, Tokens)> = vec![
         (
             "RSA PEM",
             pem_config(&rsa_pem_file),
