@@ -96,9 +96,22 @@ pub struct Config {
     /// Serve introspection queries.
     #[arg(long, env = "EXECSTORE_INTROSPECTION", default_value_t = true, action = ArgAction::Set)]
     pub introspection: bool,
+    /// Serve `GET /metrics` on this address (for example a private
+    /// interface) instead of on the API's address.
+    #[arg(long, env = "EXECSTORE_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// Log lines as `text` or `json` (one JSON object per line).
+    #[arg(long, env = "EXECSTORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Serve GraphiQL on GET /graphql.
     #[arg(long, env = "EXECSTORE_GRAPHIQL", default_value_t = true, action = ArgAction::Set)]
     pub graphiql: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Config {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
-use async_graphql::{BatchRequest, BatchResponse, Data, Request, ServerError};
+use async_graphql::{BatchRequest, Data, Request};
 use async_graphql_axum::{
     rejection::GraphQLRejection, GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse,
     GraphQLWebSocket,
@@ -16,8 +16,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::{AuthError, Authenticator, Viewer};
 use crate::config::Config;
@@ -73,20 +74,81 @@ pub fn router(store: ExecutionStore, config: &Config) -> Result<Router, String> 
             config.request_timeout(),
         ))
         .layer::<_, std::convert::Infallible>(RequestBodyLimitLayer::new(config.max_body_bytes));
-    Ok(Router::new()
+    crate::metrics::install();
+    let graphql = graphql.layer(axum::middleware::from_fn(count_responses));
+    let mut router = Router::new();
+    if config.metrics_bind.is_none() {
+        router = router.route("/metrics", get(metrics_on_api_address));
+    }
+    Ok(router
         .route("/graphql", get(graphiql).merge(graphql))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
         .layer(CatchPanicLayer::custom(panic_response))
-        // One INFO line per request (method, path, status, latency).
+        // One INFO line per request (method, path, status, latency), in a
+        // span that carries the request id.
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+        // Every request gets an `x-request-id` (the client's, or a new
+        // UUID), logged with it and sent back in the response.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(app))
+}
+
+/// `GET /metrics` alone, for `EXECSTORE_METRICS_BIND`.
+pub fn metrics_router(store: ExecutionStore) -> Router {
+    crate::metrics::install();
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let store = store.clone();
+            async move { metrics_response(&store).await }
+        }),
+    )
+}
+
+async fn metrics_on_api_address(State(app): State<Arc<App>>) -> Response {
+    metrics_response(&app.store).await
+}
+
+async fn metrics_response(store: &ExecutionStore) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(store).await,
+    )
+        .into_response()
+}
+
+async fn count_responses(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    crate::metrics::http_response(response.status().as_u16());
+    response
+}
+
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        uri = %request.uri(),
+        request_id = %id,
+    )
 }
 
 /// Last line of defence: a panic is a bug, but it still answers as an
@@ -170,9 +232,8 @@ async fn graphql_post(
                 .collect(),
         ),
     };
-    let mut response = app.schema.execute_batch(batch).await;
-    with_codes(&mut response);
-    GraphQLResponse(response).into_response()
+    // Codes for async-graphql's own errors are set by graphql::observe.
+    GraphQLResponse(app.schema.execute_batch(batch).await).into_response()
 }
 
 /// A body cut off by `RequestBodyLimitLayer` (no Content-Length to reject
@@ -194,22 +255,6 @@ fn body_too_large(err: &async_graphql::ParseRequestError) -> bool {
             false
         }
         _ => false,
-    }
-}
-
-/// Errors raised by async-graphql itself (parse, validation, variable
-/// coercion, depth and complexity limits) carry no code; they are all about
-/// the request, so they get BAD_USER_INPUT.
-fn with_codes(response: &mut BatchResponse) {
-    let errors: Box<dyn Iterator<Item = &mut ServerError>> = match response {
-        BatchResponse::Single(r) => Box::new(r.errors.iter_mut()),
-        BatchResponse::Batch(rs) => Box::new(rs.iter_mut().flat_map(|r| r.errors.iter_mut())),
-    };
-    for error in errors {
-        let ext = error.extensions.get_or_insert_with(Default::default);
-        if ext.get("code").is_none() {
-            ext.set("code", code::BAD_USER_INPUT);
-        }
     }
 }
 

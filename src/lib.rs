@@ -11,4 +11,5 @@ pub mod auth;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod store;

@@ -1,7 +1,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use clap::Parser;
-use execstore::config::{Cli, Command};
+use execstore::config::{Cli, Command, LogFormat};
 use execstore::store::{self, ExecutionStore};
 use tracing_subscriber::EnvFilter;
 
@@ -63,12 +63,22 @@ async fn run() -> std::process::ExitCode {
         print!("{}", execstore::graphql::sdl());
         return std::process::ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.config.log_format {
+        LogFormat::Text => logs.init(),
+        // One object per line; a request's lines carry its span (method,
+        // uri, request_id).
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
     match serve(cli.config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -94,6 +104,14 @@ async fn serve(config: execstore::config::Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen for other processes' events: {e}"))?;
     tokio::spawn(give_memory_back_when_idle());
+    if let Some(addr) = config.metrics_bind {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?;
+        tracing::info!("metrics on http://{addr}/metrics");
+        let metrics = execstore::http::metrics_router(store.clone());
+        tokio::spawn(async move { axum::serve(listener, metrics).await });
+    }
     let app = execstore::http::router(store, &config)?.layer(axum::middleware::from_fn(
         |request: axum::extract::Request, next: axum::middleware::Next| async move {
             REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

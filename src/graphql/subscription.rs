@@ -30,7 +30,10 @@ impl SubscriptionRoot {
         }
         let root = root_execution_id.0;
         let owner = scope.owner().map(str::to_owned);
+        // Counted while the stream lives (it drops with the subscription).
+        let live = crate::metrics::LiveSubscription::start();
         Ok(BroadcastStream::new(receiver).filter_map(move |event| {
+            let _live = &live;
             let item = match event {
                 Ok(event) if event.root_execution_id == root => {
                     let visible = owner.as_ref().is_none_or(|owner| &event.owner_id == owner);

@@ -114,6 +114,11 @@ impl ExecutionStore {
         };
         let Some((claim, execution)) = claimed else {
             let rejection = self.rejection(execution_id).await?;
+            crate::metrics::claim(match rejection {
+                ClaimRejection::NotFound => "not_found",
+                ClaimRejection::Terminal => "terminal",
+                ClaimRejection::HeldByOther => "held_by_other",
+            });
             return Ok(ClaimOutcome {
                 claim: None,
                 rejection: Some(rejection),
@@ -121,6 +126,7 @@ impl ExecutionStore {
         };
         self.events
             .publish(ExecutionEvent::changed(EventKind::Updated, execution));
+        crate::metrics::claim("acquired");
         Ok(ClaimOutcome {
             claim: Some(claim),
             rejection: None,
@@ -343,6 +349,7 @@ impl ExecutionStore {
             );
         }
         claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        crate::metrics::handed_out(claimed.len());
         for execution in &claimed {
             self.events.publish(ExecutionEvent::changed(
                 EventKind::Updated,

@@ -97,6 +97,7 @@ impl EventBus {
     }
 
     pub fn publish(&self, event: ExecutionEvent) {
+        crate::metrics::event_published();
         if let Some(relay) = self.relay.get() {
             let wire = WireEvent {
                 origin: self.origin.to_string(),

@@ -14,6 +14,7 @@ mod executions;
 mod feeds;
 mod recovery;
 mod sql;
+mod stats;
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub use events::{EventBus, EventKind, ExecutionEvent};
 pub use executions::{CreateExecution, StatusUpdate};
 pub use feeds::{ChildWindow, ExecutionStats, Page, RootExecution, TreeNode};
 pub use recovery::NewRecovery;
+pub use stats::{PoolStats, QueueDepth};
 
 pub use entity::execution::Model as Execution;
 pub use entity::execution_claim::Model as Claim;

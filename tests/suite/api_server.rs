@@ -162,7 +162,12 @@ async fn ws_connect(addr: std::net::SocketAddr) -> Ws {
 
 /// Connects with `init_payload`, subscribes, and returns once the server has
 /// registered the subscriber (a bounded wait), so later writes are seen.
-async fn subscribe(api: &Api, addr: std::net::SocketAddr, init_payload: Value, query: &str) -> Ws {
+pub(crate) async fn subscribe(
+    api: &Api,
+    addr: std::net::SocketAddr,
+    init_payload: Value,
+    query: &str,
+) -> Ws {
     let mut ws = ws_connect(addr).await;
     let init = json!({"type": "connection_init", "payload": init_payload});
     ws.send(Message::text(init.to_string())).await.unwrap();
@@ -182,7 +187,7 @@ async fn subscribe(api: &Api, addr: std::net::SocketAddr, init_payload: Value, q
     ws
 }
 
-async fn next_json<S>(ws: &mut S) -> Value
+pub(crate) async fn next_json<S>(ws: &mut S) -> Value
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {

@@ -3,6 +3,7 @@
 
 mod api_access;
 mod api_limits;
+mod api_operate;
 mod api_queries;
 mod api_server;
 mod api_support;

@@ -330,3 +330,84 @@ fn server_binary_holds_no_test_harness() {
         );
     }
 }
+
+/// `EXECSTORE_LOG_FORMAT=json`: one JSON object per line, each request's
+/// line carrying the request id that also comes back in `x-request-id` (the
+/// client's own id kept when it sends one). `EXECSTORE_METRICS_BIND` moves
+/// `/metrics` off the API's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_id_and_metrics_listen_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("logs.db").display());
+    let metrics_addr = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let server = Server::start(
+        &url,
+        &[
+            ("EXECSTORE_LOG_FORMAT", "json"),
+            ("EXECSTORE_METRICS_BIND", &metrics_addr),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let body = json!({ "query": "{ execution(id: \"x\") { id } }" });
+
+    let response = client.post(server.url()).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let generated = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
+    let response = client
+        .post(server.url())
+        .header("x-request-id", "client-chosen-42")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "client-chosen-42");
+
+    for id in [generated.as_str(), "client-chosen-42"] {
+        let line = server.wait_for_log(id, Duration::from_secs(10));
+        let entry: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+        assert_eq!(entry["span"]["request_id"], id, "{line}");
+        assert_eq!(entry["span"]["uri"], "/graphql", "{line}");
+        assert_eq!(entry["status"], 200, "{line}");
+        assert!(entry["level"].is_string() && entry["timestamp"].is_string());
+    }
+
+    let on_api = client
+        .get(format!("http://{}/metrics", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_api.status(), 404, "metrics moved off the API address");
+    let scraped = client
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape =
+        prometheus_parse::Scrape::parse(scraped.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let requests: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "execstore_graphql_requests_total")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(requests, 2.0, "{scraped}");
+}

@@ -1,0 +1,162 @@
+//! What an operator scrapes at `GET /metrics` (Prometheus text format).
+//!
+//! Every metric is named here, once; the rest of the code calls these
+//! functions. Counters and histograms go through the `metrics` facade (a
+//! no-op until [`install`] sets the Prometheus recorder); gauges that are a
+//! reading of the present (pool, queue depth) are read at scrape time.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::store::ExecutionStore;
+
+pub const REQUESTS: &str = "execstore_graphql_requests_total";
+pub const REQUEST_SECONDS: &str = "execstore_graphql_request_duration_seconds";
+pub const ERRORS: &str = "execstore_graphql_errors_total";
+pub const HTTP_RESPONSES: &str = "execstore_http_responses_total";
+pub const CLAIMS: &str = "execstore_claims_total";
+pub const HANDED_OUT: &str = "execstore_claim_next_executions_total";
+pub const SUBSCRIPTIONS: &str = "execstore_subscriptions_live";
+pub const EVENTS: &str = "execstore_events_published_total";
+pub const POOL_SIZE: &str = "execstore_db_pool_connections";
+pub const POOL_IN_USE: &str = "execstore_db_pool_connections_in_use";
+pub const POOL_MAX: &str = "execstore_db_pool_connections_max";
+pub const QUEUE_DEPTH: &str = "execstore_queue_claimable";
+pub const QUEUE_DEPTH_BY_FLOW: &str = "execstore_queue_claimable_by_flow";
+pub const QUEUE_DEPTH_CAPPED: &str = "execstore_queue_claimable_capped";
+
+/// Queue depth is counted up to this many claimable executions (one
+/// bounded read of the claimable index per scrape), over at most
+/// [`QUEUE_FLOWS`] flows (the fullest).
+pub const QUEUE_BOUND: i64 = 10_000;
+pub const QUEUE_FLOWS: i64 = 50;
+
+/// Latency buckets, in seconds: from a claim (~1 ms) to a long wait (25 s).
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls reuse it). `None`
+/// when another recorder was installed first.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .ok()?
+                .install_recorder()
+                .ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        REQUESTS,
+        "GraphQL operations served, by operation kind and outcome"
+    );
+    describe_histogram!(
+        REQUEST_SECONDS,
+        Unit::Seconds,
+        "GraphQL operation latency, by operation kind and outcome"
+    );
+    describe_counter!(ERRORS, "GraphQL errors returned, by extensions.code");
+    describe_counter!(HTTP_RESPONSES, "HTTP responses on /graphql, by status code");
+    describe_counter!(CLAIMS, "claimExecution calls, by outcome");
+    describe_counter!(HANDED_OUT, "executions handed out by claimNextExecutions");
+    describe_gauge!(SUBSCRIPTIONS, "live executionEvents subscriptions");
+    describe_counter!(
+        EVENTS,
+        "execution events published (create, update, delete)"
+    );
+    describe_gauge!(POOL_SIZE, "database connections open in the pool");
+    describe_gauge!(POOL_IN_USE, "database connections lent out");
+    describe_gauge!(POOL_MAX, "the pool's configured maximum");
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "claimable executions (CREATED, no live lease), counted up to the bound"
+    );
+    describe_gauge!(
+        QUEUE_DEPTH_BY_FLOW,
+        "claimable executions per flow (the fullest flows), counted up to the bound"
+    );
+    describe_gauge!(
+        QUEUE_DEPTH_CAPPED,
+        "1 when the queue depth reached its bound"
+    );
+}
+
+/// One GraphQL operation: `kind` is query, mutation, subscription or
+/// unknown (did not parse); `outcome` is ok or error.
+pub fn operation(kind: &'static str, ok: bool, took: Duration) {
+    let outcome = if ok { "ok" } else { "error" };
+    counter!(REQUESTS, "operation" => kind, "outcome" => outcome).increment(1);
+    histogram!(REQUEST_SECONDS, "operation" => kind, "outcome" => outcome)
+        .record(took.as_secs_f64());
+}
+
+pub fn error(code: String) {
+    counter!(ERRORS, "code" => code).increment(1);
+}
+
+pub fn http_response(status: u16) {
+    counter!(HTTP_RESPONSES, "status" => status.to_string()).increment(1);
+}
+
+/// `outcome`: acquired, not_found, terminal, held_by_other.
+pub fn claim(outcome: &'static str) {
+    counter!(CLAIMS, "outcome" => outcome).increment(1);
+}
+
+pub fn handed_out(n: usize) {
+    counter!(HANDED_OUT).increment(n as u64);
+}
+
+pub fn event_published() {
+    counter!(EVENTS).increment(1);
+}
+
+/// Counts a live subscription for as long as it is held.
+pub struct LiveSubscription(());
+
+impl LiveSubscription {
+    pub fn start() -> Self {
+        gauge!(SUBSCRIPTIONS).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for LiveSubscription {
+    fn drop(&mut self) {
+        gauge!(SUBSCRIPTIONS).decrement(1.0);
+    }
+}
+
+/// The text a scrape answers: readings of the present first (pool, queue
+/// depth), then everything recorded.
+pub async fn render(store: &ExecutionStore) -> String {
+    let Some(handle) = install() else {
+        return String::new();
+    };
+    let pool = store.pool_stats();
+    gauge!(POOL_SIZE).set(f64::from(pool.size));
+    gauge!(POOL_IN_USE).set(f64::from(pool.size.saturating_sub(pool.idle)));
+    gauge!(POOL_MAX).set(f64::from(pool.max));
+    if let Ok(depth) = store.queue_depth(QUEUE_BOUND, QUEUE_FLOWS).await {
+        gauge!(QUEUE_DEPTH).set(depth.total as f64);
+        gauge!(QUEUE_DEPTH_CAPPED).set(if depth.total >= QUEUE_BOUND { 1.0 } else { 0.0 });
+        for (flow, n) in depth.by_flow {
+            gauge!(QUEUE_DEPTH_BY_FLOW, "flow_id" => flow).set(n as f64);
+        }
+    }
+    handle.run_upkeep();
+    handle.render()
+}
