@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{BatchRequest, Data, Request};
 use async_graphql_axum::{
     rejection::GraphQLRejection, GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse,
@@ -11,7 +11,7 @@ use async_graphql_axum::{
 };
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -83,6 +83,7 @@ pub fn router(store: ExecutionStore, config: &Config) -> Result<Router, String> 
     Ok(router
         .route("/graphql", get(graphiql).merge(graphql))
         .route("/graphql/ws", get(graphql_ws))
+        .route("/assets/{*path}", get(crate::assets::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
@@ -258,18 +259,12 @@ fn body_too_large(err: &async_graphql::ParseRequestError) -> bool {
     }
 }
 
-async fn graphiql(State(app): State<Arc<App>>) -> Response {
-    if !app.graphiql {
-        return (StatusCode::NOT_FOUND, "GraphiQL is disabled").into_response();
+/// GraphiQL, from assets embedded in the binary (`assets/graphiql/`).
+async fn graphiql(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    match crate::assets::find("graphiql/index.html") {
+        Some(page) if app.graphiql => page.response(&headers),
+        _ => (StatusCode::NOT_FOUND, "GraphiQL is disabled").into_response(),
     }
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("execstore")
-            .finish(),
-    )
-    .into_response()
 }
 
 async fn graphql_ws(

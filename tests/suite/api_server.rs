@@ -6,6 +6,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+use tower::ServiceExt;
 
 use crate::api_support::{create, Api};
 use crate::harness::Backend;
@@ -30,7 +31,38 @@ async fn health_ready_graphiql_and_sdl(backend: Backend) {
     assert_eq!(status, 200);
     let (status, body) = api.raw(get("/graphql")).await;
     assert_eq!(status, 200);
-    assert!(body.contains("graphiql"), "GraphiQL page");
+    assert!(
+        body.contains("/assets/graphiql/graphiql.min.js"),
+        "GraphiQL page"
+    );
+    assert!(
+        !body.contains("://"),
+        "the page names no other host: {body}"
+    );
+    // Its assets, embedded: plain, and gzipped for clients that take it.
+    let asset = api
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/assets/graphiql/graphiql.min.js")
+                .header("accept-encoding", "gzip, br")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), 200);
+    assert_eq!(asset.headers()["content-encoding"], "gzip");
+    assert!(asset.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(asset.headers().contains_key("content-security-policy"));
+    let (status, body) = api.raw(get("/assets/graphiql/graphiql.min.css")).await;
+    assert_eq!(status, 200);
+    assert!(body.len() > 100_000, "the whole stylesheet, uncompressed");
+    let (status, _) = api.raw(get("/assets/graphiql/../../Cargo.toml")).await;
+    assert_eq!(status, 404);
     let (status, body) = api.raw(get("/schema.graphql")).await;
     assert_eq!(status, 200);
     assert!(body.contains(
