@@ -298,6 +298,45 @@ async fn run(s: Sizes, smoke: bool) -> String {
     let (sq_server, sq_url) = start_execstore(&binary, &sqlite_url).await;
     let (sq_rate, sq_once, _) = drain(&sq_url, "sq", 1, 1, s.sqlite_drain).await;
     drop(sq_server);
+
+    // SQLite durability: what synchronous=FULL (the default) costs writes.
+    let mut durability = Vec::new();
+    for mode in ["full", "normal"] {
+        step(&format!("SQLite: createExecution, synchronous={mode}"));
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.join(format!("sync-{mode}.db")).display()
+        );
+        let (server, gql) =
+            start_execstore_with(&binary, &url, &[("EXECSTORE_SQLITE_SYNCHRONOUS", mode)]).await;
+        for conns in [1, 8] {
+            let tag = format!("{mode}-{conns}");
+            let make: MakeBody = Arc::new(move |n| {
+                json!({
+                    "query": "mutation($i: CreateExecutionInput!) { createExecution(input: $i) { id } }",
+                    "variables": { "i": { "id": format!("{tag}-{n}"), "flowId": "durability", "ownerId": "bench" } }
+                })
+            });
+            let accept: Accept =
+                Arc::new(|b: &[u8]| !String::from_utf8_lossy(b).contains("\"errors\""));
+            let mut measured = Vec::new();
+            for _ in 0..s.rounds {
+                measured.push(
+                    drive(
+                        &gql,
+                        conns,
+                        s.seconds,
+                        usize::MAX,
+                        make.clone(),
+                        accept.clone(),
+                    )
+                    .await,
+                );
+            }
+            durability.push((mode, conns, median_run(&measured)));
+        }
+        drop(server);
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let _ = cluster.stop();
 
@@ -308,6 +347,7 @@ async fn run(s: Sizes, smoke: bool) -> String {
         (p_without, p_with),
         &latencies,
         (sq_rate, sq_once),
+        &durability,
         smoke,
     )
 }
@@ -383,6 +423,7 @@ fn report(
     backlog: (f64, f64),
     wake: &[f64],
     sqlite: (f64, bool),
+    durability: &[(&str, usize, Run)],
     smoke: bool,
 ) -> String {
     let mut out = String::new();
@@ -430,6 +471,22 @@ fn report(
         "SQLite (a file, default settings): claimNextExecutions limit 1, 1 worker, {} executions: **{:.0} executions/s** (each once: {}).\n\n",
         s.sqlite_drain, sqlite.0, if sqlite.1 { "yes" } else { "**no**" }
     ));
+    out.push_str("SQLite durability (`EXECSTORE_SQLITE_SYNCHRONOUS`; `createExecution` over HTTP, a file on this machine's disk):\n\n\
+                  | setting | clients | creates/s | p50 ms | p99 ms | vs normal |\n|---|---:|---:|---:|---:|---:|\n");
+    for (mode, conns, run) in durability {
+        let normal = durability
+            .iter()
+            .find(|(m, c, _)| *m == "normal" && c == conns)
+            .map_or(f64::NAN, |(_, _, r)| r.rps);
+        out.push_str(&format!(
+            "| {mode} | {conns} | {:.0} | {:.2} | {:.2} | **{:.2}×** |\n",
+            run.rps,
+            run.p50_ms,
+            run.p99_ms,
+            run.rps / normal
+        ));
+    }
+    out.push('\n');
     if smoke {
         out.push_str("(smoke run: tiny sizes, not a measurement)\n");
     }
