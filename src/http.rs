@@ -233,7 +233,7 @@ async fn graphql_post(
                 .collect(),
         ),
     };
-    // Codes for async-graphql's own errors are set by graphql::observe.
+    // Codes for async-graphql's own errors are set by graphql::request_hooks.
     GraphQLResponse(app.schema.execute_batch(batch).await).into_response()
 }
 

@@ -16,6 +16,7 @@ use crate::store::ExecutionStore;
 pub const REQUESTS: &str = "execstore_graphql_requests_total";
 pub const REQUEST_SECONDS: &str = "execstore_graphql_request_duration_seconds";
 pub const ERRORS: &str = "execstore_graphql_errors_total";
+pub const DOCUMENTS: &str = "execstore_graphql_documents_total";
 pub const HTTP_RESPONSES: &str = "execstore_http_responses_total";
 pub const CLAIMS: &str = "execstore_claims_total";
 pub const HANDED_OUT: &str = "execstore_claim_next_executions_total";
@@ -69,6 +70,10 @@ fn describe() {
         "GraphQL operation latency, by operation kind and outcome"
     );
     describe_counter!(ERRORS, "GraphQL errors returned, by extensions.code");
+    describe_counter!(
+        DOCUMENTS,
+        "GraphQL documents: parsed, or reused (parsed form kept from an earlier request)"
+    );
     describe_counter!(HTTP_RESPONSES, "HTTP responses on /graphql, by status code");
     describe_counter!(CLAIMS, "claimExecution calls, by outcome");
     describe_counter!(HANDED_OUT, "executions handed out by claimNextExecutions");
@@ -105,6 +110,12 @@ pub fn operation(kind: &'static str, ok: bool, took: Duration) {
 
 pub fn error(code: String) {
     counter!(ERRORS, "code" => code).increment(1);
+}
+
+/// `reused`: the parsed form was kept from an earlier request.
+pub fn document(reused: bool) {
+    let how = if reused { "reused" } else { "parsed" };
+    counter!(DOCUMENTS, "how" => how).increment(1);
 }
 
 pub fn http_response(status: u16) {

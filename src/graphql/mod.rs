@@ -5,8 +5,8 @@ pub mod error;
 pub mod fast_tree;
 pub mod loaders;
 mod mutation;
-pub mod observe;
 mod query;
+pub mod request_hooks;
 mod subscription;
 pub mod types;
 
@@ -44,7 +44,7 @@ impl Default for SchemaLimits {
 pub fn build_schema(store: ExecutionStore, limits: &SchemaLimits) -> AppSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(store)
-        .extension(observe::Observe)
+        .extension(request_hooks::RequestHooks::default())
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);
     if !limits.introspection {

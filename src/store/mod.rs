@@ -19,7 +19,7 @@ mod stats;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
 
 pub use claims::{ClaimOutcome, ClaimRejection, Finish};
 pub use cursor::Cursor;
@@ -121,35 +121,85 @@ pub async fn connect(url: &str, options: &DbOptions) -> Result<DatabaseConnectio
 }
 
 async fn open(url: &str, options: &DbOptions) -> Result<DatabaseConnection, DbErr> {
-    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-    let mut opts = ConnectOptions::new(url.to_owned());
+    use sea_orm::sqlx::postgres::PgConnectOptions;
+    use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    use sea_orm::sqlx::ConnectOptions as _;
+    use sea_orm::{SqlxPostgresConnector, SqlxSqliteConnector};
     let statement_timeout = options.statement_timeout;
-    let synchronous = match options.sqlite_sync {
-        SqliteSync::Full => SqliteSynchronous::Full,
-        SqliteSync::Normal => SqliteSynchronous::Normal,
-    };
-    opts.max_connections(options.max_connections)
-        .min_connections(1)
-        .acquire_timeout(options.acquire_timeout)
-        .connect_timeout(options.acquire_timeout)
-        .sqlx_logging(false)
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let connect = url
+            .parse::<PgConnectOptions>()
+            .map_err(connection_error)?
+            .options([(
+                "statement_timeout",
+                format!("{}", statement_timeout.as_millis()),
+            )])
+            .disable_statement_logging();
+        let pool = pool_options(options)
+            .connect_with(connect)
+            .await
+            .map_err(connection_error)?;
+        Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
+    } else if url.starts_with("sqlite:") {
+        let synchronous = match options.sqlite_sync {
+            SqliteSync::Full => SqliteSynchronous::Full,
+            SqliteSync::Normal => SqliteSynchronous::Normal,
+        };
         // WAL lets readers run beside the one writer; busy_timeout makes a
         // writer wait for the lock instead of failing with "database is locked".
         // synchronous=FULL by default: an acknowledged write survives power
         // loss too; NORMAL (a choice) only survives a process crash.
-        .map_sqlx_sqlite_opts(move |o| {
-            o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(synchronous)
-                .busy_timeout(statement_timeout)
-                .foreign_keys(true)
+        let connect = url
+            .parse::<SqliteConnectOptions>()
+            .map_err(connection_error)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .busy_timeout(statement_timeout)
+            .foreign_keys(true)
+            .disable_statement_logging();
+        let pool = pool_options(options)
+            .connect_with(connect)
+            .await
+            .map_err(connection_error)?;
+        Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+    } else {
+        Err(DbErr::Conn(sea_orm::RuntimeErr::Internal(
+            "DATABASE_URL must start with sqlite: or postgres:".into(),
+        )))
+    }
+}
+
+/// A connection that went back to the pool less than this long ago is
+/// handed out without a test.
+const TEST_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+fn pool_options<DB: sea_orm::sqlx::Database>(
+    options: &DbOptions,
+) -> sea_orm::sqlx::pool::PoolOptions<DB> {
+    use sea_orm::sqlx::Connection as _;
+    sea_orm::sqlx::pool::PoolOptions::new()
+        .max_connections(options.max_connections)
+        .min_connections(1)
+        .acquire_timeout(options.acquire_timeout)
+        // sqlx tests every connection it lends (a round trip to the database
+        // before each statement: measured as a third of a claim's cost) and
+        // again when it comes back. A connection just given back has just
+        // been tested; only one idle for a while is tested on the way out
+        // (a database restart leaves stale connections behind), and a
+        // failed test discards it quietly.
+        .test_before_acquire(false)
+        .before_acquire(|connection: &mut DB::Connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for < TEST_WHEN_IDLE_FOR {
+                    return Ok(true);
+                }
+                Ok(connection.ping().await.is_ok())
+            })
         })
-        .map_sqlx_postgres_opts(move |o| {
-            o.options([(
-                "statement_timeout",
-                format!("{}", statement_timeout.as_millis()),
-            )])
-        });
-    Database::connect(opts).await
+}
+
+fn connection_error(err: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Conn(sea_orm::RuntimeErr::SqlxError(err))
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {

@@ -125,6 +125,8 @@ async fn metrics_move_when_work_runs(backend: Backend) {
     );
     assert!(moved("execstore_graphql_errors_total{code=\"BAD_USER_INPUT\"}") >= 2.0);
     assert!(moved("execstore_http_responses_total{status=\"200\"}") >= 12.0);
+    // The create document was sent 5 times: parsed at most once, then reused.
+    assert!(moved("execstore_graphql_documents_total{how=\"reused\"}") >= 4.0);
     assert!(after.get("execstore_subscriptions_live{}") >= 1.0);
     assert!(after.get("execstore_db_pool_connections_max{}") >= 1.0);
     assert!(after.get("execstore_db_pool_connections{}") >= 1.0);

@@ -1,10 +1,19 @@
-//! Per-operation metrics: kind (query, mutation, subscription), outcome,
-//! latency, and every error's `extensions.code`.
+//! What every GraphQL operation goes through, in one async-graphql
+//! extension (each extension costs a hook on every resolved field, so there
+//! is one):
 //!
-//! Errors raised by async-graphql itself (parse, validation, variable
-//! coercion, depth and complexity limits) carry no code; they are all about
-//! the request, so they get BAD_USER_INPUT here, before they are counted.
+//! - **metrics**: kind (query, mutation, subscription), outcome, latency, and
+//!   every error's `extensions.code`;
+//! - **error codes**: errors raised by async-graphql itself (parse,
+//!   validation, variable coercion, depth and complexity limits) carry no
+//!   code; they are all about the request, so they get BAD_USER_INPUT here,
+//!   before they are counted;
+//! - **parsed documents kept**: workers send the same few documents over and
+//!   over with different variables; parsing one costs more than copying the
+//!   parsed form, so the last [`DOCUMENTS_KEPT`] documents (each at most
+//!   [`LARGEST_KEPT`] bytes of text) are kept by their text.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -16,18 +25,49 @@ use async_graphql::{Request, Response, ServerResult, Variables};
 
 use super::error::code;
 
-pub struct Observe;
+pub const DOCUMENTS_KEPT: usize = 256;
+pub const LARGEST_KEPT: usize = 16 * 1024;
 
-impl ExtensionFactory for Observe {
+/// The schema's extension factory; it owns the documents kept.
+#[derive(Default)]
+pub struct RequestHooks {
+    documents: Arc<Mutex<HashMap<String, ExecutableDocument>>>,
+}
+
+impl ExtensionFactory for RequestHooks {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ObserveOperation::default())
+        Arc::new(OneRequest {
+            documents: self.documents.clone(),
+            operation_name: Mutex::default(),
+            kind: Mutex::default(),
+        })
     }
 }
 
-#[derive(Default)]
-struct ObserveOperation {
+struct OneRequest {
+    documents: Arc<Mutex<HashMap<String, ExecutableDocument>>>,
     operation_name: Mutex<Option<String>>,
     kind: Mutex<Option<&'static str>>,
+}
+
+impl OneRequest {
+    fn kept(&self, query: &str) -> Option<ExecutableDocument> {
+        self.documents.lock().ok()?.get(query).cloned()
+    }
+
+    fn keep(&self, query: &str, document: &ExecutableDocument) {
+        if query.len() > LARGEST_KEPT {
+            return;
+        }
+        if let Ok(mut documents) = self.documents.lock() {
+            // Full: start again (cheaper than tracking use; the documents a
+            // fleet repeats come straight back).
+            if documents.len() >= DOCUMENTS_KEPT {
+                documents.clear();
+            }
+            documents.insert(query.to_owned(), document.clone());
+        }
+    }
 }
 
 fn kind_of(ty: OperationType) -> &'static str {
@@ -39,7 +79,7 @@ fn kind_of(ty: OperationType) -> &'static str {
 }
 
 #[async_trait::async_trait]
-impl Extension for ObserveOperation {
+impl Extension for OneRequest {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
         let mut response = next.run(ctx).await;
@@ -78,7 +118,16 @@ impl Extension for ObserveOperation {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
+        let kept = self.kept(query);
+        crate::metrics::document(kept.is_some());
+        let document = match kept {
+            Some(document) => document,
+            None => {
+                let document = next.run(ctx, query, variables).await?;
+                self.keep(query, &document);
+                document
+            }
+        };
         let kind = match &document.operations {
             DocumentOperations::Single(op) => Some(kind_of(op.node.ty)),
             DocumentOperations::Multiple(ops) => {
