@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_tables;
 mod m20261125_000002_created_queue_by_flow;
 mod m20261125_000003_claimable_queue;
+mod m20261125_000004_roots_by_status;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261125_000002_created_queue_by_flow::Migration),
             Box::new(m20261125_000003_claimable_queue::Migration),
+            Box::new(m20261125_000004_roots_by_status::Migration),
         ]
     }
 }

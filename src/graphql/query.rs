@@ -5,10 +5,12 @@ use super::budget::RowBudget;
 use super::error::{GqlResult, OrGql};
 use super::fast_tree::{Answer, ExecutionAnswer, FastPath, Plan, Source, TreeAnswer};
 use super::types::{
-    Execution, ExecutionClaim, ExecutionRecovery, ExecutionStats, ExecutionTreeNode, RootExecution,
+    Execution, ExecutionClaim, ExecutionRecovery, ExecutionStats, ExecutionStatus,
+    ExecutionTreeNode, RootExecution,
 };
 use super::{store, viewer};
-use crate::store::{self as s, Cursor};
+use crate::store::{self as s, Cursor, RootFilter};
+use chrono::{DateTime, Utc};
 
 pub struct QueryRoot;
 
@@ -76,17 +78,34 @@ impl QueryRoot {
         Ok(Some(Answer::Generic(Execution::single(row))))
     }
 
-    /// Depth-0 executions of a flow, newest first.
+    /// Depth-0 executions of a flow, newest first. Optionally only those in
+    /// the given statuses (at least one) and/or created in a window
+    /// (`createdFrom` inclusive, `createdBefore` exclusive); each filter is
+    /// served by an index.
     async fn root_executions(
         &self,
         ctx: &Context<'_>,
         flow_id: ID,
         #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
+        status: Option<Vec<ExecutionStatus>>,
+        created_from: Option<DateTime<Utc>>,
+        created_before: Option<DateTime<Utc>>,
     ) -> GqlResult<Connection<String, RootExecution>> {
         let scope = viewer(ctx)?.scope();
+        let filter = RootFilter {
+            statuses: status.map(|s| s.into_iter().map(Into::into).collect()),
+            created_from,
+            created_before,
+        };
         let page = store(ctx)?
-            .get_root_executions(&flow_id, first.map(i64::from), after.as_deref(), &scope)
+            .get_root_executions_filtered(
+                &flow_id,
+                first.map(i64::from),
+                after.as_deref(),
+                &filter,
+                &scope,
+            )
             .await
             .gql()?;
         charge(ctx, page.items.len())?;

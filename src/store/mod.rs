@@ -26,7 +26,7 @@ pub use cursor::Cursor;
 pub use error::{StoreError, StoreResult};
 pub use events::{EventBus, EventKind, ExecutionEvent};
 pub use executions::{CreateExecution, StatusUpdate};
-pub use feeds::{ChildWindow, ExecutionStats, Page, RootExecution, TreeNode};
+pub use feeds::{ChildWindow, ExecutionStats, Page, RootExecution, RootFilter, TreeNode};
 pub use recovery::NewRecovery;
 pub use stats::{PoolStats, QueueDepth};
 

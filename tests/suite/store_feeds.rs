@@ -360,7 +360,114 @@ async fn batch_children_is_one_statement_for_1000_parents(backend: Backend) {
     assert_eq!(counts["p0001"], 0);
 }
 
+/// `rootExecutions(status:, createdFrom:, createdBefore:)`: 30 roots with
+/// statuses cycling through created/running/failed, one per second; filters
+/// combine, pages continue by cursor without repeats, and nonsense filters
+/// are refused.
+async fn root_executions_filter_by_status_and_window(backend: Backend) {
+    use execstore::store::RootFilter;
+    let t = fresh(backend).await;
+    let store = t.store();
+    let statuses = [
+        ExecutionStatus::Created,
+        ExecutionStatus::Running,
+        ExecutionStatus::Failed,
+    ];
+    for i in 0..30 {
+        let id = format!("r{i:02}");
+        create_with_status(&store, &id, None, statuses[i % 3]).await;
+        set_created_at(&t.db, &[id], ts(i as i64 * 1_000_000)).await;
+    }
+    create(&store, "r05.child", Some("r05")).await;
+    let list = |filter: RootFilter, first: i64, after: Option<String>| {
+        let store = store.clone();
+        async move {
+            store
+                .get_root_executions_filtered(
+                    "flow-1",
+                    Some(first),
+                    after.as_deref(),
+                    &filter,
+                    &Scope::All,
+                )
+                .await
+        }
+    };
+    let ids = |page: &execstore::store::Page<execstore::store::RootExecution>| {
+        page.items
+            .iter()
+            .map(|r| r.execution.id.clone())
+            .collect::<Vec<_>>()
+    };
+
+    // Failed or running, newest first, paged by 4 without repeats.
+    let filter = RootFilter {
+        statuses: Some(vec![
+            ExecutionStatus::Failed,
+            ExecutionStatus::Running,
+            ExecutionStatus::Failed,
+        ]),
+        ..RootFilter::default()
+    };
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = list(filter.clone(), 4, after.clone()).await.unwrap();
+        seen.extend(ids(&page));
+        if !page.has_next_page {
+            break;
+        }
+        let last = &page.items.last().unwrap().execution;
+        after = Some(execstore::store::Cursor::new(last.created_at, last.id.clone()).encode());
+    }
+    let expected: Vec<String> = (0..30)
+        .rev()
+        .filter(|i| i % 3 != 0)
+        .map(|i| format!("r{i:02}"))
+        .collect();
+    assert_eq!(seen, expected);
+
+    // A window [10 s, 20 s) of failed ones: r11, r14, r17 (newest first);
+    // levels and totalNested still come along.
+    let filter = RootFilter {
+        statuses: Some(vec![ExecutionStatus::Failed]),
+        created_from: Some(ts(10_000_000)),
+        created_before: Some(ts(20_000_000)),
+    };
+    let page = list(filter, 50, None).await.unwrap();
+    assert_eq!(ids(&page), vec!["r17", "r14", "r11"]);
+    // Window alone: [4 s, 6 s) holds r04 and r05 (r05 with one child).
+    let filter = RootFilter {
+        created_from: Some(ts(4_000_000)),
+        created_before: Some(ts(6_000_000)),
+        ..RootFilter::default()
+    };
+    let page = list(filter, 50, None).await.unwrap();
+    assert_eq!(ids(&page), vec!["r05", "r04"]);
+    assert_eq!((page.items[0].levels, page.items[0].total_nested), (1, 1));
+
+    let refused = [
+        RootFilter {
+            statuses: Some(vec![]),
+            ..RootFilter::default()
+        },
+        RootFilter {
+            created_from: Some(ts(5)),
+            created_before: Some(ts(5)),
+            ..RootFilter::default()
+        },
+    ];
+    for filter in refused {
+        let err = list(filter.clone(), 10, None).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidInput { .. }),
+            "{filter:?}: {err:?}"
+        );
+    }
+}
+
 crate::both_backends!(
+    root_executions_filter_by_status_and_window,
     child_feed_pages_visit_every_row_once,
     direct_child_feed_pages_and_validates,
     tree_is_rooted_at_any_node,

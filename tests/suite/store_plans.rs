@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use execstore::store::{ChildWindow, ExecutionStore, Scope};
+use execstore::store::{ChildWindow, ExecutionStatus, ExecutionStore, Scope};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::fixtures::{create, OWNER};
@@ -205,7 +205,24 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         }),
     )
     .await;
-    assert_eq!(checked.len(), 9);
+    run(
+        "rootExecutions (status, createdAt window)",
+        Box::pin(async {
+            let seeded = store.get("seed", &Scope::All).await.unwrap().unwrap();
+            let filter = execstore::store::RootFilter {
+                statuses: Some(vec![ExecutionStatus::Failed, ExecutionStatus::Created]),
+                created_from: Some(seeded.created_at),
+                created_before: Some(seeded.created_at + chrono::Duration::seconds(1)),
+            };
+            let page = store
+                .get_root_executions_filtered("flow-1", Some(20), None, &filter, &owner)
+                .await
+                .unwrap();
+            assert_eq!(page.items.len(), 20);
+        }),
+    )
+    .await;
+    assert_eq!(checked.len(), 10);
 }
 
 crate::both_backends!(level_loads_never_scan_the_table);
