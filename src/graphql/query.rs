@@ -82,6 +82,8 @@ impl QueryRoot {
     /// the given statuses (at least one) and/or created in a window
     /// (`createdFrom` inclusive, `createdBefore` exclusive); each filter is
     /// served by an index.
+    // Each GraphQL argument is a parameter.
+    #[allow(clippy::too_many_arguments)]
     async fn root_executions(
         &self,
         ctx: &Context<'_>,
