@@ -1,6 +1,7 @@
-//! Browser assets embedded in the binary (GraphiQL and its libraries, from
-//! their npm packages: `assets/graphiql/README.md`), served under
-//! `/assets/`. Nothing a page of ours loads comes from outside the server.
+//! Browser assets embedded in the binary, served under `/assets/`:
+//! GraphiQL and its libraries (from their npm packages:
+//! `assets/graphiql/README.md`) and the execution explorer (ours, plain ES
+//! modules: `assets/explorer/`). Nothing a page of ours loads comes from outside the server.
 
 use std::sync::OnceLock;
 
@@ -31,7 +32,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 
-static ASSETS: [Asset; 8] = [
+static ASSETS: [Asset; 11] = [
     asset!("graphiql/index.html", HTML),
     asset!("graphiql/start.js", JS),
     asset!("graphiql/react.production.min.js", JS),
@@ -40,6 +41,9 @@ static ASSETS: [Asset; 8] = [
     asset!("graphiql/graphiql.min.css", CSS),
     asset!("graphiql/plugin-explorer.umd.js", JS),
     asset!("graphiql/plugin-explorer.css", CSS),
+    asset!("explorer/index.html", HTML),
+    asset!("explorer/explorer.js", JS),
+    asset!("explorer/explorer.css", CSS),
 ];
 
 /// Pages may load only from this server (scripts, styles, fetches,

@@ -84,6 +84,11 @@ pub fn router(store: ExecutionStore, config: &Config) -> Result<Router, String> 
         .route("/graphql", get(graphiql).merge(graphql))
         .route("/graphql/ws", get(graphql_ws))
         .route("/assets/{*path}", get(crate::assets::serve))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::temporary("/explorer") }),
+        )
+        .route("/explorer", get(explorer))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
@@ -264,6 +269,14 @@ async fn graphiql(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     match crate::assets::find("graphiql/index.html") {
         Some(page) if app.graphiql => page.response(&headers),
         _ => (StatusCode::NOT_FOUND, "GraphiQL is disabled").into_response(),
+    }
+}
+
+/// The execution explorer (`assets/explorer/`), on with GraphiQL.
+async fn explorer(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    match crate::assets::find("explorer/index.html") {
+        Some(page) if app.graphiql => page.response(&headers),
+        _ => (StatusCode::NOT_FOUND, "the explorer is disabled").into_response(),
     }
 }
 

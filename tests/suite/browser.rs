@@ -21,6 +21,8 @@ pub struct Chromium {
     handler: tokio::task::JoinHandle<()>,
     /// URLs of requests that tried to leave 127.0.0.1 (refused).
     pub outside: Arc<Mutex<Vec<String>>>,
+    /// Every request let through, as "METHOD path".
+    pub sent: Arc<Mutex<Vec<String>>>,
     _profile: tempfile::TempDir,
 }
 
@@ -76,6 +78,7 @@ impl Chromium {
             browser,
             handler,
             outside: Arc::new(Mutex::new(Vec::new())),
+            sent: Arc::new(Mutex::new(Vec::new())),
             _profile: profile,
         }
     }
@@ -91,11 +94,16 @@ impl Chromium {
             .event_listener::<EventWebSocketCreated>()
             .await
             .expect("listen for websockets");
-        let (gate, outside) = (page.clone(), self.outside.clone());
+        let (gate, outside, sent) = (page.clone(), self.outside.clone(), self.sent.clone());
         tokio::spawn(async move {
             while let Some(event) = paused.next().await {
                 let id = event.request_id.clone();
                 if is_local(&event.request.url) {
+                    let path = event.request.url.splitn(4, '/').nth(3).unwrap_or("");
+                    let path = path.split(['?', '#']).next().unwrap_or("");
+                    sent.lock()
+                        .unwrap()
+                        .push(format!("{} /{path}", event.request.method));
                     let _ = gate.execute(ContinueRequestParams::new(id)).await;
                 } else {
                     outside.lock().unwrap().push(event.request.url.clone());
@@ -122,6 +130,16 @@ impl Chromium {
         .expect("intercept requests");
         page.goto(url).await.expect("navigate");
         page
+    }
+
+    /// How many requests the pages sent as `what` ("POST /graphql").
+    pub fn sent(&self, what: &str) -> usize {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| *s == what)
+            .count()
     }
 
     pub fn outside_requests(&self) -> Vec<String> {

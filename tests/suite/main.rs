@@ -20,4 +20,5 @@ mod store_feeds;
 mod store_plans;
 mod store_queue;
 mod store_recovery;
+mod ui_explorer;
 mod ui_graphiql;

@@ -1,0 +1,328 @@
+//! The execution explorer (`GET /explorer`) in headless Chromium: finding a
+//! flow's runs, a tree with its waterfall, a failed node's error, a chain
+//! of single children opened in one request, live updates, tokens; and not
+//! one request leaving 127.0.0.1.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use execstore::auth::{sign, Claims, Role};
+use execstore::config::Config;
+use serde_json::{json, Value};
+
+use crate::api_support::Api;
+use crate::browser::{eval, screenshot, wait_until, Chromium};
+use crate::harness::Backend;
+
+const SECRET: &str = "explorer-test-secret";
+
+async fn execution(api: &Api, id: &str, parent: Option<&str>, owner: &str, status: &str) {
+    let input = json!({ "id": id, "flowId": "shop", "ownerId": owner, "parentExecutionId": parent, "status": status });
+    api.ok(
+        "mutation($i: CreateExecutionInput!) { createExecution(input: $i) { id } }",
+        json!({ "i": input }),
+    )
+    .await;
+}
+
+/// run-1 (running): a (completed) with a chain a.1 → a.1.1 → a.1.1.1,
+/// b (failed: "card declined" at node "charge"), c (running).
+/// run-2: bob's.
+async fn seed(api: &Api) {
+    execution(api, "run-1", None, "alice", "RUNNING").await;
+    execution(api, "run-1.a", Some("run-1"), "alice", "COMPLETED").await;
+    execution(api, "run-1.b", Some("run-1"), "alice", "RUNNING").await;
+    api.ok(
+        "mutation { updateExecutionStatus(input: { executionId: \"run-1.b\", status: FAILED, errorMessage: \"card declined\", errorNodeId: \"charge\" }) { id } }",
+        json!({}),
+    )
+    .await;
+    execution(api, "run-1.c", Some("run-1"), "alice", "RUNNING").await;
+    execution(api, "run-1.a.1", Some("run-1.a"), "alice", "COMPLETED").await;
+    execution(api, "run-1.a.1.1", Some("run-1.a.1"), "alice", "COMPLETED").await;
+    execution(
+        api,
+        "run-1.a.1.1.1",
+        Some("run-1.a.1.1"),
+        "alice",
+        "COMPLETED",
+    )
+    .await;
+    execution(api, "run-2", None, "bob", "COMPLETED").await;
+}
+
+fn row(id: &str) -> String {
+    format!("document.querySelector('#tree .row[data-id=\"{id}\"]')")
+}
+
+async fn click(page: &chromiumoxide::Page, selector_expression: &str) {
+    let _: Value = eval(page, &format!("({selector_expression}.click(), true)")).await;
+}
+
+async fn find_runs(page: &chromiumoxide::Page, flow: &str) {
+    let set = format!(
+        "(document.getElementById('flow').value = {}, document.getElementById('find').requestSubmit(), true)",
+        json!(flow)
+    );
+    let _: Value = eval(page, &set).await;
+}
+
+async fn explorer_shows_trees_live(backend: Backend) {
+    let api = Api::new(backend).await;
+    seed(&api).await;
+    // `/` leads to the explorer.
+    let (status, _) = api
+        .raw(Request::get("/").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, 307);
+    let addr = api.serve().await;
+
+    let chromium = Chromium::launch().await;
+    let page = chromium.open(&format!("http://{addr}/explorer")).await;
+    wait_until(
+        &page,
+        "document.getElementById('flow')",
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // Find the flow's runs: newest first, with levels and nested counts.
+    find_runs(&page, "shop").await;
+    wait_until(
+        &page,
+        "document.querySelectorAll('#run-rows tr').length === 2",
+        Duration::from_secs(10),
+    )
+    .await;
+    let runs: Vec<Vec<String>> = eval(
+        &page,
+        "[...document.querySelectorAll('#run-rows tr')].map(tr => [...tr.cells].map(c => c.innerText))",
+    )
+    .await;
+    assert_eq!(runs[0][0], "run-2");
+    assert_eq!(runs[1][0], "run-1");
+    assert_eq!(
+        (runs[1][4].as_str(), runs[1][5].as_str()),
+        ("4", "6"),
+        "{runs:?}"
+    );
+    // A status filter, served by the server.
+    let _: Value = eval(
+        &page,
+        "(document.querySelector('#statuses input[value=RUNNING]').checked = true, true)",
+    )
+    .await;
+    find_runs(&page, "shop").await;
+    wait_until(
+        &page,
+        "document.querySelectorAll('#run-rows tr').length === 1 && document.querySelector('#run-rows tr').dataset.id === 'run-1'",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // Open run-1: the root and its three children, in creation order.
+    click(
+        &page,
+        "document.querySelector('#run-rows tr[data-id=\"run-1\"]')",
+    )
+    .await;
+    wait_until(&page, &row("run-1.c"), Duration::from_secs(10)).await;
+    let ids: Vec<String> = eval(
+        &page,
+        "[...document.querySelectorAll('#tree .row')].sort((a, b) => a.offsetTop - b.offsetTop).map(r => r.dataset.id)",
+    )
+    .await;
+    assert_eq!(ids, ["run-1", "run-1.a", "run-1.b", "run-1.c"]);
+    // The waterfall: bars start in the order the children started.
+    let starts: Vec<f64> = eval(
+        &page,
+        "['run-1.a', 'run-1.b', 'run-1.c'].map(id => parseFloat(document.querySelector(`#tree .row[data-id=\"${id}\"] .bar`).style.left))",
+    )
+    .await;
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
+    // The failed node shows its error, in the row and on the bar.
+    let error: String = eval(
+        &page,
+        &format!("{}.querySelector('.error').innerText", row("run-1.b")),
+    )
+    .await;
+    assert!(
+        error.contains("card declined") && error.contains("charge"),
+        "{error}"
+    );
+    let tip: String = eval(
+        &page,
+        &format!("{}.querySelector('.bar').title", row("run-1.b")),
+    )
+    .await;
+    assert_eq!(tip, "card declined (node charge)");
+
+    // run-1.a has one child, which has one child…: one request opens it all.
+    let before = chromium.sent("POST /graphql");
+    click(
+        &page,
+        &format!("{}.querySelector('.toggle')", row("run-1.a")),
+    )
+    .await;
+    wait_until(&page, &row("run-1.a.1.1.1"), Duration::from_secs(10)).await;
+    assert_eq!(
+        chromium.sent("POST /graphql") - before,
+        1,
+        "the chain in one request"
+    );
+
+    // Details of the failed node.
+    click(&page, &row("run-1.b")).await;
+    wait_until(
+        &page,
+        "document.querySelector('#details h2') && document.querySelector('#details h2').innerText === 'run-1.b' && document.getElementById('details').innerText.includes('card declined')",
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_until(
+        &page,
+        "!document.getElementById('live').hidden",
+        Duration::from_secs(10),
+    )
+    .await;
+    screenshot(&page, &format!("explorer-tree-{backend:?}")).await;
+
+    // Live: a new child appears and a status changes, without a reload.
+    let created = Instant::now();
+    execution(&api, "run-1.d", Some("run-1"), "alice", "RUNNING").await;
+    wait_until(&page, &row("run-1.d"), Duration::from_secs(1)).await;
+    let appeared = created.elapsed();
+    let changed = Instant::now();
+    api.ok(
+        "mutation { updateExecutionStatus(input: { executionId: \"run-1.c\", status: COMPLETED }) { id } }",
+        json!({}),
+    )
+    .await;
+    wait_until(
+        &page,
+        &format!(
+            "{}.querySelector('.badge').innerText === 'completed'",
+            row("run-1.c")
+        ),
+        Duration::from_secs(1),
+    )
+    .await;
+    eprintln!(
+        "explorer live updates: created child shown after {appeared:?}, status change after {:?}",
+        changed.elapsed()
+    );
+    api.ok("mutation { deleteExecution(id: \"run-1.d\") }", json!({}))
+        .await;
+    wait_until(
+        &page,
+        &format!("!{}", row("run-1.d")),
+        Duration::from_secs(1),
+    )
+    .await;
+    screenshot(&page, &format!("explorer-waterfall-{backend:?}")).await;
+
+    // Keyboard: from the selected row, down moves the selection.
+    let _: Value = eval(
+        &page,
+        "(document.getElementById('tree').focus(), document.getElementById('tree').dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowDown', bubbles: true })), true)",
+    )
+    .await;
+    wait_until(
+        &page,
+        &format!("{}.classList.contains('selected')", row("run-1.c")),
+        Duration::from_secs(5),
+    )
+    .await;
+
+    let outside = chromium.outside_requests();
+    chromium.close().await;
+    assert!(outside.is_empty(), "requests left 127.0.0.1: {outside:?}");
+}
+
+/// With a secret, the page asks for a token; a user's token sees only its
+/// own runs; a bad token gets a clear message.
+async fn explorer_asks_for_a_token(backend: Backend) {
+    let mut config = Config::defaults();
+    config.jwt_secret = Some(SECRET.into());
+    let mut api = Api::with_config(backend, config).await;
+    let token = |sub: &str, role: Role| {
+        sign(
+            SECRET,
+            &Claims {
+                sub: sub.into(),
+                role,
+                exp: (chrono::Utc::now().timestamp() + 600) as u64,
+            },
+        )
+    };
+    api.token = Some(token("admin", Role::Admin));
+    seed(&api).await;
+    let addr = api.serve().await;
+
+    let chromium = Chromium::launch().await;
+    let page = chromium.open(&format!("http://{addr}/explorer")).await;
+    wait_until(
+        &page,
+        "document.getElementById('flow')",
+        Duration::from_secs(20),
+    )
+    .await;
+    find_runs(&page, "shop").await;
+    wait_until(
+        &page,
+        "document.getElementById('auth').open",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    let give = |t: String| {
+        format!(
+            "(document.getElementById('auth-token').value = {}, document.getElementById('auth-form').requestSubmit(), true)",
+            json!(t)
+        )
+    };
+    let _: Value = eval(&page, &give("not-a-token".into())).await;
+    wait_until(
+        &page,
+        "document.getElementById('auth').open && document.getElementById('auth-why').innerText.includes('refused')",
+        Duration::from_secs(10),
+    )
+    .await;
+    let _: Value = eval(&page, &give(token("alice", Role::User))).await;
+    wait_until(
+        &page,
+        "document.querySelectorAll('#run-rows tr').length === 1",
+        Duration::from_secs(10),
+    )
+    .await;
+    let ids: Vec<String> = eval(
+        &page,
+        "[...document.querySelectorAll('#run-rows tr')].map(tr => tr.dataset.id)",
+    )
+    .await;
+    assert_eq!(ids, ["run-1"], "alice sees only her own run");
+    // Bob's run by id: as good as absent.
+    let _: Value = eval(
+        &page,
+        "(document.getElementById('jump-id').value = 'run-2', document.getElementById('jump').requestSubmit(), true)",
+    )
+    .await;
+    wait_until(
+        &page,
+        "document.getElementById('message').innerText.includes('No execution run-2')",
+        Duration::from_secs(10),
+    )
+    .await;
+    let kept: bool = eval(
+        &page,
+        "localStorage.getItem('execstore.token') === null && sessionStorage.getItem('execstore.token') !== null",
+    )
+    .await;
+    assert!(kept, "the token is kept for the tab only (sessionStorage)");
+    let outside = chromium.outside_requests();
+    chromium.close().await;
+    assert!(outside.is_empty(), "requests left 127.0.0.1: {outside:?}");
+}
+
+crate::both_backends!(explorer_shows_trees_live, explorer_asks_for_a_token);
