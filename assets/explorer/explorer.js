@@ -10,8 +10,9 @@ const EXPAND_LEVELS = 4;    // "Expand 4 levels"
 const ROW = 26;             // px, fixed: rows are virtualised
 const OVERSCAN = 12;
 
-const NODE = `id status flowId parentExecutionId executionDepth createdAt startedAt
-  completedAt errorMessage errorNodeId childCount cursor`;
+const NODE_FIELDS = `id status flowId parentExecutionId executionDepth createdAt startedAt
+  completedAt errorMessage errorNodeId cursor`;
+const NODE = `${NODE_FIELDS} childCount`;
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, attrs = {}, ...kids) => {
@@ -154,7 +155,7 @@ $('jump').addEventListener('submit', (e) => {
 function remember(data, parentId) {
   const known = state.nodes.get(data.id);
   const node = known || { id: data.id, children: null, parentId };
-  node.data = { ...(known ? known.data : {}), ...data };
+  node.data = { childCount: 0, ...(known ? known.data : {}), ...data };
   node.parentId = data.parentExecutionId ?? parentId ?? node.parentId;
   state.nodes.set(data.id, node);
   return node;
@@ -236,8 +237,10 @@ const levels = (n) => (n === 0 ? '' : `children(first: ${CHILDREN}) { ${NODE} ${
 async function expandLevels() {
   const root = state.nodes.get(state.rootId);
   if (!root) return;
+  const started = performance.now();
   try {
     const data = await gql(`query($id: ID!) { execution(id: $id) { ${NODE} ${levels(EXPAND_LEVELS)} } }`, { id: root.id });
+    window.explorer.expandAnsweredInMs = performance.now() - started;
     const walk = (at, parentId) => {
       const node = remember(at, parentId);
       if (at.children) {
@@ -251,6 +254,10 @@ async function expandLevels() {
     if (!(e instanceof AuthNeeded)) say(e.message, true);
   }
   render();
+  // Drawn on the next frame; measured once it has been painted.
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    window.explorer.expandedInMs = performance.now() - started;
+  }));
 }
 $('expand-all').addEventListener('click', expandLevels);
 
@@ -453,7 +460,9 @@ function reconnectLive() {
     const m = JSON.parse(message.data);
     if (m.type === 'connection_ack') {
       socket.send(JSON.stringify({ id: 'tree', type: 'subscribe', payload: {
-        query: `subscription($root: ID!) { executionEvents(rootExecutionId: $root) { kind executionId execution { ${NODE} } } }`,
+        // No childCount: a created execution has none, an update does not
+        // change it, and leaving it out spares the server a count per event.
+        query: `subscription($root: ID!) { executionEvents(rootExecutionId: $root) { kind executionId execution { ${NODE_FIELDS} } } }`,
         variables: { root: treeRoot },
       } }));
       $('live').hidden = false;

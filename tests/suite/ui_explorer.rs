@@ -325,4 +325,139 @@ async fn explorer_asks_for_a_token(backend: Backend) {
     assert!(outside.is_empty(), "requests left 127.0.0.1: {outside:?}");
 }
 
-crate::both_backends!(explorer_shows_trees_live, explorer_asks_for_a_token);
+/// A tree of 11,111 executions (fanout 10, four levels below the root),
+/// expanded four levels deep in one request: every row is laid out, only
+/// those on screen are in the DOM. Then 1,000 children created at the
+/// open root as fast as the store takes them: the page shows them all.
+async fn explorer_keeps_up_with_large_trees(backend: Backend) {
+    use entity::execution;
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let api = Api::new(backend).await;
+    let at = execstore::store::now();
+    let mut rows = Vec::new();
+    let mut level = vec!["big".to_owned()];
+    rows.push(("big".to_owned(), None::<String>, 0));
+    for depth in 1..=4 {
+        let mut next = Vec::new();
+        for parent in &level {
+            for i in 0..10 {
+                let id = format!("{parent}.{i}");
+                rows.push((id.clone(), Some(parent.clone()), depth));
+                next.push(id);
+            }
+        }
+        level = next;
+    }
+    assert_eq!(rows.len(), 11_111);
+    for chunk in rows.chunks(500) {
+        let models = chunk
+            .iter()
+            .map(|(id, parent, depth)| execution::ActiveModel {
+                id: Set(id.clone()),
+                flow_id: Set("big".into()),
+                owner_id: Set("o".into()),
+                root_execution_id: Set("big".into()),
+                parent_execution_id: Set(parent.clone()),
+                status: Set(execstore::store::ExecutionStatus::Completed),
+                execution_depth: Set(*depth),
+                created_at: Set(at),
+                updated_at: Set(at),
+                started_at: Set(Some(at)),
+                completed_at: Set(Some(
+                    at + chrono::Duration::milliseconds(5 * i64::from(*depth)),
+                )),
+                failure_count: Set(0),
+                ..Default::default()
+            });
+        execution::Entity::insert_many(models)
+            .exec(&api.t.db)
+            .await
+            .unwrap();
+    }
+    let addr = api.serve().await;
+    let chromium = Chromium::launch().await;
+    let page = chromium
+        .open(&format!("http://{addr}/explorer?execution=big"))
+        .await;
+    wait_until(&page, &row("big.9"), Duration::from_secs(20)).await;
+    click(&page, "document.getElementById('expand-all')").await;
+    wait_until(
+        &page,
+        "window.explorer.expandedInMs",
+        Duration::from_secs(30),
+    )
+    .await;
+    let expanded_ms: f64 = eval(&page, "window.explorer.expandedInMs").await;
+    let answered_ms: f64 = eval(&page, "window.explorer.expandAnsweredInMs").await;
+    let laid_out: f64 = eval(
+        &page,
+        "parseFloat(document.getElementById('tree-spacer').style.height) / 26",
+    )
+    .await;
+    assert_eq!(laid_out, 11_111.0, "every row laid out");
+    let in_dom: usize = eval(&page, "document.querySelectorAll('#tree .row').length").await;
+    assert!(in_dom < 120, "only the rows on screen are drawn: {in_dom}");
+    // The deepest level is there: scroll to the end.
+    let _: Value = eval(
+        &page,
+        "(document.getElementById('tree').scrollTop = 1e9, true)",
+    )
+    .await;
+    wait_until(&page, &row("big.9.9.9.9"), Duration::from_secs(5)).await;
+    screenshot(&page, &format!("explorer-large-{backend:?}")).await;
+    let _: Value = eval(
+        &page,
+        "(document.getElementById('tree').scrollTop = 0, true)",
+    )
+    .await;
+    wait_until(&page, &row("big"), Duration::from_secs(5)).await;
+
+    // 1,000 children of the open root, created as fast as the store goes.
+    let store = api.store.clone();
+    let started = Instant::now();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..250 {
+                    let mut input =
+                        crate::fixtures::input(&format!("big.new.{w}.{i}"), Some("big"));
+                    input.flow_id = "big".into();
+                    store
+                        .create(input, &execstore::store::Scope::All)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let rate = 1000.0 / started.elapsed().as_secs_f64();
+    let written = Instant::now();
+    wait_until(
+        &page,
+        &format!(
+            "{}.querySelector('.count').innerText === '(1010)'",
+            row("big")
+        ),
+        Duration::from_secs(1),
+    )
+    .await;
+    eprintln!(
+        "explorer ({backend:?}): 11,111 rows expanded and drawn in {expanded_ms:.0} ms \
+         (the server's answer took {answered_ms:.0} ms of it); \
+         1,000 creates at {rate:.0}/s all shown {:?} after the last",
+        written.elapsed()
+    );
+    let outside = chromium.outside_requests();
+    chromium.close().await;
+    assert!(outside.is_empty(), "requests left 127.0.0.1: {outside:?}");
+}
+
+crate::both_backends!(
+    explorer_shows_trees_live,
+    explorer_asks_for_a_token,
+    explorer_keeps_up_with_large_trees
+);
