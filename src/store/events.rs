@@ -169,15 +169,18 @@ impl ExecutionStore {
         if self.events.relay.set(tx).is_err() {
             return Ok(()); // already relaying
         }
-        tokio::spawn(notify_loop(self.clone(), rx));
+        tokio::spawn(notify_loop(database_url.to_owned(), rx));
         tokio::spawn(listen_loop(self.clone(), listener));
         Ok(())
     }
 }
 
-/// Sends queued events as NOTIFYs, as many per statement as are waiting.
-async fn notify_loop(store: ExecutionStore, mut rx: mpsc::UnboundedReceiver<String>) {
-    use sea_orm::{ConnectionTrait, Statement};
+/// Sends queued events as NOTIFYs, as many per statement as are waiting,
+/// on a connection of its own: a pooled one would be tested by sqlx each
+/// time it went back to the pool, a second round trip per batch.
+async fn notify_loop(database_url: String, mut rx: mpsc::UnboundedReceiver<String>) {
+    use sea_orm::sqlx::{Connection, PgConnection};
+    let mut connection: Option<PgConnection> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 500 {
@@ -187,13 +190,27 @@ async fn notify_loop(store: ExecutionStore, mut rx: mpsc::UnboundedReceiver<Stri
             }
         }
         let payloads = serde_json::Value::from(batch).to_string();
-        let statement = Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            format!("SELECT pg_notify('{CHANNEL}', value) FROM jsonb_array_elements_text(CAST($1 AS jsonb))"),
-            [payloads.into()],
-        );
-        if let Err(err) = store.db.execute(statement).await {
+        if connection.is_none() {
+            match PgConnection::connect(&database_url).await {
+                Ok(c) => connection = Some(c),
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not relay execution events to other processes");
+                    continue;
+                }
+            }
+        }
+        let Some(c) = connection.as_mut() else {
+            continue;
+        };
+        let sent = sea_orm::sqlx::query(&format!(
+            "SELECT pg_notify('{CHANNEL}', value) FROM jsonb_array_elements_text(CAST($1 AS jsonb))"
+        ))
+        .bind(payloads)
+        .execute(&mut *c)
+        .await;
+        if let Err(err) = sent {
             tracing::warn!(error = %err, "could not relay execution events to other processes");
+            connection = None;
         }
     }
 }
