@@ -60,6 +60,21 @@ async fn click(page: &chromiumoxide::Page, selector_expression: &str) {
     let _: Value = eval(page, &format!("({selector_expression}.click(), true)")).await;
 }
 
+/// The explorer in a new tab, once its form is there.
+async fn open_explorer(
+    chromium: &Chromium,
+    addr: std::net::SocketAddr,
+) -> std::sync::Arc<chromiumoxide::Page> {
+    let page = chromium.open(&format!("http://{addr}/explorer")).await;
+    wait_until(
+        &page,
+        "document.getElementById('flow')",
+        Duration::from_secs(20),
+    )
+    .await;
+    page
+}
+
 async fn find_runs(page: &chromiumoxide::Page, flow: &str) {
     let set = format!(
         "(document.getElementById('flow').value = {}, document.getElementById('find').requestSubmit(), true)",
@@ -79,13 +94,7 @@ async fn explorer_shows_trees_live(backend: Backend) {
     let addr = api.serve().await;
 
     let chromium = Chromium::launch().await;
-    let page = chromium.open(&format!("http://{addr}/explorer")).await;
-    wait_until(
-        &page,
-        "document.getElementById('flow')",
-        Duration::from_secs(20),
-    )
-    .await;
+    let page = open_explorer(&chromium, addr).await;
 
     // Find the flow's runs: newest first, with levels and nested counts.
     find_runs(&page, "shop").await;
@@ -261,13 +270,7 @@ async fn explorer_asks_for_a_token(backend: Backend) {
     let addr = api.serve().await;
 
     let chromium = Chromium::launch().await;
-    let page = chromium.open(&format!("http://{addr}/explorer")).await;
-    wait_until(
-        &page,
-        "document.getElementById('flow')",
-        Duration::from_secs(20),
-    )
-    .await;
+    let page = open_explorer(&chromium, addr).await;
     find_runs(&page, "shop").await;
     wait_until(
         &page,
