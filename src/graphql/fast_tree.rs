@@ -5,10 +5,10 @@
 //! context or intermediate object per field.
 //!
 //! `Plan::of_execution` / `Plan::of_tree_node` alone decide: a selection the
-//! fast path fully understands (scalar fields, `__typename`, `children` with
-//! literal or variable arguments, fragments, aliases; no directives, no
-//! response key asked twice) gets a plan; anything else (relations such as
-//! `parent`, `claim`, `childCount`, invalid arguments, …) goes the generic
+//! fast path fully understands (scalar fields, `__typename`, `childCount`,
+//! `children` with literal or variable arguments, fragments, aliases; no
+//! directives, no response key asked twice) gets a plan; anything else
+//! (relations such as `parent`, `claim`, invalid arguments, …) goes the generic
 //! way, which stays the reference: the suite compares both on random
 //! selections, byte for byte modulo key order.
 
@@ -145,6 +145,8 @@ fn status_name(status: store::ExecutionStatus) -> &'static str {
 
 enum Entry {
     Scalar(Name, Scalar),
+    /// One count statement for the whole level.
+    ChildCount(Name),
     Children {
         key: Name,
         window: (i64, Option<Cursor>),
@@ -200,6 +202,8 @@ impl Plan {
                     window: (first, after),
                     plan: Self::execution_fields(&sub)?,
                 });
+            } else if sub.name() == "childCount" {
+                entries.push(Entry::ChildCount(key));
             } else {
                 entries.push(Entry::Scalar(key, Scalar::of(sub.name())?));
             }
@@ -309,6 +313,15 @@ impl Source<'_> {
                 }
                 nested.push(by_parent);
             }
+            let counts = if plan.0.iter().any(|e| matches!(e, Entry::ChildCount(_))) {
+                let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+                self.store
+                    .count_direct_children(&ids, self.scope)
+                    .await
+                    .gql()?
+            } else {
+                HashMap::new()
+            };
             Ok(rows
                 .iter()
                 .map(|row| {
@@ -318,6 +331,10 @@ impl Source<'_> {
                         match entry {
                             Entry::Scalar(key, scalar) => {
                                 object.insert(key.clone(), scalar.value(row));
+                            }
+                            Entry::ChildCount(key) => {
+                                let n = counts.get(&row.id).copied().unwrap_or(0) as i32;
+                                object.insert(key.clone(), Value::from(n));
                             }
                             Entry::Children { key, .. } => {
                                 let list = lists

@@ -226,6 +226,7 @@ const SCALARS: &[&str] = &[
     "processingStartedAt",
     "processingWorkerId",
     "cursor",
+    "childCount",
     "__typename",
 ];
 
