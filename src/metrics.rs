@@ -164,6 +164,16 @@ pub async fn render(store: &ExecutionStore) -> String {
     if let Ok(depth) = store.queue_depth(QUEUE_BOUND, QUEUE_FLOWS).await {
         gauge!(QUEUE_DEPTH).set(depth.total as f64);
         gauge!(QUEUE_DEPTH_CAPPED).set(if depth.total >= QUEUE_BOUND { 1.0 } else { 0.0 });
+        // A flow shown by the last scrape and absent now has drained (or
+        // fell out of the fullest): it reads 0 rather than its old depth.
+        static SHOWN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let now: Vec<String> = depth.by_flow.iter().map(|(f, _)| f.clone()).collect();
+        if let Ok(mut shown) = SHOWN.lock() {
+            for gone in shown.iter().filter(|f| !now.contains(f)) {
+                gauge!(QUEUE_DEPTH_BY_FLOW, "flow_id" => gone.clone()).set(0.0);
+            }
+            *shown = now;
+        }
         for (flow, n) in depth.by_flow {
             gauge!(QUEUE_DEPTH_BY_FLOW, "flow_id" => flow).set(n as f64);
         }

@@ -141,6 +141,19 @@ async fn metrics_move_when_work_runs(backend: Backend) {
         1.0,
         "5 created, 1 claimed by id, 3 pulled"
     );
+    // The last one pulled: the flow's gauge drops to 0, not stays at 1.
+    api.ok(
+        &format!("mutation {{ claimNextExecutions(workerId: \"w3\", timeoutMs: 60000, flowId: \"{flow}\") {{ id }} }}"),
+        json!({}),
+    )
+    .await;
+    let drained = Scrape::of(&api).await;
+    assert_eq!(
+        drained.get(&format!(
+            "execstore_queue_claimable_by_flow{{flow_id=\"{flow}\"}}"
+        )),
+        0.0
+    );
 }
 
 crate::both_backends!(metrics_move_when_work_runs);
