@@ -266,17 +266,19 @@ fn body_too_large(err: &async_graphql::ParseRequestError) -> bool {
 
 /// GraphiQL, from assets embedded in the binary (`assets/graphiql/`).
 async fn graphiql(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    match crate::assets::find("graphiql/index.html") {
-        Some(page) if app.graphiql => page.response(&headers),
-        _ => (StatusCode::NOT_FOUND, "GraphiQL is disabled").into_response(),
-    }
+    page(&app, "graphiql/index.html", &headers)
 }
 
 /// The execution explorer (`assets/explorer/`), on with GraphiQL.
 async fn explorer(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    match crate::assets::find("explorer/index.html") {
-        Some(page) if app.graphiql => page.response(&headers),
-        _ => (StatusCode::NOT_FOUND, "the explorer is disabled").into_response(),
+    page(&app, "explorer/index.html", &headers)
+}
+
+/// A page of ours; both are off with `EXECSTORE_GRAPHIQL=false`.
+fn page(app: &App, asset: &str, headers: &HeaderMap) -> Response {
+    match crate::assets::find(asset) {
+        Some(page) if app.graphiql => page.response(headers),
+        _ => (StatusCode::NOT_FOUND, "the browser pages are disabled").into_response(),
     }
 }
 
