@@ -74,6 +74,10 @@ async fn introspection_and_graphiql_can_be_disabled(backend: Backend) {
         .raw(Request::get("/graphql").body(Body::empty()).unwrap())
         .await;
     assert_eq!(status, 404);
+    let (status, _) = api
+        .raw(Request::get("/explorer").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, 404, "the explorer is off with GraphiQL");
     api.ok("{ execution(id: \"a\") { id } }", json!({})).await;
 }
 
