@@ -102,19 +102,6 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// Only a shared secret (or open mode).
-    pub fn new(secret: Option<&str>) -> Self {
-        Self::from_sources(&KeySources {
-            secret,
-            ..KeySources::default()
-        })
-        .unwrap_or_else(|_| Self {
-            keys: Vec::new(),
-            issuer: None,
-            audience: None,
-        })
-    }
-
     /// Every configured key, or why one cannot be used.
     pub fn from_sources(sources: &KeySources) -> Result<Self, String> {
         let mut keys = Vec::new();
