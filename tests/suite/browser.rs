@@ -142,14 +142,14 @@ impl Chromium {
             .count()
     }
 
-    pub fn outside_requests(&self) -> Vec<String> {
-        self.outside.lock().unwrap().clone()
-    }
-
-    pub async fn close(mut self) {
+    /// Closes the browser, then fails the test if any page tried to reach a
+    /// host other than 127.0.0.1.
+    pub async fn close_with_nothing_sent_outside(mut self) {
+        let outside = self.outside.lock().unwrap().clone();
         let _ = self.browser.close().await;
         let _ = self.browser.wait().await;
         self.handler.abort();
+        assert!(outside.is_empty(), "requests left 127.0.0.1: {outside:?}");
     }
 }
 
