@@ -30,6 +30,18 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// A page from rows read with `LIMIT first + 1`: the extra row only
+    /// tells that there is a next page.
+    fn cut(mut items: Vec<T>, first: i64, after_cursor: bool) -> Self {
+        let has_next_page = items.len() as i64 > first;
+        items.truncate(first as usize);
+        Page {
+            items,
+            has_next_page,
+            has_previous_page: after_cursor,
+        }
+    }
+
     fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),
@@ -128,14 +140,8 @@ impl ExecutionStore {
         }
         let limit = sql.bind(first + 1);
         sql.push(&format!(" ORDER BY created_at DESC, id DESC LIMIT {limit}"));
-        let mut items = Self::query_executions(&self.db, sql).await?;
-        let has_next_page = items.len() as i64 > first;
-        items.truncate(first as usize);
-        Ok(Page {
-            items,
-            has_next_page,
-            has_previous_page: after.is_some(),
-        })
+        let items = Self::query_executions(&self.db, sql).await?;
+        Ok(Page::cut(items, first, after.is_some()))
     }
 
     /// `getRootExecutions`: depth-0 executions of a flow, newest first, each
@@ -222,14 +228,11 @@ impl ExecutionStore {
             }
         };
         sql.push(&text);
-        let mut items = Self::query_executions(&self.db, sql).await?;
-        let has_next_page = items.len() as i64 > first;
-        items.truncate(first as usize);
-        let page = Page {
-            items,
-            has_next_page,
-            has_previous_page: after.is_some(),
-        };
+        let page = Page::cut(
+            Self::query_executions(&self.db, sql).await?,
+            first,
+            after.is_some(),
+        );
         if page.items.is_empty() {
             return Ok(page.map(|execution| RootExecution {
                 execution,
