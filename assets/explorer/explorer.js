@@ -161,7 +161,8 @@ function remember(data, parentId) {
   return node;
 }
 
-const nested = (levels) => (levels === 0 ? '' : `children(first: 1) { ${NODE} ${nested(levels - 1)} }`);
+/// `children(first: per) { NODE children(first: per) { … } }`, `depth` deep.
+const nested = (depth, per) => (depth === 0 ? '' : `children(first: ${per}) { ${NODE} ${nested(depth - 1, per)} }`);
 
 async function openTree(id) {
   for (const tr of document.querySelectorAll('#run-rows tr')) tr.classList.toggle('open', tr.dataset.id === id);
@@ -201,7 +202,7 @@ async function expand(node) {
 }
 
 async function openChain(node) {
-  const data = await gql(`query($id: ID!) { execution(id: $id) { ${NODE} ${nested(CHAIN_LEVELS)} } }`, { id: node.id });
+  const data = await gql(`query($id: ID!) { execution(id: $id) { ${NODE} ${nested(CHAIN_LEVELS, 1)} } }`, { id: node.id });
   let at = data.execution;
   let current = node;
   while (at && current.data.childCount === 1 && at.children && at.children.length === 1) {
@@ -230,8 +231,6 @@ async function loadMore(parentId) {
   render();
 }
 
-const levels = (n) => (n === 0 ? '' : `children(first: ${CHILDREN}) { ${NODE} ${levels(n - 1)} }`);
-
 /// Opens every level below the run, EXPAND_LEVELS deep, in one request
 /// (each parent's first CHILDREN children; "N more" rows for the rest).
 async function expandLevels() {
@@ -239,7 +238,7 @@ async function expandLevels() {
   if (!root) return;
   const started = performance.now();
   try {
-    const data = await gql(`query($id: ID!) { execution(id: $id) { ${NODE} ${levels(EXPAND_LEVELS)} } }`, { id: root.id });
+    const data = await gql(`query($id: ID!) { execution(id: $id) { ${NODE} ${nested(EXPAND_LEVELS, CHILDREN)} } }`, { id: root.id });
     window.explorer.expandAnsweredInMs = performance.now() - started;
     const walk = (at, parentId) => {
       const node = remember(at, parentId);
