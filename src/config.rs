@@ -8,7 +8,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::auth::{Authenticator, KeySources};
 use crate::graphql::SchemaLimits;
-use crate::store::{DbOptions, SqliteSync};
+use crate::store::{DbOptions, JanitorSettings, SqliteSync};
 
 #[derive(Parser, Debug)]
 #[command(name = "execstore", version, about = "GraphQL execution store")]
@@ -103,6 +103,14 @@ pub struct Config {
     /// Log lines as `text` or `json` (one JSON object per line).
     #[arg(long, env = "EXECSTORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// How long the event log keeps events: a subscriber may resume from a
+    /// cursor this old (`executionEvents(after:)`); older ones get
+    /// EVENTS_EXPIRED. A duration: `90m`, `24h`, `30d`.
+    #[arg(long, env = "EXECSTORE_EVENT_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub event_retention: Duration,
+    /// How often the janitor prunes what is past its retention.
+    #[arg(long, env = "EXECSTORE_JANITOR_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub janitor_interval: Duration,
     /// Serve GraphiQL on GET /graphql.
     #[arg(long, env = "EXECSTORE_GRAPHIQL", default_value_t = true, action = ArgAction::Set)]
     pub graphiql: bool,
@@ -134,6 +142,13 @@ impl Config {
             max_depth: self.max_depth,
             max_complexity: self.max_complexity,
             introspection: self.introspection,
+        }
+    }
+
+    pub fn janitor(&self) -> JanitorSettings {
+        JanitorSettings {
+            interval: self.janitor_interval.max(Duration::from_millis(100)),
+            event_retention: self.event_retention,
         }
     }
 

@@ -103,6 +103,7 @@ async fn serve(config: execstore::config::Config) -> Result<(), String> {
         .relay_events_across_processes(&config.database_url)
         .await
         .map_err(|e| format!("cannot listen for other processes' events: {e}"))?;
+    store.spawn_janitor(config.janitor());
     tokio::spawn(give_memory_back_when_idle());
     if let Some(addr) = config.metrics_bind {
         let listener = tokio::net::TcpListener::bind(addr)

@@ -3,15 +3,15 @@
 //! Every metric is named here, once; the rest of the code calls these
 //! functions. Counters and histograms go through the `metrics` facade (a
 //! no-op until [`install`] sets the Prometheus recorder); gauges that are a
-//! reading of the present (pool, queue depth) are read at scrape time.
+//! reading of the present (pool, queue depth, event log) are taken by the
+//! scrape handler and handed to [`render`] as plain numbers. This module
+//! depends on nothing of ours: everyone may call it, it calls no one.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-
-use crate::store::ExecutionStore;
 
 pub const REQUESTS: &str = "execstore_graphql_requests_total";
 pub const REQUEST_SECONDS: &str = "execstore_graphql_request_duration_seconds";
@@ -21,13 +21,19 @@ pub const HTTP_RESPONSES: &str = "execstore_http_responses_total";
 pub const CLAIMS: &str = "execstore_claims_total";
 pub const HANDED_OUT: &str = "execstore_claim_next_executions_total";
 pub const SUBSCRIPTIONS: &str = "execstore_subscriptions_live";
-pub const EVENTS: &str = "execstore_events_published_total";
 pub const POOL_SIZE: &str = "execstore_db_pool_connections";
 pub const POOL_IN_USE: &str = "execstore_db_pool_connections_in_use";
 pub const POOL_MAX: &str = "execstore_db_pool_connections_max";
 pub const QUEUE_DEPTH: &str = "execstore_queue_claimable";
 pub const QUEUE_DEPTH_BY_FLOW: &str = "execstore_queue_claimable_by_flow";
 pub const QUEUE_DEPTH_CAPPED: &str = "execstore_queue_claimable_capped";
+pub const EVENTS_READ: &str = "execstore_events_read_total";
+pub const EVENT_REPLAYS: &str = "execstore_event_replays_total";
+pub const EVENT_LOG_SIZE: &str = "execstore_event_log_events";
+pub const EVENT_LOG_OLDEST: &str = "execstore_event_log_oldest_age_seconds";
+pub const EVENT_SUBSCRIBERS: &str = "execstore_event_subscribers";
+pub const EVENT_SLOWEST: &str = "execstore_event_slowest_subscriber_backlog";
+pub const EVENTS_PRUNED: &str = "execstore_event_log_pruned_total";
 
 /// Queue depth is counted up to this many claimable executions (one
 /// bounded read of the claimable index per scrape), over at most
@@ -79,9 +85,27 @@ fn describe() {
     describe_counter!(HANDED_OUT, "executions handed out by claimNextExecutions");
     describe_gauge!(SUBSCRIPTIONS, "live executionEvents subscriptions");
     describe_counter!(
-        EVENTS,
-        "execution events published (create, update, delete)"
+        EVENTS_READ,
+        "events read from the event log by this process's live reader"
     );
+    describe_counter!(
+        EVENT_REPLAYS,
+        "subscribers that read the log to resume from a cursor or to catch up"
+    );
+    describe_gauge!(
+        EVENT_LOG_SIZE,
+        "events retained in the event log (the span of their sequence numbers)"
+    );
+    describe_gauge!(EVENT_LOG_OLDEST, "age of the oldest retained event");
+    describe_gauge!(
+        EVENT_SUBSCRIBERS,
+        "subscribers following events live in this process"
+    );
+    describe_gauge!(
+        EVENT_SLOWEST,
+        "events waiting for the slowest live subscriber (at the queue's size it goes back to the log)"
+    );
+    describe_counter!(EVENTS_PRUNED, "events deleted from the log by the janitor");
     describe_gauge!(POOL_SIZE, "database connections open in the pool");
     describe_gauge!(POOL_IN_USE, "database connections lent out");
     describe_gauge!(POOL_MAX, "the pool's configured maximum");
@@ -131,8 +155,16 @@ pub fn handed_out(n: usize) {
     counter!(HANDED_OUT).increment(n as u64);
 }
 
-pub fn event_published() {
-    counter!(EVENTS).increment(1);
+pub fn events_read(n: usize) {
+    counter!(EVENTS_READ).increment(n as u64);
+}
+
+pub fn event_replay() {
+    counter!(EVENT_REPLAYS).increment(1);
+}
+
+pub fn events_pruned(n: u64) {
+    counter!(EVENTS_PRUNED).increment(n);
 }
 
 /// Counts a live subscription for as long as it is held.
@@ -151,33 +183,54 @@ impl Drop for LiveSubscription {
     }
 }
 
-/// The text a scrape answers: readings of the present first (pool, queue
-/// depth), then everything recorded.
-pub async fn render(store: &ExecutionStore) -> String {
+/// Readings of the present, taken by the scrape handler.
+#[derive(Clone, Debug, Default)]
+pub struct Readings {
+    pub pool_size: u32,
+    pub pool_idle: u32,
+    pub pool_max: u32,
+    /// Claimable executions counted up to [`QUEUE_BOUND`], and by flow
+    /// (the fullest); `None` when the database did not answer.
+    pub queue: Option<(i64, Vec<(String, i64)>)>,
+    /// Events retained, and the age of the oldest in seconds.
+    pub event_log: Option<(i64, Option<f64>)>,
+    /// Live subscribers, and the most events one of them has waiting.
+    pub subscribers: (usize, usize),
+}
+
+/// The text a scrape answers: the readings first, then everything recorded.
+pub fn render(readings: Readings) -> String {
     let Some(handle) = install() else {
         return String::new();
     };
-    let pool = store.pool_stats();
-    gauge!(POOL_SIZE).set(f64::from(pool.size));
-    gauge!(POOL_IN_USE).set(f64::from(pool.size.saturating_sub(pool.idle)));
-    gauge!(POOL_MAX).set(f64::from(pool.max));
-    if let Ok(depth) = store.queue_depth(QUEUE_BOUND, QUEUE_FLOWS).await {
-        gauge!(QUEUE_DEPTH).set(depth.total as f64);
-        gauge!(QUEUE_DEPTH_CAPPED).set(if depth.total >= QUEUE_BOUND { 1.0 } else { 0.0 });
+    gauge!(POOL_SIZE).set(f64::from(readings.pool_size));
+    gauge!(POOL_IN_USE).set(f64::from(
+        readings.pool_size.saturating_sub(readings.pool_idle),
+    ));
+    gauge!(POOL_MAX).set(f64::from(readings.pool_max));
+    if let Some((total, by_flow)) = readings.queue {
+        gauge!(QUEUE_DEPTH).set(total as f64);
+        gauge!(QUEUE_DEPTH_CAPPED).set(if total >= QUEUE_BOUND { 1.0 } else { 0.0 });
         // A flow shown by the last scrape and absent now has drained (or
         // fell out of the fullest): it reads 0 rather than its old depth.
         static SHOWN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-        let now: Vec<String> = depth.by_flow.iter().map(|(f, _)| f.clone()).collect();
+        let now: Vec<String> = by_flow.iter().map(|(f, _)| f.clone()).collect();
         if let Ok(mut shown) = SHOWN.lock() {
             for gone in shown.iter().filter(|f| !now.contains(f)) {
                 gauge!(QUEUE_DEPTH_BY_FLOW, "flow_id" => gone.clone()).set(0.0);
             }
             *shown = now;
         }
-        for (flow, n) in depth.by_flow {
+        for (flow, n) in by_flow {
             gauge!(QUEUE_DEPTH_BY_FLOW, "flow_id" => flow).set(n as f64);
         }
     }
+    if let Some((events, oldest)) = readings.event_log {
+        gauge!(EVENT_LOG_SIZE).set(events as f64);
+        gauge!(EVENT_LOG_OLDEST).set(oldest.unwrap_or(0.0));
+    }
+    gauge!(EVENT_SUBSCRIBERS).set(readings.subscribers.0 as f64);
+    gauge!(EVENT_SLOWEST).set(readings.subscribers.1 as f64);
     handle.run_upkeep();
     handle.render()
 }

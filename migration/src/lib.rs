@@ -8,6 +8,7 @@ mod m20261125_000001_create_tables;
 mod m20261125_000002_created_queue_by_flow;
 mod m20261125_000003_claimable_queue;
 mod m20261125_000004_roots_by_status;
+mod m20261126_000005_event_log;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_created_queue_by_flow::Migration),
             Box::new(m20261125_000003_claimable_queue::Migration),
             Box::new(m20261125_000004_roots_by_status::Migration),
+            Box::new(m20261126_000005_event_log::Migration),
         ]
     }
 }

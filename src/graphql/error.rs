@@ -16,6 +16,8 @@ pub mod code {
     pub const INTERNAL: &str = "INTERNAL";
     /// The request would load more executions than its budget allows.
     pub const BUDGET_EXCEEDED: &str = "BUDGET_EXCEEDED";
+    /// A subscription's `after` cursor is older than the event log retains.
+    pub const EVENTS_EXPIRED: &str = "EVENTS_EXPIRED";
 }
 
 pub fn coded(code: &'static str, message: impl Into<String>) -> Error {
@@ -42,6 +44,7 @@ impl From<StoreError> for GqlError {
             StoreError::Forbidden(_) => coded(code::FORBIDDEN, err.to_string()),
             StoreError::Conflict(_) => coded(code::CONFLICT, err.to_string()),
             StoreError::TooManyRows { .. } => coded(code::BUDGET_EXCEEDED, err.to_string()),
+            StoreError::EventsExpired => coded(code::EVENTS_EXPIRED, err.to_string()),
             StoreError::Unavailable(ref cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 coded(code::UNAVAILABLE, "the database is unavailable; try again")

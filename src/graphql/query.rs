@@ -268,6 +268,13 @@ impl QueryRoot {
         Ok(Execution::level(rows))
     }
 
+    /// The event log's position now, as an `executionEvents(after:)` cursor.
+    /// Take it before loading a tree, subscribe with it after: every change
+    /// made in between is delivered (some may repeat what the load saw).
+    async fn event_cursor(&self, ctx: &Context<'_>) -> GqlResult<String> {
+        Ok(store(ctx)?.event_cursor().await.gql()?.encode())
+    }
+
     /// Recoveries of an execution, newest first.
     async fn recovery_history(
         &self,

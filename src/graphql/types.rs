@@ -185,6 +185,13 @@ impl Execution {
             .collect()
     }
 
+    /// A row shared with others (an event's execution, handed to every
+    /// subscriber of its root).
+    pub fn shared(row: Arc<store::Execution>) -> Execution {
+        let level = Level::of([&row]);
+        Execution { row, level }
+    }
+
     pub fn single(row: store::Execution) -> Execution {
         let row = Arc::new(row);
         let level = Level::of([&row]);
@@ -619,6 +626,11 @@ pub enum ExecutionEventKind {
 pub struct ExecutionEvent {
     pub kind: ExecutionEventKind,
     pub execution_id: ID,
-    /// The execution after the change; null for DELETED.
+    /// This event's place in the log: pass it as `executionEvents(after:)`
+    /// to resume right after it.
+    pub cursor: String,
+    /// The execution as it is when the event is delivered (at least as new
+    /// as the change); null for DELETED, and when it was deleted since (its
+    /// DELETED event follows).
     pub execution: Option<Execution>,
 }

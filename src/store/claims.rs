@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, TransactionTrait};
 
-use super::events::{EventKind, ExecutionEvent};
 use super::sql::{json_list, PerKey, Sql};
 use super::{
     limits, now, validate, Claim, ClaimStatus, Execution, ExecutionStatus, ExecutionStore, Scope,
@@ -124,8 +123,7 @@ impl ExecutionStore {
                 rejection: Some(rejection),
             });
         };
-        self.events
-            .publish(ExecutionEvent::changed(EventKind::Updated, execution));
+        self.events.changed(&execution);
         crate::metrics::claim("acquired");
         Ok(ClaimOutcome {
             claim: Some(claim),
@@ -350,11 +348,8 @@ impl ExecutionStore {
         }
         claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         crate::metrics::handed_out(claimed.len());
-        for execution in &claimed {
-            self.events.publish(ExecutionEvent::changed(
-                EventKind::Updated,
-                execution.clone(),
-            ));
+        if !claimed.is_empty() {
+            self.events.committed();
         }
         Ok(claimed)
     }
@@ -386,6 +381,7 @@ impl ExecutionStore {
         .rows_affected();
         if returned > 0 {
             self.events.signal_work();
+            self.events.committed();
         }
         Ok(returned)
     }
@@ -598,10 +594,7 @@ impl ExecutionStore {
             .await?;
         match row {
             Some(execution) => {
-                self.events.publish(ExecutionEvent::changed(
-                    EventKind::Updated,
-                    execution.clone(),
-                ));
+                self.events.changed(&execution);
                 Ok(execution)
             }
             None => match self.rejection(&finish.execution_id).await? {
@@ -620,8 +613,7 @@ impl ExecutionStore {
     fn published(&self, row: Option<Execution>) -> bool {
         match row {
             Some(execution) => {
-                self.events
-                    .publish(ExecutionEvent::changed(EventKind::Updated, execution));
+                self.events.changed(&execution);
                 true
             }
             None => false,
@@ -691,30 +683,11 @@ impl ExecutionStore {
         let at = sql.bind(now());
         sql.push(&at).push(" RETURNING execution_id");
         let rows = self.db.query_all(sql.build(self.backend())).await?;
-        let ids = rows
-            .iter()
-            .filter_map(|r| r.try_get::<String>("", "execution_id").ok())
-            .collect::<Vec<_>>();
-        self.publish_claim_change(&ids).await;
+        if !rows.is_empty() {
+            // Each expiry was logged by a trigger, in this statement.
+            self.events.committed();
+        }
         Ok(rows.len() as u64)
-    }
-
-    /// A claim row changed without the execution row changing: subscribers
-    /// still hear of it, as an update of the execution. Skipped (no query)
-    /// when nobody listens.
-    async fn publish_claim_change(&self, execution_ids: &[String]) {
-        if execution_ids.is_empty() || !self.events.has_subscribers() {
-            return;
-        }
-        match self.get_many(execution_ids, &Scope::All).await {
-            Ok(executions) => {
-                for execution in executions {
-                    self.events
-                        .publish(ExecutionEvent::changed(EventKind::Updated, execution));
-                }
-            }
-            Err(err) => tracing::warn!(error = %err, "could not load executions for claim events"),
-        }
     }
 
     /// `getActiveClaims`: live claims (active and not past expiry).

@@ -18,6 +18,10 @@ pub enum StoreError {
     Forbidden(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A subscriber's cursor is older than what the event log retains:
+    /// events after it may be gone.
+    #[error("the events after this cursor are no longer retained: reload, then subscribe without `after`")]
+    EventsExpired,
     /// The request's row budget (`EXECSTORE_MAX_NODES`) would be exceeded.
     #[error("this request would load more than {limit} executions")]
     TooManyRows { limit: i64 },

@@ -6,7 +6,6 @@ use sea_orm::{
 };
 
 use super::error::is_foreign_key_violation;
-use super::events::{EventKind, ExecutionEvent};
 use super::sql::{PerKey, Sql};
 use super::{
     now, truncate_micros, validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreError,
@@ -220,14 +219,7 @@ impl ExecutionStore {
                 "execution {id} exists and belongs to another owner"
             ))
         })?;
-        // A fresh insert carries this call's timestamp as created_at.
-        let kind = if execution.created_at == now {
-            EventKind::Created
-        } else {
-            EventKind::Updated
-        };
-        self.events
-            .publish(ExecutionEvent::changed(kind, execution.clone()));
+        self.events.changed(&execution);
         Ok(execution)
     }
 
@@ -266,18 +258,23 @@ impl ExecutionStore {
     pub async fn delete(&self, id: &str, scope: &Scope) -> StoreResult<bool> {
         validate::id("id", id)?;
         let txn = self.begin_write().await?;
+        // The subtree's DELETED events, parents first, in the deleting
+        // transaction (the cascade below fires no trigger of ours).
         let mut sql =
             Sql::new("WITH RECURSIVE subtree(id) AS (SELECT id FROM executions WHERE id = ");
         let p = sql.bind(id.to_owned());
         sql.push(&p).scope("owner_id", scope).push(
             " UNION ALL SELECT e.id FROM executions e JOIN subtree s ON e.parent_execution_id = s.id) \
-             SELECT e.id, e.root_execution_id, e.owner_id FROM executions e JOIN subtree s ON s.id = e.id \
+             INSERT INTO execution_events (root_execution_id, execution_id, owner_id, kind) \
+             SELECT e.root_execution_id, e.id, e.owner_id, 'deleted' \
+             FROM executions e JOIN subtree s ON s.id = e.id \
              ORDER BY e.execution_depth, e.created_at, e.id",
         );
-        let doomed = DeletedRow::find_by_statement(sql.build(self.backend()))
-            .all(&txn)
-            .await?;
-        if doomed.is_empty() {
+        let logged = txn
+            .execute(sql.build(self.backend()))
+            .await?
+            .rows_affected();
+        if logged == 0 {
             txn.rollback().await?;
             return Ok(false);
         }
@@ -288,13 +285,7 @@ impl ExecutionStore {
         sql.push(&p);
         txn.execute(sql.build(self.backend())).await?;
         txn.commit().await?;
-        for row in doomed {
-            self.events.publish(ExecutionEvent::deleted(
-                row.id,
-                row.root_execution_id,
-                row.owner_id,
-            ));
-        }
+        self.events.committed();
         Ok(true)
     }
 
@@ -356,10 +347,7 @@ impl ExecutionStore {
         let execution = Self::query_execution(&self.db, sql)
             .await?
             .ok_or_else(|| StoreError::not_found("execution", &update.execution_id))?;
-        self.events.publish(ExecutionEvent::changed(
-            EventKind::Updated,
-            execution.clone(),
-        ));
+        self.events.changed(&execution);
         Ok(execution)
     }
 
@@ -391,8 +379,7 @@ impl ExecutionStore {
         let updated = Self::query_execution(&self.db, sql).await?;
         Ok(match updated {
             Some(execution) => {
-                self.events
-                    .publish(ExecutionEvent::changed(EventKind::Updated, execution));
+                self.events.changed(&execution);
                 true
             }
             None => false,
@@ -413,13 +400,6 @@ impl ExecutionStore {
             .push(" ORDER BY created_at, id");
         Self::query_executions(&self.db, sql).await
     }
-}
-
-#[derive(FromQueryResult)]
-struct DeletedRow {
-    id: String,
-    root_execution_id: String,
-    owner_id: String,
 }
 
 fn unknown_parent(parent_id: &str) -> StoreError {

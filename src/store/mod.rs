@@ -9,9 +9,11 @@
 mod claims;
 pub mod cursor;
 mod error;
+mod event_log;
 pub mod events;
 mod executions;
 mod feeds;
+mod janitor;
 mod recovery;
 mod sql;
 mod stats;
@@ -24,9 +26,10 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
 pub use claims::{ClaimOutcome, ClaimRejection, Finish};
 pub use cursor::Cursor;
 pub use error::{StoreError, StoreResult};
-pub use events::{EventBus, EventKind, ExecutionEvent};
+pub use events::{EventBus, EventKind, EventLogStats, LoggedEvent, Position};
 pub use executions::{CreateExecution, StatusUpdate};
 pub use feeds::{ChildWindow, ExecutionStats, Page, RootExecution, RootFilter, TreeNode};
+pub use janitor::{JanitorReport, JanitorSettings, PRUNE_BATCH};
 pub use recovery::NewRecovery;
 pub use stats::{PoolStats, QueueDepth};
 

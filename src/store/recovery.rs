@@ -73,7 +73,11 @@ impl ExecutionStore {
             .one(&self.db)
             .await
         {
-            Ok(Some(row)) => Ok(row),
+            Ok(Some(row)) => {
+                // Logged as an update of the execution, by a trigger.
+                self.events.committed();
+                Ok(row)
+            }
             Ok(None) => Err(StoreError::not_found("execution", &input.execution_id)),
             Err(e) if is_foreign_key_violation(&e) => {
                 Err(StoreError::not_found("execution", &input.execution_id))

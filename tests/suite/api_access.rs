@@ -385,7 +385,40 @@ async fn identity_provider_tokens(backend: Backend) {
     assert!(err.contains("cannot read"), "{err}");
 }
 
+/// `/metrics` names every owner's flows in its labels: on the API's address,
+/// with tokens configured, only an admin token reads it.
+async fn metrics_need_an_admin_token(backend: Backend) {
+    use axum::body::Body;
+    use axum::http::Request;
+    let mut api = secured(backend).await;
+    api.token = Some(token("ops", Role::Admin, 60));
+    crate::api_support::create(&api, "payroll-acme-corp", None).await;
+    let scrape = |token: Option<String>| {
+        let mut request = Request::get("/metrics");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        api.raw(request.body(Body::empty()).unwrap())
+    };
+    let (status, body) = scrape(None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("flow_id"), "{body}");
+    assert!(body.contains("UNAUTHENTICATED"), "{body}");
+    let (status, _) = scrape(Some("garbage".into())).await;
+    assert_eq!(status, 401);
+    for role in [Role::User, Role::Worker] {
+        let (status, body) = scrape(Some(token("alice", role, 60))).await;
+        assert_eq!(status, 403, "{role:?}: {body}");
+        assert!(body.contains("FORBIDDEN"), "{body}");
+        assert!(!body.contains("flow_id"), "{body}");
+    }
+    let (status, body) = scrape(Some(token("ops", Role::Admin, 60))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("execstore_queue_claimable"), "{body}");
+}
+
 crate::both_backends!(
+    metrics_need_an_admin_token,
     bad_tokens_are_unauthenticated,
     users_see_only_their_own,
     identity_provider_tokens

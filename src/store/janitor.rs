@@ -1,0 +1,62 @@
+//! The janitor: a background task that keeps what only grows in bounds.
+//! Each round prunes the event log past its retention, in small batches
+//! (one short transaction each, so no lock is held for long); on PostgreSQL
+//! one process at a time does it (the others skip the round).
+
+use std::time::Duration;
+
+use super::{ExecutionStore, StoreResult};
+
+/// Events deleted per transaction.
+pub const PRUNE_BATCH: i64 = 1000;
+
+#[derive(Clone, Debug)]
+pub struct JanitorSettings {
+    /// Time between rounds.
+    pub interval: Duration,
+    /// Events older than this are pruned from the log.
+    pub event_retention: Duration,
+}
+
+/// What one round did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JanitorReport {
+    pub events_pruned: u64,
+}
+
+impl ExecutionStore {
+    /// One round, now.
+    pub async fn janitor_round(&self, settings: &JanitorSettings) -> StoreResult<JanitorReport> {
+        let retention = i64::try_from(settings.event_retention.as_millis()).unwrap_or(i64::MAX);
+        let horizon_ms = chrono::Utc::now()
+            .timestamp_millis()
+            .saturating_sub(retention);
+        let events_pruned = self.prune_event_log(horizon_ms, PRUNE_BATCH).await?;
+        crate::metrics::events_pruned(events_pruned);
+        Ok(JanitorReport { events_pruned })
+    }
+
+    /// Runs a round every `settings.interval`, for as long as the process.
+    pub fn spawn_janitor(&self, settings: JanitorSettings) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(settings.interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match store.janitor_round(&settings).await {
+                    Ok(report) if report.events_pruned > 0 => {
+                        tracing::info!(
+                            events = report.events_pruned,
+                            "janitor pruned the event log"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "janitor round failed; next round retries")
+                    }
+                }
+            }
+        })
+    }
+}
