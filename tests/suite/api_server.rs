@@ -145,15 +145,11 @@ async fn subscription_streams_tree_events(backend: Backend) {
         "subscription { executionEvents(rootExecutionId: \"root\") { kind executionId execution { status } } }",
     )
     .await;
-    create(&api, "other-child", Some("elsewhere")).await;
-    create(&api, "kid", Some("root")).await;
-    api.ok("mutation { claimExecution(executionId: \"kid\", workerId: \"w\", timeoutMs: 1000) { acquired } }", json!({})).await;
-    api.ok("mutation { updateExecutionStatus(input: {executionId: \"kid\", status: COMPLETED}) { id } }", json!({})).await;
-    api.ok("mutation { deleteExecution(id: \"kid\") }", json!({}))
-        .await;
+    // Each change is made once the previous one's event arrived: an event
+    // carries the execution as it is when delivered, so this pins each one.
     let mut got = Vec::new();
-    while got.len() < 4 {
-        let message = next_json(&mut ws).await;
+    let mut expect_next = async |ws: &mut Ws| {
+        let message = next_json(ws).await;
         assert_eq!(message["type"], "next", "{message}");
         let event = &message["payload"]["data"]["executionEvents"];
         got.push((
@@ -161,7 +157,17 @@ async fn subscription_streams_tree_events(backend: Backend) {
             event["executionId"].as_str().unwrap().to_owned(),
             event["execution"]["status"].clone(),
         ));
-    }
+    };
+    create(&api, "other-child", Some("elsewhere")).await;
+    create(&api, "kid", Some("root")).await;
+    expect_next(&mut ws).await;
+    api.ok("mutation { claimExecution(executionId: \"kid\", workerId: \"w\", timeoutMs: 1000) { acquired } }", json!({})).await;
+    expect_next(&mut ws).await;
+    api.ok("mutation { updateExecutionStatus(input: {executionId: \"kid\", status: COMPLETED}) { id } }", json!({})).await;
+    expect_next(&mut ws).await;
+    api.ok("mutation { deleteExecution(id: \"kid\") }", json!({}))
+        .await;
+    expect_next(&mut ws).await;
     assert_eq!(
         got,
         vec![
@@ -242,8 +248,90 @@ crate::both_backends!(
     health_ready_graphiql_and_sdl,
     concurrent_claimers_over_http,
     subscription_streams_tree_events,
+    subscription_resumes_from_a_cursor,
     user_subscription_sees_only_own_events,
 );
+
+/// Over graphql-transport-ws: `after` resumes right after an event's
+/// cursor (what was missed, then live); a cursor taken from `eventCursor`
+/// before writes replays them; a pruned cursor ends the stream with
+/// EVENTS_EXPIRED; a malformed one is BAD_USER_INPUT.
+async fn subscription_resumes_from_a_cursor(backend: Backend) {
+    let api = Api::new(backend).await;
+    create(&api, "root", None).await;
+    let start = api.ok("{ eventCursor }", json!({})).await["eventCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    create(&api, "kid1", Some("root")).await;
+    create(&api, "kid2", Some("root")).await;
+    let addr = api.serve().await;
+    let query = |after: &str| {
+        format!("subscription {{ executionEvents(rootExecutionId: \"root\", after: \"{after}\") {{ kind executionId cursor execution {{ id }} }} }}")
+    };
+    let event = |message: &Value| {
+        assert_eq!(message["type"], "next", "{message}");
+        message["payload"]["data"]["executionEvents"].clone()
+    };
+    // With `after` nothing is missed whenever the server registers the
+    // subscriber (what came before is replayed): no need to wait for it.
+    let open = async |query: String| {
+        let mut ws = ws_connect(addr).await;
+        let init = json!({"type": "connection_init", "payload": {}});
+        ws.send(Message::text(init.to_string())).await.unwrap();
+        assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
+        let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": query}});
+        ws.send(Message::text(subscribe.to_string())).await.unwrap();
+        ws
+    };
+    let mut ws = open(query(&start)).await;
+    let first = event(&next_json(&mut ws).await);
+    assert_eq!(
+        (first["kind"].as_str(), first["executionId"].as_str()),
+        (Some("CREATED"), Some("kid1"))
+    );
+    assert_eq!(first["execution"]["id"], "kid1");
+    let second = event(&next_json(&mut ws).await);
+    assert_eq!(second["executionId"], "kid2");
+    drop(ws);
+
+    // Resume after kid1: kid2 again (it is after that cursor), then live.
+    let cursor = first["cursor"].as_str().unwrap();
+    let mut ws = open(query(cursor)).await;
+    assert_eq!(event(&next_json(&mut ws).await)["executionId"], "kid2");
+    create(&api, "kid3", Some("root")).await;
+    let third = event(&next_json(&mut ws).await);
+    assert_eq!(third["executionId"], "kid3");
+    assert_ne!(third["cursor"], second["cursor"]);
+    drop(ws);
+
+    // Everything so far pruned: the old cursor is refused, coded.
+    let pruned = api
+        .store
+        .prune_event_log(i64::MAX, execstore::store::PRUNE_BATCH)
+        .await
+        .unwrap();
+    assert!(pruned >= 3, "{pruned}");
+    let mut ws = open(query(&start)).await;
+    let message = next_json(&mut ws).await;
+    assert_eq!(
+        message["payload"]["errors"][0]["extensions"]["code"], "EVENTS_EXPIRED",
+        "{message}"
+    );
+    assert_eq!(next_json(&mut ws).await["type"], "complete");
+
+    let mut ws = open(query("not-a-cursor")).await;
+    let message = next_json(&mut ws).await;
+    let errors = if message["payload"].is_array() {
+        message["payload"].clone()
+    } else {
+        message["payload"]["errors"].clone()
+    };
+    assert_eq!(
+        errors[0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{message}"
+    );
+}
 
 /// A `user` subscriber authenticates in connection_init and sees only its own
 /// executions' events, deletions included, even inside its own tree.
