@@ -33,7 +33,8 @@ const session = {
   set token(t) { sessionStorage.setItem('execstore.token', t); },
 };
 /// Requests sent, for the page's own tests and for the curious.
-window.explorer = { requests: 0 };
+// What the browser tests read: requests sent, events applied (kind:id:cursor).
+window.explorer = { requests: 0, events: [] };
 
 class AuthNeeded extends Error {}
 
@@ -98,6 +99,9 @@ const state = {
   flow: '', after: null,
   rootId: null, nodes: new Map(), expanded: new Set(), selected: null,
   rows: [], socket: null, pending: [],
+  // The last event applied (or the log's position before the tree was
+  // loaded): the live view resumes from it after any disconnect.
+  cursor: null, retry: null, attempt: 0,
 };
 
 const ROOTS = `query($flow: ID!, $first: Int, $after: String, $status: [ExecutionStatus!], $from: DateTime, $before: DateTime) {
@@ -168,7 +172,11 @@ async function openTree(id) {
   for (const tr of document.querySelectorAll('#run-rows tr')) tr.classList.toggle('open', tr.dataset.id === id);
   state.rootId = id; state.nodes = new Map(); state.expanded = new Set(); state.selected = id;
   $('tree-title').textContent = id;
+  closeLive();
   try {
+    // Taken before the tree is read: subscribing after it, nothing written
+    // in between can be missed.
+    state.cursor = (await gql('{ eventCursor }')).eventCursor;
     const data = await gql(`query($id: ID!, $n: Int) { execution(id: $id) { ${NODE} children(first: $n) { ${NODE} } } }`, { id, n: CHILDREN });
     if (!data.execution) { say(`No execution ${id} (or not yours).`, true); render(); return; }
     say('');
@@ -446,9 +454,30 @@ async function showDetails(id) {
 // ---- live ------------------------------------------------------------------------
 
 function reconnectLive() {
+  closeLive();
+  state.attempt = 0;
+  if (state.rootId) connectLive();
+}
+
+function closeLive() {
+  clearTimeout(state.retry);
   if (state.socket) { state.socket.onclose = null; state.socket.close(); state.socket = null; }
-  $('live').hidden = true;
-  if (!state.rootId) return;
+  showLive(null);
+}
+
+function showLive(text) {
+  const badge = $('live');
+  badge.hidden = !text;
+  badge.textContent = text || '';
+  badge.classList.toggle('reconnecting', text !== '● live');
+}
+
+/// Follows the open run's events from `state.cursor`. A closed socket (a
+/// restart, a deploy, a sleeping tab, a proxy's idle timeout) retries with
+/// backoff and resumes from the last event applied: nothing missed, nothing
+/// twice. EVENTS_EXPIRED (away longer than the server keeps events) reloads
+/// the tree.
+function connectLive() {
   const root = state.nodes.get(state.rootId);
   const treeRoot = root ? root.data.rootExecutionId || state.rootId : state.rootId;
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
@@ -461,24 +490,44 @@ function reconnectLive() {
       socket.send(JSON.stringify({ id: 'tree', type: 'subscribe', payload: {
         // No childCount: a created execution has none, an update does not
         // change it, and leaving it out spares the server a count per event.
-        query: `subscription($root: ID!) { executionEvents(rootExecutionId: $root) { kind executionId execution { ${NODE_FIELDS} } } }`,
-        variables: { root: treeRoot },
+        query: `subscription($root: ID!, $after: String) { executionEvents(rootExecutionId: $root, after: $after) { kind executionId cursor execution { ${NODE_FIELDS} } } }`,
+        variables: { root: treeRoot, after: state.cursor },
       } }));
-      $('live').hidden = false;
+      state.attempt = 0;
+      showLive('● live');
     } else if (m.type === 'next' && m.payload.data) {
-      state.pending.push(m.payload.data.executionEvents);
+      const event = m.payload.data.executionEvents;
+      state.cursor = event.cursor;
+      state.pending.push(event);
       if (state.pending.length === 1) requestAnimationFrame(applyEvents);
+    } else if ((m.type === 'next' && m.payload.errors) || m.type === 'error') {
+      const errors = m.payload.errors || m.payload;
+      if (errors.some((e) => e.extensions && e.extensions.code === 'EVENTS_EXPIRED')) {
+        say('Away longer than the server keeps events: the tree was reloaded.');
+        openTree(state.rootId);
+      } else {
+        say(`Live updates stopped: ${errors[0].message}`, true);
+        closeLive();
+      }
     } else if (m.type === 'ping') {
       socket.send(JSON.stringify({ type: 'pong' }));
     }
   };
-  socket.onclose = () => { $('live').hidden = true; };
+  socket.onclose = () => {
+    if (state.socket !== socket) return;
+    state.socket = null;
+    showLive('reconnecting…');
+    const delay = Math.min(10000, 250 * 2 ** state.attempt);
+    state.attempt += 1;
+    state.retry = setTimeout(connectLive, delay);
+  };
 }
 
 /// Applies every event that arrived since the last frame, then draws once.
 function applyEvents() {
   const events = state.pending; state.pending = [];
-  for (const { kind, executionId, execution } of events) {
+  for (const { kind, executionId, execution, cursor } of events) {
+    window.explorer.events.push(`${kind}:${executionId}:${cursor}`);
     const known = state.nodes.get(executionId);
     if (kind === 'DELETED') {
       if (!known) continue;

@@ -132,3 +132,46 @@ pub async fn create(api: &Api, id: &str, parent: Option<&str>) -> Value {
         json!({ "id": id, "flowId": "flow-1", "ownerId": "owner-1", "parentExecutionId": parent });
     api.ok(CREATE, json!({ "input": input })).await["createExecution"].clone()
 }
+
+/// A loopback TCP proxy: stopping it drops every connection through it and
+/// closes its port, as a server that went down would; starting another on
+/// the same address brings "the server" back.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub async fn start(listen: SocketAddr, upstream: SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut accepting = stopped.clone();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((mut client, _)) = accepted else { break };
+                        let mut stopped = stopped.clone();
+                        tokio::spawn(async move {
+                            let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                                return;
+                            };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = stopped.changed() => {}
+                            }
+                        });
+                    }
+                    _ = accepting.changed() => break,
+                }
+            }
+        });
+        Proxy { addr, stop }
+    }
+
+    /// Drops every connection and closes the port.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}

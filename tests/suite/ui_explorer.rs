@@ -453,7 +453,101 @@ async fn explorer_keeps_up_with_large_trees(backend: Backend) {
     chromium.close_with_nothing_sent_outside().await;
 }
 
+/// The server goes away while a run is open, changes are made meanwhile,
+/// and a new server process on the same database comes back at the same
+/// address: the page says it is reconnecting, resumes from its last event,
+/// and shows every change made while it was down, none missing, none twice.
+async fn explorer_reconnects_and_resumes(backend: Backend) {
+    use crate::api_support::Proxy;
+    let api = Api::new(backend).await;
+    seed(&api).await;
+    let first_server = api.serve().await;
+    let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), first_server).await;
+    let addr = proxy.addr;
+    let chromium = Chromium::launch().await;
+    let page = chromium
+        .open(&format!("http://{addr}/explorer?execution=run-1"))
+        .await;
+    let live = "document.getElementById('live')";
+    wait_until(
+        &page,
+        &format!("{} && {live}.innerText === '● live'", row("run-1.c")),
+        Duration::from_secs(20),
+    )
+    .await;
+
+    proxy.stop();
+    wait_until(
+        &page,
+        &format!("!{live}.hidden && {live}.innerText === 'reconnecting…'"),
+        Duration::from_secs(10),
+    )
+    .await;
+    for id in ["run-1.x", "run-1.y", "run-1.z"] {
+        execution(&api, id, Some("run-1"), "alice", "RUNNING").await;
+    }
+    api.ok(
+        "mutation { updateExecutionStatus(input: { executionId: \"run-1.c\", status: COMPLETED }) { id } }",
+        json!({}),
+    )
+    .await;
+    api.ok("mutation { deleteExecution(id: \"run-1.b\") }", json!({}))
+        .await;
+
+    // Another server process (its own event reader) on the same database.
+    let store = execstore::store::ExecutionStore::new(api.t.db.clone());
+    let router = execstore::http::router(store, &Config::defaults()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let second_server = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.ok() });
+    let _back = Proxy::start(addr, second_server).await;
+
+    wait_until(
+        &page,
+        &format!(
+            "{} && {} && {} && !{} && {}.querySelector('.badge').innerText === 'completed' && {live}.innerText === '● live'",
+            row("run-1.x"),
+            row("run-1.y"),
+            row("run-1.z"),
+            row("run-1.b"),
+            row("run-1.c"),
+        ),
+        Duration::from_secs(30),
+    )
+    .await;
+    let events: Vec<String> = eval(&page, "window.explorer.events").await;
+    let mut cursors: Vec<&str> = events.iter().filter_map(|e| e.rsplit(':').next()).collect();
+    cursors.sort();
+    cursors.dedup();
+    assert_eq!(cursors.len(), events.len(), "no event twice: {events:?}");
+    for expected in [
+        "CREATED:run-1.x",
+        "CREATED:run-1.y",
+        "CREATED:run-1.z",
+        "UPDATED:run-1.c",
+        "DELETED:run-1.b",
+    ] {
+        let n = events
+            .iter()
+            .filter(|e| e.starts_with(&format!("{expected}:")))
+            .count();
+        assert_eq!(n, 1, "{expected} once: {events:?}");
+    }
+    let rows: Vec<String> = eval(
+        &page,
+        "[...document.querySelectorAll('#tree .row[data-id]')].map(r => r.dataset.id)",
+    )
+    .await;
+    let mut unique = rows.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), rows.len(), "each row once: {rows:?}");
+    screenshot(&page, &format!("explorer-reconnected-{backend:?}")).await;
+    chromium.close_with_nothing_sent_outside().await;
+}
+
 crate::both_backends!(
+    explorer_reconnects_and_resumes,
     explorer_shows_trees_live,
     explorer_asks_for_a_token,
     explorer_keeps_up_with_large_trees
