@@ -43,7 +43,7 @@ impl Chromium {
         assert!(
             std::path::Path::new(&executable).exists(),
             "the browser tests need Chromium at {executable}: `apt-get install chromium` \
-             (bash .ci/run installs it), or set EXECSTORE_CHROMIUM"
+             (scripts/test.sh installs it), or set EXECSTORE_CHROMIUM"
         );
         let profile = tempfile::tempdir().unwrap();
         let config = BrowserConfig::builder()
