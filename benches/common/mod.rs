@@ -372,3 +372,20 @@ pub async fn claim_by_id(
     }
     (median_run(&es), median(floor))
 }
+
+/// Replaces (or appends) this bench's section of BENCHMARKS.md.
+pub fn write_section(name: &str, text: &str) {
+    let path = Path::new(ROOT).join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let (start, end) = (
+        format!("<!-- bench:{name} -->"),
+        format!("<!-- /bench:{name} -->"),
+    );
+    let block = format!("{start}\n{text}\n*reproduce*: `cargo bench --bench {name}`\n{end}");
+    let new = match (old.find(&start), old.find(&end)) {
+        (Some(a), Some(b)) if b > a => format!("{}{block}{}", &old[..a], &old[b + end.len()..]),
+        _ => format!("{}\n{block}\n", old.trim_end()),
+    };
+    std::fs::write(&path, new).expect("write BENCHMARKS.md");
+    println!("wrote its section of {}", path.display());
+}

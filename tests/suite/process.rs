@@ -211,7 +211,7 @@ async fn sigterm_drains_in_flight_requests(backend: Backend) {
     // The server has the request (its trace span started) but not all of the body.
     server.wait_for_log("started processing request", Duration::from_secs(10));
     server.signal("-TERM");
-    server.wait_for_log("shutdown signal received", Duration::from_secs(10));
+    server.wait_for_log("shutdown signal received", Duration::from_secs(30));
     stream.write_all(tail.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
