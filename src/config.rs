@@ -108,6 +108,11 @@ pub struct Config {
     /// EVENTS_EXPIRED. A duration: `90m`, `24h`, `30d`.
     #[arg(long, env = "EXECSTORE_EVENT_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
     pub event_retention: Duration,
+    /// Delete whole finished runs (a terminal root finished longer ago than
+    /// this, nothing in its tree still to do or claimed). Unset keeps every
+    /// run. A duration: `30d`, `90d`.
+    #[arg(long, env = "EXECSTORE_RUN_RETENTION", value_parser = humantime::parse_duration)]
+    pub run_retention: Option<Duration>,
     /// How often the janitor prunes what is past its retention.
     #[arg(long, env = "EXECSTORE_JANITOR_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub janitor_interval: Duration,
@@ -149,6 +154,7 @@ impl Config {
         JanitorSettings {
             interval: self.janitor_interval.max(Duration::from_millis(100)),
             event_retention: self.event_retention,
+            run_retention: self.run_retention,
         }
     }
 

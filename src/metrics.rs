@@ -34,6 +34,8 @@ pub const EVENT_LOG_OLDEST: &str = "execstore_event_log_oldest_age_seconds";
 pub const EVENT_SUBSCRIBERS: &str = "execstore_event_subscribers";
 pub const EVENT_SLOWEST: &str = "execstore_event_slowest_subscriber_backlog";
 pub const EVENTS_PRUNED: &str = "execstore_event_log_pruned_total";
+pub const RUNS_DELETED: &str = "execstore_retention_runs_deleted_total";
+pub const EXECUTIONS_DELETED: &str = "execstore_retention_executions_deleted_total";
 
 /// Queue depth is counted up to this many claimable executions (one
 /// bounded read of the claimable index per scrape), over at most
@@ -106,6 +108,11 @@ fn describe() {
         "events waiting for the slowest live subscriber (at the queue's size it goes back to the log)"
     );
     describe_counter!(EVENTS_PRUNED, "events deleted from the log by the janitor");
+    describe_counter!(RUNS_DELETED, "finished runs deleted by run retention");
+    describe_counter!(
+        EXECUTIONS_DELETED,
+        "executions deleted by run retention (the runs' whole trees)"
+    );
     describe_gauge!(POOL_SIZE, "database connections open in the pool");
     describe_gauge!(POOL_IN_USE, "database connections lent out");
     describe_gauge!(POOL_MAX, "the pool's configured maximum");
@@ -165,6 +172,11 @@ pub fn event_replay() {
 
 pub fn events_pruned(n: u64) {
     counter!(EVENTS_PRUNED).increment(n);
+}
+
+pub fn runs_deleted(runs: u64, executions: u64) {
+    counter!(RUNS_DELETED).increment(runs);
+    counter!(EXECUTIONS_DELETED).increment(executions);
 }
 
 /// Counts a live subscription for as long as it is held.

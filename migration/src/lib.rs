@@ -9,6 +9,7 @@ mod m20261125_000002_created_queue_by_flow;
 mod m20261125_000003_claimable_queue;
 mod m20261125_000004_roots_by_status;
 mod m20261126_000005_event_log;
+mod m20261126_000006_finished_roots;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_claimable_queue::Migration),
             Box::new(m20261125_000004_roots_by_status::Migration),
             Box::new(m20261126_000005_event_log::Migration),
+            Box::new(m20261126_000006_finished_roots::Migration),
         ]
     }
 }

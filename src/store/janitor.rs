@@ -1,7 +1,8 @@
 //! The janitor: a background task that keeps what only grows in bounds.
-//! Each round prunes the event log past its retention, in small batches
-//! (one short transaction each, so no lock is held for long); on PostgreSQL
-//! one process at a time does it (the others skip the round).
+//! Each round prunes the event log past its retention and, when run
+//! retention is set, deletes finished runs past theirs; both in small
+//! batches (one short transaction each, so no lock is held for long); on
+//! PostgreSQL one process at a time does each (the others skip the round).
 
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use super::{ExecutionStore, StoreResult};
 
 /// Events deleted per transaction.
 pub const PRUNE_BATCH: i64 = 1000;
+/// Finished runs deleted per transaction.
+pub const RUNS_BATCH: i64 = 100;
 
 #[derive(Clone, Debug)]
 pub struct JanitorSettings {
@@ -16,12 +19,16 @@ pub struct JanitorSettings {
     pub interval: Duration,
     /// Events older than this are pruned from the log.
     pub event_retention: Duration,
+    /// Finished runs older than this are deleted; None keeps every run.
+    pub run_retention: Option<Duration>,
 }
 
 /// What one round did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JanitorReport {
     pub events_pruned: u64,
+    pub runs_deleted: u64,
+    pub executions_deleted: u64,
 }
 
 impl ExecutionStore {
@@ -33,7 +40,21 @@ impl ExecutionStore {
             .saturating_sub(retention);
         let events_pruned = self.prune_event_log(horizon_ms, PRUNE_BATCH).await?;
         crate::metrics::events_pruned(events_pruned);
-        Ok(JanitorReport { events_pruned })
+        let mut report = JanitorReport {
+            events_pruned,
+            ..JanitorReport::default()
+        };
+        if let Some(keep) = settings.run_retention {
+            let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+            let horizon = super::now()
+                .checked_sub_signed(keep)
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+            let deleted = self.delete_finished_runs(horizon, RUNS_BATCH).await?;
+            crate::metrics::runs_deleted(deleted.runs, deleted.executions);
+            report.runs_deleted = deleted.runs;
+            report.executions_deleted = deleted.executions;
+        }
+        Ok(report)
     }
 
     /// Runs a round every `settings.interval`, for as long as the process.

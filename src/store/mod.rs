@@ -15,6 +15,7 @@ mod executions;
 mod feeds;
 mod janitor;
 mod recovery;
+mod retention;
 mod sql;
 mod stats;
 
@@ -31,6 +32,7 @@ pub use executions::{CreateExecution, StatusUpdate};
 pub use feeds::{ChildWindow, ExecutionStats, Page, RootExecution, RootFilter, TreeNode};
 pub use janitor::{JanitorReport, JanitorSettings, PRUNE_BATCH};
 pub use recovery::NewRecovery;
+pub use retention::RunsDeleted;
 pub use stats::{PoolStats, QueueDepth};
 
 pub use entity::execution::Model as Execution;

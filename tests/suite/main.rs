@@ -20,5 +20,6 @@ mod store_feeds;
 mod store_plans;
 mod store_queue;
 mod store_recovery;
+mod store_retention;
 mod ui_explorer;
 mod ui_graphiql;

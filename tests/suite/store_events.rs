@@ -314,6 +314,7 @@ async fn expired_cursor_is_refused(backend: Backend) {
     let keep = execstore::store::JanitorSettings {
         interval: Duration::from_secs(60),
         event_retention: Duration::from_secs(3600),
+        run_retention: None,
     };
     assert_eq!(store.janitor_round(&keep).await.unwrap().events_pruned, 0);
     // Both events read: both are readable, so the janitor sees them too.
