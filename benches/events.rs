@@ -9,8 +9,10 @@
 //! - write cost: `createExecution` throughput with the event log against the
 //!   same server with the log's triggers switched off, both backends.
 //!
-//!     cargo bench --bench events              # full run, rewrites its section of BENCHMARKS.md
-//!     cargo bench --bench events -- --smoke   # tiny sizes, prints only
+//! ```text
+//! cargo bench --bench events              # full run, rewrites its section of BENCHMARKS.md
+//! cargo bench --bench events -- --smoke   # tiny sizes, prints only
+//! ```
 //!
 //! Every load loop is bounded (a deadline and a count) and talks only to
 //! 127.0.0.1.
@@ -62,6 +64,9 @@ const SMOKE: Sizes = Sizes {
 };
 
 const SECTION: &str = "events";
+
+/// Per execution id: which subscription received its event, and when.
+type Receipts = Arc<Mutex<HashMap<String, Vec<(usize, Instant)>>>>;
 const CREATE: &str = "mutation($i: CreateExecutionInput!) { createExecution(input: $i) { id } }";
 
 fn main() {
@@ -88,11 +93,11 @@ async fn run(sizes: Sizes, smoke: bool) -> String {
     let pid = server.child.id();
     let ws_url = api.replace("http://", "ws://") + "/ws";
     let mut out = String::from("## Live events (`cargo bench --bench events`)\n\n");
-    out.push_str(&format!(
+    out.push_str(
         "One run, release server, 2 cores shared by the server, PostgreSQL 15 and the load; \
          latencies measured from the start of the writing request to the subscriber's receipt \
-         (commit to receipt is at most that).\n\n"
-    ));
+         (commit to receipt is at most that).\n\n",
+    );
 
     // ---- fan-out
     step("fan-out: roots and subscriptions");
@@ -106,7 +111,7 @@ async fn run(sizes: Sizes, smoke: bool) -> String {
         ),
     )
     .await;
-    let receipts: Arc<Mutex<HashMap<String, Vec<(usize, Instant)>>>> = Arc::default();
+    let receipts: Receipts = Arc::default();
     let mut readers = Vec::new();
     for c in 0..sizes.connections {
         let roots: Vec<usize> = (0..sizes.per_connection)

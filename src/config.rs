@@ -36,6 +36,15 @@ pub struct Config {
         default_value = "sqlite://execstore.db?mode=rwc"
     )]
     pub database_url: String,
+    /// PostgreSQL standbys (streaming replicas) that queries read from,
+    /// comma-separated; writes, claims, the queue and events stay on
+    /// DATABASE_URL.
+    #[arg(long, env = "DATABASE_READ_URL", value_delimiter = ',')]
+    pub database_read_url: Vec<String>,
+    /// A standby whose replay is further behind the primary than this is
+    /// not read from until it catches up. A duration: `500ms`, `2s`.
+    #[arg(long, env = "EXECSTORE_MAX_REPLICA_LAG", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub max_replica_lag: Duration,
     /// Address to listen on.
     #[arg(long, env = "EXECSTORE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,

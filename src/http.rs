@@ -26,7 +26,7 @@ use crate::graphql::budget::RowBudget;
 use crate::graphql::error::code;
 use crate::graphql::fast_tree::FastPath;
 use crate::graphql::{build_schema, AppSchema, Loaders};
-use crate::store::ExecutionStore;
+use crate::store::{ExecutionStore, ReadRoute};
 
 pub struct App {
     pub schema: AppSchema,
@@ -53,15 +53,68 @@ impl App {
 
     /// Per-request data: who asks, DataLoaders scoped to them, and the
     /// request's row budget.
-    fn request_data(&self, request: Request, viewer: &Viewer) -> Request {
+    /// `store` is the one this request reads through (the primary, or a
+    /// standby chosen for it); resolvers and loaders find it in the data.
+    fn request_data(&self, request: Request, viewer: &Viewer, store: &ExecutionStore) -> Request {
         let budget = RowBudget::new(self.max_nodes);
-        let loaders = Loaders::new(&self.store, &viewer.scope(), Some(budget.clone()));
+        let loaders = Loaders::new(store, &viewer.scope(), Some(budget.clone()));
         request
+            .data(store.clone())
             .data(viewer.clone())
             .data(loaders)
             .data(budget)
             .data(self.fast_path)
     }
+}
+
+/// The header that carries a consistency token (read-your-writes).
+pub const CONSISTENCY_HEADER: &str = "x-execstore-consistency";
+
+/// True when every operation of the batch is a query (so it may read from a
+/// standby). Anything that does not parse goes to the primary, where it
+/// fails as usual.
+fn only_queries(batch: &BatchRequest) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let is_query = |request: &Request| {
+        let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+            return false;
+        };
+        let ty = match (&document.operations, &request.operation_name) {
+            (DocumentOperations::Single(op), _) => Some(op.node.ty),
+            (DocumentOperations::Multiple(ops), Some(name)) => {
+                ops.get(name.as_str()).map(|op| op.node.ty)
+            }
+            (DocumentOperations::Multiple(_), None) => None,
+        };
+        ty == Some(OperationType::Query)
+    };
+    match batch {
+        BatchRequest::Single(request) => is_query(request),
+        BatchRequest::Batch(requests) => requests.iter().all(is_query),
+    }
+}
+
+/// A copy of the request as the client sent it (to run it again elsewhere).
+fn resend(request: &Request) -> Request {
+    let mut copy = Request::new(request.query.clone()).variables(request.variables.clone());
+    copy.operation_name.clone_from(&request.operation_name);
+    copy
+}
+
+fn failed_on_the_database(response: &async_graphql::BatchResponse) -> bool {
+    let errors: Vec<&async_graphql::ServerError> = match response {
+        async_graphql::BatchResponse::Single(r) => r.errors.iter().collect(),
+        async_graphql::BatchResponse::Batch(rs) => rs.iter().flat_map(|r| &r.errors).collect(),
+    };
+    errors.iter().any(|e| {
+        e.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|c| {
+                *c == async_graphql::Value::from(code::UNAVAILABLE)
+                    || *c == async_graphql::Value::from(code::INTERNAL)
+            })
+    })
 }
 
 /// The whole HTTP surface; fails only when the configured key files cannot
@@ -253,9 +306,8 @@ async fn graphql_post(
                 .into_response();
         }
     };
-    let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(app.request_data(request, &viewer)),
-        BatchRequest::Batch(requests) if requests.len() > app.max_batch => {
+    if let BatchRequest::Batch(requests) = &batch {
+        if requests.len() > app.max_batch {
             let message = format!(
                 "a batch may hold at most {} operations, this one has {}",
                 app.max_batch,
@@ -267,15 +319,89 @@ async fn graphql_post(
             )
                 .into_response();
         }
+    }
+    let Some(standbys) = app.store.standbys() else {
+        return GraphQLResponse(execute(&app, batch, &viewer, &app.store).await).into_response();
+    };
+    let token = match headers.get(CONSISTENCY_HEADER) {
+        None => None,
+        Some(value) => match value.to_str().ok().and_then(crate::store::decode_token) {
+            Some(token) => Some(token),
+            None => {
+                let message = format!("malformed {CONSISTENCY_HEADER} header: send back the token a mutation returned");
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(error_body(code::BAD_USER_INPUT, &message)),
+                )
+                    .into_response();
+            }
+        },
+    };
+    if !only_queries(&batch) {
+        // Mutations (and the rest) run on the primary; the answer carries
+        // the token a later query sends back to read its own writes.
+        let mut response = execute(&app, batch, &viewer, &app.store).await;
+        let token = standbys.token().await.map(crate::store::encode_token);
+        if let Some(token) = &token {
+            let value = async_graphql::Value::String(token.clone());
+            match &mut response {
+                async_graphql::BatchResponse::Single(r) => {
+                    r.extensions.insert("consistency".into(), value);
+                }
+                async_graphql::BatchResponse::Batch(rs) => {
+                    for r in rs {
+                        r.extensions.insert("consistency".into(), value.clone());
+                    }
+                }
+            }
+        }
+        let mut response = GraphQLResponse(response).into_response();
+        if let Some(value) = token.and_then(|t| axum::http::HeaderValue::from_str(&t).ok()) {
+            response.headers_mut().insert(CONSISTENCY_HEADER, value);
+        }
+        return response;
+    }
+    let (route, standby) = standbys.route(token).await;
+    let Some(standby) = standby else {
+        crate::metrics::read_routed(route.label());
+        return GraphQLResponse(execute(&app, batch, &viewer, &app.store).await).into_response();
+    };
+    let again = match &batch {
+        BatchRequest::Single(r) => BatchRequest::Single(resend(r)),
+        BatchRequest::Batch(rs) => BatchRequest::Batch(rs.iter().map(resend).collect()),
+    };
+    let response = execute(&app, batch, &viewer, &app.store.reading_from(standby)).await;
+    if failed_on_the_database(&response) {
+        // The standby failed under us (down, restarting, a conflict with
+        // recovery): the same query again on the primary, no failed request.
+        standbys.mark_failed(&route);
+        crate::metrics::read_routed(ReadRoute::Primary.label());
+        return GraphQLResponse(execute(&app, again, &viewer, &app.store).await).into_response();
+    }
+    crate::metrics::read_routed(route.label());
+    GraphQLResponse(response).into_response()
+}
+
+/// Runs the batch with `store` as the one its queries read through.
+async fn execute(
+    app: &App,
+    batch: BatchRequest,
+    viewer: &Viewer,
+    store: &ExecutionStore,
+) -> async_graphql::BatchResponse {
+    let batch = match batch {
+        BatchRequest::Single(request) => {
+            BatchRequest::Single(app.request_data(request, viewer, store))
+        }
         BatchRequest::Batch(requests) => BatchRequest::Batch(
             requests
                 .into_iter()
-                .map(|r| app.request_data(r, &viewer))
+                .map(|r| app.request_data(r, viewer, store))
                 .collect(),
         ),
     };
     // Codes for async-graphql's own errors are set by graphql::request_hooks.
-    GraphQLResponse(app.schema.execute_batch(batch).await).into_response()
+    app.schema.execute_batch(batch).await
 }
 
 /// A body cut off by `RequestBodyLimitLayer` (no Content-Length to reject

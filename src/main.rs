@@ -98,7 +98,26 @@ async fn serve(config: execstore::config::Config) -> Result<(), String> {
     let db = store::connect(&config.database_url, &config.db_options())
         .await
         .map_err(|e| format!("cannot open the database: {e}"))?;
-    let store = ExecutionStore::new(db);
+    let mut store = ExecutionStore::new(db);
+    let standbys: Vec<String> = config
+        .database_read_url
+        .iter()
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if !standbys.is_empty() {
+        if store.backend() != sea_orm::DbBackend::Postgres {
+            return Err(
+                "DATABASE_READ_URL names PostgreSQL standbys: DATABASE_URL must be PostgreSQL too"
+                    .into(),
+            );
+        }
+        let replicas =
+            store::Standbys::connect(&standbys, &config.db_options(), config.max_replica_lag)
+                .map_err(|e| format!("DATABASE_READ_URL: {e}"))?;
+        tracing::info!(standbys = standbys.len(), "queries read from standbys");
+        store = store.with_standbys(replicas);
+    }
     store
         .relay_events_across_processes(&config.database_url)
         .await

@@ -34,6 +34,10 @@ pub const EVENT_LOG_OLDEST: &str = "execstore_event_log_oldest_age_seconds";
 pub const EVENT_SUBSCRIBERS: &str = "execstore_event_subscribers";
 pub const EVENT_SLOWEST: &str = "execstore_event_slowest_subscriber_backlog";
 pub const EVENTS_PRUNED: &str = "execstore_event_log_pruned_total";
+pub const READS: &str = "execstore_reads_total";
+pub const READ_FALLBACKS: &str = "execstore_read_fallbacks_total";
+pub const STANDBY_LAG: &str = "execstore_standby_lag_seconds";
+pub const STANDBY_UP: &str = "execstore_standby_up";
 pub const RUNS_DELETED: &str = "execstore_retention_runs_deleted_total";
 pub const EXECUTIONS_DELETED: &str = "execstore_retention_executions_deleted_total";
 
@@ -108,6 +112,19 @@ fn describe() {
         "events waiting for the slowest live subscriber (at the queue's size it goes back to the log)"
     );
     describe_counter!(EVENTS_PRUNED, "events deleted from the log by the janitor");
+    describe_counter!(
+        READS,
+        "query requests by where they read: primary, standby-0, standby-1, …"
+    );
+    describe_counter!(
+        READ_FALLBACKS,
+        "query requests sent to the primary although standbys are configured, by reason (lag, down, token, error)"
+    );
+    describe_gauge!(
+        STANDBY_LAG,
+        "how long ago the primary wrote WAL the standby has not replayed (0 when caught up)"
+    );
+    describe_gauge!(STANDBY_UP, "1 when the standby answered its last probe");
     describe_counter!(RUNS_DELETED, "finished runs deleted by run retention");
     describe_counter!(
         EXECUTIONS_DELETED,
@@ -172,6 +189,25 @@ pub fn event_replay() {
 
 pub fn events_pruned(n: u64) {
     counter!(EVENTS_PRUNED).increment(n);
+}
+
+/// A query request read from `target` (primary, standby-N).
+pub fn read_routed(target: String) {
+    counter!(READS, "target" => target).increment(1);
+}
+
+/// A query request went to the primary although standbys are configured.
+pub fn read_fallback(reason: &'static str) {
+    counter!(READ_FALLBACKS, "reason" => reason).increment(1);
+}
+
+/// A standby's lag, or `None` while it does not answer.
+pub fn standby_lag(standby: &str, lag: Option<Duration>) {
+    let label = standby.to_owned();
+    gauge!(STANDBY_UP, "standby" => label.clone()).set(if lag.is_some() { 1.0 } else { 0.0 });
+    if let Some(lag) = lag {
+        gauge!(STANDBY_LAG, "standby" => label).set(lag.as_secs_f64());
+    }
 }
 
 pub fn runs_deleted(runs: u64, executions: u64) {

@@ -698,7 +698,7 @@ impl ExecutionStore {
             .scope("e.owner_id", scope)
             .push(" ORDER BY c.claimed_at, c.execution_id");
         Ok(Claim::find_by_statement(sql.build(self.backend()))
-            .all(&self.db)
+            .all(&self.reads)
             .await?)
     }
 
@@ -738,7 +738,7 @@ impl ExecutionStore {
             },
         );
         Ok(Claim::find_by_statement(sql.build(self.backend()))
-            .all(&self.db)
+            .all(&self.reads)
             .await?
             .into_iter()
             .map(|c| (c.execution_id.clone(), c))

@@ -308,7 +308,7 @@ impl ExecutionStore {
         ids.sort();
         ids.dedup();
         let mut rows: HashMap<String, Arc<Execution>> = self
-            .get_many(&ids, &Scope::All)
+            .get_many_on(&self.db, &ids, &Scope::All)
             .await?
             .into_iter()
             .map(|e| (e.id.clone(), Arc::new(e)))

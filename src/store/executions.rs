@@ -229,11 +229,22 @@ impl ExecutionStore {
         let mut sql = Sql::new("SELECT * FROM executions WHERE id = ");
         let p = sql.bind(id.to_owned());
         sql.push(&p).scope("owner_id", scope);
-        Self::query_execution(&self.db, sql).await
+        Self::query_execution(&self.reads, sql).await
     }
 
     /// Many executions by id in one statement (the parent/root DataLoader).
     pub async fn get_many(&self, ids: &[String], scope: &Scope) -> StoreResult<Vec<Execution>> {
+        self.get_many_on(&self.reads, ids, scope).await
+    }
+
+    /// `get_many` on a given connection (the event reader reads the primary:
+    /// an event's row must be at least as new as the event).
+    pub(crate) async fn get_many_on(
+        &self,
+        connection: &sea_orm::DatabaseConnection,
+        ids: &[String],
+        scope: &Scope,
+    ) -> StoreResult<Vec<Execution>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -250,7 +261,7 @@ impl ExecutionStore {
                 limit: None,
             },
         );
-        Self::query_executions(&self.db, sql).await
+        Self::query_executions(connection, sql).await
     }
 
     /// `delete`: removes the execution and its whole subtree, with their
@@ -398,7 +409,7 @@ impl ExecutionStore {
         sql.push(&p)
             .scope("owner_id", scope)
             .push(" ORDER BY created_at, id");
-        Self::query_executions(&self.db, sql).await
+        Self::query_executions(&self.reads, sql).await
     }
 }
 

@@ -140,7 +140,7 @@ impl ExecutionStore {
         }
         let limit = sql.bind(first + 1);
         sql.push(&format!(" ORDER BY created_at DESC, id DESC LIMIT {limit}"));
-        let items = Self::query_executions(&self.db, sql).await?;
+        let items = Self::query_executions(&self.reads, sql).await?;
         Ok(Page::cut(items, first, after.is_some()))
     }
 
@@ -229,7 +229,7 @@ impl ExecutionStore {
         };
         sql.push(&text);
         let page = Page::cut(
-            Self::query_executions(&self.db, sql).await?,
+            Self::query_executions(&self.reads, sql).await?,
             first,
             after.is_some(),
         );
@@ -254,7 +254,7 @@ impl ExecutionStore {
         ));
         let shapes: HashMap<String, TreeShape> =
             TreeShape::find_by_statement(sql.build(self.backend()))
-                .all(&self.db)
+                .all(&self.reads)
                 .await?
                 .into_iter()
                 .map(|s| (s.id.clone(), s))
@@ -320,7 +320,7 @@ impl ExecutionStore {
              WHERE r.id = {p} AND r.parent_execution_id IS NULL)) t \
              ORDER BY execution_depth, created_at, id"
         ));
-        let rows = Self::query_executions_within(&self.db, sql, max_rows).await?;
+        let rows = Self::query_executions_within(&self.reads, sql, max_rows).await?;
         let base_depth = rows.first().map(|e| e.execution_depth).unwrap_or(0);
         Ok(rows
             .into_iter()
@@ -411,7 +411,7 @@ impl ExecutionStore {
             },
         );
         sql.push(" ORDER BY r.created_at, r.id");
-        let rows = Self::query_executions_within(&self.db, sql, window.max_rows).await?;
+        let rows = Self::query_executions_within(&self.reads, sql, window.max_rows).await?;
         for child in rows {
             if let Some(list) = child
                 .parent_execution_id
@@ -446,7 +446,7 @@ impl ExecutionStore {
             json_keys(self.backend(), &keys)
         ));
         for row in ChildCount::find_by_statement(sql.build(self.backend()))
-            .all(&self.db)
+            .all(&self.reads)
             .await?
         {
             counts.insert(row.id, row.total);
@@ -488,7 +488,7 @@ impl ExecutionStore {
         sql.push(&format!("{p} AND id <> {p}"))
             .scope("owner_id", scope);
         let row = StatsRow::find_by_statement(sql.build(self.backend()))
-            .one(&self.db)
+            .one(&self.reads)
             .await?;
         let Some(row) = row else {
             return Ok(ExecutionStats::default());

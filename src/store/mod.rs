@@ -15,6 +15,7 @@ mod executions;
 mod feeds;
 mod janitor;
 mod recovery;
+mod replicas;
 mod retention;
 mod sql;
 mod stats;
@@ -32,6 +33,7 @@ pub use executions::{CreateExecution, StatusUpdate};
 pub use feeds::{ChildWindow, ExecutionStats, Page, RootExecution, RootFilter, TreeNode};
 pub use janitor::{JanitorReport, JanitorSettings, PRUNE_BATCH};
 pub use recovery::NewRecovery;
+pub use replicas::{decode_token, encode_token, ReadRoute, Standbys};
 pub use retention::RunsDeleted;
 pub use stats::{PoolStats, QueueDepth};
 
@@ -222,11 +224,16 @@ pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 
-/// The execution store. Cheap to clone: the connection is a pool.
+/// The execution store. Cheap to clone: the connections are pools.
 #[derive(Clone)]
 pub struct ExecutionStore {
+    /// The primary: every write, the queue, the event log.
     db: DatabaseConnection,
+    /// Where this store's queries read (trees, feeds, roots, stats): the
+    /// primary, or a standby chosen for one request (`reading_from`).
+    reads: DatabaseConnection,
     events: EventBus,
+    standbys: Option<Standbys>,
 }
 
 impl ExecutionStore {
@@ -235,7 +242,38 @@ impl ExecutionStore {
     }
 
     pub fn with_events(db: DatabaseConnection, events: EventBus) -> Self {
-        Self { db, events }
+        Self {
+            reads: db.clone(),
+            db,
+            events,
+            standbys: None,
+        }
+    }
+
+    /// Adds PostgreSQL standbys that queries may read from (see
+    /// `replicas`); starts watching their lag.
+    pub fn with_standbys(mut self, standbys: Standbys) -> Self {
+        standbys.watch(self.db.clone());
+        self.standbys = Some(standbys);
+        self
+    }
+
+    pub fn standbys(&self) -> Option<&Standbys> {
+        self.standbys.as_ref()
+    }
+
+    /// The same store, its queries reading from `connection` (a standby
+    /// chosen for one request); writes still go to the primary.
+    pub fn reading_from(&self, connection: DatabaseConnection) -> Self {
+        Self {
+            reads: connection,
+            ..self.clone()
+        }
+    }
+
+    /// The same store reading from the primary.
+    pub fn on_primary(&self) -> Self {
+        self.reading_from(self.db.clone())
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

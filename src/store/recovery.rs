@@ -128,7 +128,7 @@ impl ExecutionStore {
         );
         sql.push(" ORDER BY r.recovered_at DESC, r.id DESC");
         for row in Recovery::find_by_statement(sql.build(self.backend()))
-            .all(&self.db)
+            .all(&self.reads)
             .await?
         {
             if let Some(list) = histories.get_mut(&row.execution_id) {

@@ -103,6 +103,67 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// A streaming standby of this cluster (`pg_basebackup -R` over
+    /// loopback), started on a port of its own with the same settings.
+    pub fn start_standby(&self) -> Result<Cluster, String> {
+        let bin = Self::bin_dir();
+        let dir = std::env::temp_dir().join(format!(
+            "{DIR_PREFIX}{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        if self.as_root {
+            chown_postgres(&dir)?;
+        }
+        let data = dir.join("data");
+        let output = as_postgres(self.as_root, &bin.join("pg_basebackup"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                path_str(&data),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+                // Not a spread checkpoint: that waits minutes for nothing.
+                "--checkpoint=fast",
+            ])
+            .output()
+            .map_err(|e| format!("run pg_basebackup: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "pg_basebackup failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let port = free_port()?;
+        let mut args = self.args.clone();
+        for (i, arg) in args.iter_mut().enumerate() {
+            if i > 0 && self.args[i - 1] == "-D" {
+                *arg = path_str(&data).into();
+            } else if i > 0 && self.args[i - 1] == "-p" {
+                *arg = port.to_string();
+            } else if i > 0 && self.args[i - 1] == "-k" {
+                *arg = path_str(&dir).into();
+            }
+        }
+        let standby = Cluster {
+            port,
+            dir,
+            as_root: self.as_root,
+            args,
+            pid: std::sync::Mutex::new(None),
+        };
+        standby.spawn()?;
+        Ok(standby)
+    }
+
     /// Starts the server process (again, after `stop`) and waits until it
     /// accepts connections.
     pub fn spawn(&self) -> Result<(), String> {

@@ -13,6 +13,7 @@ mod fixtures;
 mod fuzz;
 mod harness;
 mod process;
+mod standby;
 mod store_claims;
 mod store_events;
 mod store_executions;
