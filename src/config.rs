@@ -99,6 +99,12 @@ pub struct Config {
     /// lose the last commits on power loss or an OS crash; faster writes).
     #[arg(long, env = "EXECSTORE_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSync::Full)]
     pub sqlite_synchronous: SqliteSync,
+    /// Queries (trees, feeds, the explorer's reads) served at once; more
+    /// wait their turn, so heavy readers cannot starve the workers'
+    /// mutations, which never wait. 0: no bound. Default: one less than the
+    /// cores (at least 1).
+    #[arg(long, env = "EXECSTORE_CONCURRENT_READS")]
+    pub concurrent_reads: Option<usize>,
     /// Database connections in the pool.
     #[arg(long, env = "EXECSTORE_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
@@ -165,6 +171,14 @@ impl Config {
             event_retention: self.event_retention,
             run_retention: self.run_retention,
         }
+    }
+
+    /// The read gate's size (0: unbounded).
+    pub fn concurrent_reads(&self) -> usize {
+        self.concurrent_reads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            cores.saturating_sub(1).max(1)
+        })
     }
 
     pub fn request_timeout(&self) -> Duration {

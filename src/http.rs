@@ -36,6 +36,10 @@ pub struct App {
     pub graphiql: bool,
     pub max_nodes: i64,
     pub fast_path: FastPath,
+    /// Queries run at most this many at a time (None: no bound), so that
+    /// big tree answers cannot take every core and connection from the
+    /// fleet's claims, heartbeats and finishes, which never wait here.
+    pub read_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl App {
@@ -48,6 +52,10 @@ impl App {
             graphiql: config.graphiql,
             max_nodes: config.max_nodes,
             fast_path: FastPath(config.tree_fast_path),
+            read_gate: match config.concurrent_reads() {
+                0 => None,
+                n => Some(Arc::new(tokio::sync::Semaphore::new(n))),
+            },
         })
     }
 
@@ -320,6 +328,14 @@ async fn graphql_post(
                 .into_response();
         }
     }
+    let read_only = only_queries(&batch);
+    // Queries take a turn at the read gate (held until the answer is
+    // serialised); mutations — the fleet's claims, heartbeats, finishes —
+    // never wait here.
+    let _turn = match (&app.read_gate, read_only) {
+        (Some(gate), true) => gate.clone().acquire_owned().await.ok(),
+        _ => None,
+    };
     let Some(standbys) = app.store.standbys() else {
         return GraphQLResponse(execute(&app, batch, &viewer, &app.store).await).into_response();
     };
@@ -337,7 +353,7 @@ async fn graphql_post(
             }
         },
     };
-    if !only_queries(&batch) {
+    if !read_only {
         // Mutations (and the rest) run on the primary; the answer carries
         // the token a later query sends back to read its own writes.
         let mut response = execute(&app, batch, &viewer, &app.store).await;
