@@ -31,7 +31,7 @@ pub use error::{StoreError, StoreResult};
 pub use events::{EventBus, EventKind, EventLogStats, LoggedEvent, Position};
 pub use executions::{CreateExecution, StatusUpdate};
 pub use feeds::{ChildWindow, ExecutionStats, Page, RootExecution, RootFilter, TreeNode};
-pub use janitor::{JanitorReport, JanitorSettings, PRUNE_BATCH};
+pub use janitor::{JanitorReport, JanitorSettings, PRUNE_BATCH, RUNS_BATCH};
 pub use recovery::NewRecovery;
 pub use replicas::{decode_token, encode_token, ReadRoute, Standbys};
 pub use retention::RunsDeleted;
