@@ -61,7 +61,8 @@ const SMOKE: Sizes = Sizes {
 const SECTION: &str = "fleet";
 const CLAIM: &str = "mutation($id: ID!) { claimExecution(executionId: $id, workerId: \"bench\", timeoutMs: 600000) { acquired } }";
 const FEED: &str = "{ childFeed(rootExecutionId: \"tree\", first: 50) { edges { node { id status createdAt } } } }";
-const FIELDS: &str = "id status flowId parentExecutionId executionDepth createdAt startedAt completedAt";
+const FIELDS: &str =
+    "id status flowId parentExecutionId executionDepth createdAt startedAt completedAt";
 
 fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
@@ -125,8 +126,13 @@ async fn run(sizes: Sizes, smoke: bool) -> String {
 
     // ---- heavy readers
     let mut rows = Vec::new();
-    for (label, gate) in [("read gate on (default: cores − 1 = 1)", None), ("read gate off (0)", Some("0"))] {
-        let env: Vec<(&str, &str)> = gate.map(|g| vec![("EXECSTORE_CONCURRENT_READS", g)]).unwrap_or_default();
+    for (label, gate) in [
+        ("read gate on (default: cores − 1 = 1)", None),
+        ("read gate off (0)", Some("0")),
+    ] {
+        let env: Vec<(&str, &str)> = gate
+            .map(|g| vec![("EXECSTORE_CONCURRENT_READS", g)])
+            .unwrap_or_default();
         let (server, api) = start_execstore_with(&binary, &url, &env).await;
         step(&format!("claims alone and under 16 tree readers, {label}"));
         let (mut alone, mut loaded, mut tree_rps) = (Vec::new(), Vec::new(), Vec::new());
@@ -144,8 +150,12 @@ async fn run(sizes: Sizes, smoke: bool) -> String {
         let (alone, loaded) = (median_run(&alone), median_run(&loaded));
         rows.push(format!(
             "| {label} | {:.1} / {:.1} | {:.1} / {:.1} | **{:.2}×** | {:.1} |",
-            alone.p50_ms, alone.p99_ms, loaded.p50_ms, loaded.p99_ms,
-            loaded.p99_ms / alone.p99_ms, median(tree_rps),
+            alone.p50_ms,
+            alone.p99_ms,
+            loaded.p50_ms,
+            loaded.p99_ms,
+            loaded.p99_ms / alone.p99_ms,
+            median(tree_rps),
         ));
     }
     out.push_str(&format!(
@@ -162,10 +172,16 @@ async fn run(sizes: Sizes, smoke: bool) -> String {
     let (server, api) = start_execstore(&binary, &url).await;
     let on_primary = reads(&api, sizes).await;
     drop(server);
-    let (server, api) = start_execstore_with(&binary, &url, &[("DATABASE_READ_URL", &standby_url)]).await;
+    let (server, api) =
+        start_execstore_with(&binary, &url, &[("DATABASE_READ_URL", &standby_url)]).await;
     tokio::time::sleep(Duration::from_millis(500)).await; // the watcher's first probes
     let through_standby = reads(&api, sizes).await;
-    let metrics = reqwest::get(api.replace("/graphql", "/metrics")).await.expect("metrics").text().await.unwrap_or_default();
+    let metrics = reqwest::get(api.replace("/graphql", "/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
     let standby_reads: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("execstore_reads_total{target=\"standby-0\"}"))
@@ -193,9 +209,16 @@ async fn run(sizes: Sizes, smoke: bool) -> String {
         runs
     });
     let purger = ExecutionStore::new(
-        execstore::store::connect(&url, &DbOptions { max_connections: 2, statement_timeout: Duration::from_secs(3600), ..DbOptions::default() })
-            .await
-            .expect("purger connection"),
+        execstore::store::connect(
+            &url,
+            &DbOptions {
+                max_connections: 2,
+                statement_timeout: Duration::from_secs(3600),
+                ..DbOptions::default()
+            },
+        )
+        .await
+        .expect("purger connection"),
     );
     let total = sizes.purge_runs * sizes.purge_run_size;
     let purge = tokio::spawn(async move {
@@ -257,11 +280,21 @@ fn read_flat_out(
         let done = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..conns)
             .map(|_| {
-                let (client, api, query, stop, done) = (client.clone(), api.clone(), query.clone(), stop.clone(), done.clone());
+                let (client, api, query, stop, done) = (
+                    client.clone(),
+                    api.clone(),
+                    query.clone(),
+                    stop.clone(),
+                    done.clone(),
+                );
                 tokio::spawn(async move {
                     let deadline = Instant::now() + Duration::from_secs(300);
                     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                        let answered = client.post(&api).json(&json!({ "query": query })).send().await;
+                        let answered = client
+                            .post(&api)
+                            .json(&json!({ "query": query }))
+                            .send()
+                            .await;
                         if let Ok(response) = answered {
                             let _ = response.bytes().await;
                             done.fetch_add(1, Ordering::SeqCst);
@@ -283,8 +316,30 @@ async fn reads(api: &str, sizes: Sizes) -> (f64, f64) {
     let ok: Accept = Arc::new(|b: &[u8]| !b.windows(8).any(|w| w == b"\"errors\""));
     for _ in 0..sizes.rounds {
         let q = tree_query(sizes.depth);
-        tree.push(drive(api, 1, sizes.seconds, 10_000, Arc::new(move |_| json!({ "query": q })), ok.clone()).await.p50_ms);
-        feed.push(drive(api, 1, sizes.seconds, 100_000, Arc::new(|_| json!({ "query": FEED })), ok.clone()).await.p50_ms);
+        tree.push(
+            drive(
+                api,
+                1,
+                sizes.seconds,
+                10_000,
+                Arc::new(move |_| json!({ "query": q })),
+                ok.clone(),
+            )
+            .await
+            .p50_ms,
+        );
+        feed.push(
+            drive(
+                api,
+                1,
+                sizes.seconds,
+                100_000,
+                Arc::new(|_| json!({ "query": FEED })),
+                ok.clone(),
+            )
+            .await
+            .p50_ms,
+        );
     }
     (median(tree), median(feed))
 }

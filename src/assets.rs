@@ -3,8 +3,6 @@
 //! `assets/graphiql/README.md`) and the execution explorer (ours, plain ES
 //! modules: `assets/explorer/`). Nothing a page of ours loads comes from outside the server.
 
-use std::sync::OnceLock;
-
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +12,6 @@ pub struct Asset {
     pub path: &'static str,
     pub content_type: &'static str,
     pub bytes: &'static [u8],
-    gzipped: OnceLock<Vec<u8>>,
 }
 
 macro_rules! asset {
@@ -23,7 +20,6 @@ macro_rules! asset {
             path: $path,
             content_type: $type,
             bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/", $path)),
-            gzipped: OnceLock::new(),
         }
     };
 }
@@ -66,27 +62,15 @@ pub async fn serve(Path(path): Path<String>, headers: HeaderMap) -> Response {
 }
 
 impl Asset {
-    /// The file, gzipped when the client accepts it.
-    pub fn response(&self, request: &HeaderMap) -> Response {
-        let gzip_ok = request
-            .get(header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-        let mut response = if gzip_ok {
-            let body = self.gzipped.get_or_init(|| gzip(self.bytes)).clone();
-            let mut r = body.into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            r
-        } else {
-            self.bytes.into_response()
-        };
+    /// The file as embedded (no copy). Compression, when the client accepts
+    /// it, is tower-http's layer on these routes (`http::router`).
+    pub fn response(&self, _request: &HeaderMap) -> Response {
+        let mut response = self.bytes.into_response();
         let h = response.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(self.content_type),
         );
-        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         h.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),
@@ -101,12 +85,4 @@ impl Asset {
         );
         response
     }
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(bytes);
-    encoder.finish().unwrap_or_default()
 }

@@ -4,7 +4,6 @@
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::graphql::error::forbidden;
 use crate::store::Scope;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,14 +41,6 @@ impl Viewer {
         match self.role {
             Role::User => Scope::Owner(self.subject.clone()),
             Role::Worker | Role::Admin => Scope::All,
-        }
-    }
-
-    /// Claims, leases, recovery and failure bookkeeping are for workers.
-    pub fn require_worker(&self) -> async_graphql::Result<()> {
-        match self.role {
-            Role::User => Err(forbidden("this operation needs the worker or admin role")),
-            Role::Worker | Role::Admin => Ok(()),
         }
     }
 }

@@ -80,11 +80,16 @@ pub struct Config {
     /// Most operations in one batch request.
     #[arg(long, env = "EXECSTORE_MAX_BATCH", default_value_t = 16)]
     pub max_batch: usize,
+    /// The longest a `claimNextExecutions(waitMs:)` call may wait for work.
+    /// Must be shorter than the request timeout (checked at start), so a
+    /// waiting call answers, empty, before the request times out.
+    #[arg(long, env = "EXECSTORE_MAX_WAIT", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub max_wait: Duration,
     /// Per-request time limit, in milliseconds.
     #[arg(long, env = "EXECSTORE_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
     /// PostgreSQL statement_timeout (SQLite: busy timeout), in milliseconds.
-    #[arg(long, env = "EXECSTORE_STATEMENT_TIMEOUT_MS", default_value_t = 20_000)]
+    #[arg(long, env = "EXECSTORE_STATEMENT_TIMEOUT_MS", default_value_t = crate::store::defaults::STATEMENT_TIMEOUT_MS)]
     pub statement_timeout_ms: u64,
     /// Most executions one request may load in all (trees, children,
     /// feeds, aliases together); a request over it gets BUDGET_EXCEEDED.
@@ -106,7 +111,7 @@ pub struct Config {
     #[arg(long, env = "EXECSTORE_CONCURRENT_READS")]
     pub concurrent_reads: Option<usize>,
     /// Database connections in the pool.
-    #[arg(long, env = "EXECSTORE_POOL_SIZE", default_value_t = 16)]
+    #[arg(long, env = "EXECSTORE_POOL_SIZE", default_value_t = crate::store::defaults::POOL_SIZE)]
     pub pool_size: u32,
     /// Serve introspection queries.
     #[arg(long, env = "EXECSTORE_INTROSPECTION", default_value_t = true, action = ArgAction::Set)]
@@ -162,6 +167,7 @@ impl Config {
             max_depth: self.max_depth,
             max_complexity: self.max_complexity,
             introspection: self.introspection,
+            max_wait_ms: i64::try_from(self.max_wait.as_millis()).unwrap_or(i64::MAX),
         }
     }
 
@@ -211,6 +217,20 @@ impl Config {
             issuer: self.jwt_issuer.as_deref(),
             audience: self.jwt_audience.as_deref(),
         })
+    }
+
+    /// Settings that cannot work together stop the start with the reason.
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_wait >= self.request_timeout() {
+            return Err(format!(
+                "EXECSTORE_MAX_WAIT ({}) must be shorter than the request timeout \
+                 (EXECSTORE_REQUEST_TIMEOUT_MS = {} ms): a waiting claimNextExecutions would time out \
+                 instead of answering",
+                humantime::format_duration(self.max_wait),
+                self.request_timeout_ms
+            ));
+        }
+        self.check_bind()
     }
 
     /// Open mode (no key) is only for loopback unless explicitly allowed.

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -142,14 +143,20 @@ pub fn router(store: ExecutionStore, config: &Config) -> Result<Router, String> 
         router = router.route("/metrics", get(metrics_on_api_address));
     }
     Ok(router
-        .route("/graphql", get(graphiql).merge(graphql))
+        .route(
+            "/graphql",
+            get(graphiql).layer(CompressionLayer::new()).merge(graphql),
+        )
         .route("/graphql/ws", get(graphql_ws))
-        .route("/assets/{*path}", get(crate::assets::serve))
+        .route(
+            "/assets/{*path}",
+            get(crate::assets::serve).layer(CompressionLayer::new()),
+        )
         .route(
             "/",
             get(|| async { axum::response::Redirect::temporary("/explorer") }),
         )
-        .route("/explorer", get(explorer))
+        .route("/explorer", get(explorer).layer(CompressionLayer::new()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
@@ -220,6 +227,12 @@ async fn metrics_response(store: &ExecutionStore) -> Response {
             (log.events, age)
         }),
         subscribers: store.events().subscriber_backlog(),
+        oldest_finished_run: store
+            .oldest_finished_run()
+            .await
+            .ok()
+            .flatten()
+            .map(|at| (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0),
     };
     (
         [(

@@ -89,7 +89,7 @@ async fn run() -> std::process::ExitCode {
 }
 
 async fn serve(config: execstore::config::Config) -> Result<(), String> {
-    config.check_bind()?;
+    config.check()?;
     if config.is_open() {
         tracing::warn!(
             "open mode: no EXECSTORE_JWT_SECRET or public key, every request is treated as admin"

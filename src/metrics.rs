@@ -38,6 +38,7 @@ pub const READS: &str = "execstore_reads_total";
 pub const READ_FALLBACKS: &str = "execstore_read_fallbacks_total";
 pub const STANDBY_LAG: &str = "execstore_standby_lag_seconds";
 pub const STANDBY_UP: &str = "execstore_standby_up";
+pub const OLDEST_FINISHED_RUN: &str = "execstore_retention_oldest_finished_run_age_seconds";
 pub const RUNS_DELETED: &str = "execstore_retention_runs_deleted_total";
 pub const EXECUTIONS_DELETED: &str = "execstore_retention_executions_deleted_total";
 
@@ -125,6 +126,10 @@ fn describe() {
         "how long ago the primary wrote WAL the standby has not replayed (0 when caught up)"
     );
     describe_gauge!(STANDBY_UP, "1 when the standby answered its last probe");
+    describe_gauge!(
+        OLDEST_FINISHED_RUN,
+        "how long ago the oldest finished run still kept finished"
+    );
     describe_counter!(RUNS_DELETED, "finished runs deleted by run retention");
     describe_counter!(
         EXECUTIONS_DELETED,
@@ -244,6 +249,8 @@ pub struct Readings {
     pub event_log: Option<(i64, Option<f64>)>,
     /// Live subscribers, and the most events one of them has waiting.
     pub subscribers: (usize, usize),
+    /// Seconds since the oldest finished run still kept finished.
+    pub oldest_finished_run: Option<f64>,
 }
 
 /// The text a scrape answers: the readings first, then everything recorded.
@@ -276,6 +283,9 @@ pub fn render(readings: Readings) -> String {
     if let Some((events, oldest)) = readings.event_log {
         gauge!(EVENT_LOG_SIZE).set(events as f64);
         gauge!(EVENT_LOG_OLDEST).set(oldest.unwrap_or(0.0));
+    }
+    if let Some(age) = readings.oldest_finished_run {
+        gauge!(OLDEST_FINISHED_RUN).set(age);
     }
     gauge!(EVENT_SUBSCRIBERS).set(readings.subscribers.0 as f64);
     gauge!(EVENT_SLOWEST).set(readings.subscribers.1 as f64);

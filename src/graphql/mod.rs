@@ -3,6 +3,7 @@
 pub mod budget;
 pub mod error;
 pub mod fast_tree;
+pub mod guards;
 pub mod loaders;
 mod mutation;
 mod query;
@@ -23,27 +24,25 @@ pub use subscription::SubscriptionRoot;
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Bounds applied to every operation before it touches the database.
+/// Bounds applied to every operation before it touches the database
+/// (built from the configuration: `Config::schema_limits`).
 #[derive(Clone, Debug)]
 pub struct SchemaLimits {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub introspection: bool,
+    /// The longest `claimNextExecutions(waitMs:)` accepted.
+    pub max_wait_ms: i64,
 }
 
-impl Default for SchemaLimits {
-    fn default() -> Self {
-        Self {
-            max_depth: 32,
-            max_complexity: 5000,
-            introspection: true,
-        }
-    }
-}
+/// `SchemaLimits::max_wait_ms`, as schema data for the resolver.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MaxWaitMs(pub i64);
 
 pub fn build_schema(store: ExecutionStore, limits: &SchemaLimits) -> AppSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(store)
+        .data(MaxWaitMs(limits.max_wait_ms))
         .extension(request_hooks::RequestHooks::default())
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);

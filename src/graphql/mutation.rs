@@ -1,16 +1,13 @@
 use async_graphql::{Context, Object, ID};
 
 use super::error::{bad_input, GqlResult, OrGql};
+use super::guards::WorkersOnly;
 use super::types::{
     ClaimOutcome, CreateExecutionInput, Execution, ExecutionClaim, ExecutionRecovery,
     FinishExecutionInput, RecordRecoveryInput, UpdateExecutionStatusInput,
 };
 use super::{store, viewer};
 use crate::store::{CreateExecution, Finish, NewRecovery, StatusUpdate};
-
-/// The longest a `claimNextExecutions` call may wait for work. Below the
-/// default request timeout (30 s), so a waiting call answers, empty, first.
-pub const MAX_WAIT_MS: i64 = 25_000;
 
 pub struct MutationRoot;
 
@@ -76,6 +73,7 @@ impl MutationRoot {
     }
 
     /// Atomically claims an execution for a worker.
+    #[graphql(guard = "WorkersOnly")]
     async fn claim_execution(
         &self,
         ctx: &Context<'_>,
@@ -83,7 +81,6 @@ impl MutationRoot {
         worker_id: String,
         timeout_ms: i32,
     ) -> GqlResult<ClaimOutcome> {
-        viewer(ctx)?.require_worker()?;
         let outcome = store(ctx)?
             .claim_execution(&execution_id, &worker_id, i64::from(timeout_ms))
             .await
@@ -98,6 +95,7 @@ impl MutationRoot {
     /// Pulls work: claims up to `limit` CREATED executions, oldest first.
     /// With `waitMs`, an empty queue makes the call wait (at most
     /// 25,000 ms) and answer as soon as work appears, instead of polling.
+    #[graphql(guard = "WorkersOnly")]
     async fn claim_next_executions(
         &self,
         ctx: &Context<'_>,
@@ -107,12 +105,18 @@ impl MutationRoot {
         #[graphql(default = 1)] limit: Option<i32>,
         #[graphql(default = 0)] wait_ms: Option<i32>,
     ) -> GqlResult<Vec<Execution>> {
-        viewer(ctx)?.require_worker()?;
         let wait_ms = i64::from(wait_ms.unwrap_or(0));
-        if !(0..=MAX_WAIT_MS).contains(&wait_ms) {
+        // EXECSTORE_MAX_WAIT, which the start checked against the request timeout.
+        let max_wait = ctx
+            .data::<super::MaxWaitMs>()
+            .map_err(|e| {
+                super::error::internal(&format!("schema without max wait: {}", e.message))
+            })?
+            .0;
+        if !(0..=max_wait).contains(&wait_ms) {
             return Err(bad_input(
                 "waitMs",
-                format!("must be between 0 and {MAX_WAIT_MS}"),
+                format!("must be between 0 and {max_wait}"),
             ));
         }
         let claimed = store(ctx)?
@@ -133,12 +137,12 @@ impl MutationRoot {
     /// completedAt, or puts the execution back to CREATED for a retry
     /// (counting the failure), and releases the claim. `CONFLICT` for a
     /// worker that does not hold a live claim (another's, released, lapsed).
+    #[graphql(guard = "WorkersOnly")]
     async fn finish_execution(
         &self,
         ctx: &Context<'_>,
         input: FinishExecutionInput,
     ) -> GqlResult<Execution> {
-        viewer(ctx)?.require_worker()?;
         let finished = store(ctx)?
             .finish_execution(Finish {
                 execution_id: input.execution_id.0,
@@ -154,6 +158,7 @@ impl MutationRoot {
     }
 
     /// Heartbeat: extends the holder's live claim.
+    #[graphql(guard = "WorkersOnly")]
     async fn extend_claim(
         &self,
         ctx: &Context<'_>,
@@ -161,7 +166,6 @@ impl MutationRoot {
         worker_id: String,
         timeout_ms: i32,
     ) -> GqlResult<bool> {
-        viewer(ctx)?.require_worker()?;
         store(ctx)?
             .extend_claim(&execution_id, &worker_id, i64::from(timeout_ms))
             .await
@@ -169,13 +173,13 @@ impl MutationRoot {
     }
 
     /// The holder releases its claim.
+    #[graphql(guard = "WorkersOnly")]
     async fn release_execution(
         &self,
         ctx: &Context<'_>,
         execution_id: ID,
         worker_id: String,
     ) -> GqlResult<bool> {
-        viewer(ctx)?.require_worker()?;
         store(ctx)?
             .release_execution(&execution_id, &worker_id)
             .await
@@ -183,12 +187,13 @@ impl MutationRoot {
     }
 
     /// Marks active claims past their expiry as expired; returns how many.
+    #[graphql(guard = "WorkersOnly")]
     async fn expire_old_claims(&self, ctx: &Context<'_>) -> GqlResult<i32> {
-        viewer(ctx)?.require_worker()?;
         let n = store(ctx)?.expire_old_claims().await.gql()?;
         Ok(i32::try_from(n).unwrap_or(i32::MAX))
     }
 
+    #[graphql(guard = "WorkersOnly")]
     async fn update_failure_info(
         &self,
         ctx: &Context<'_>,
@@ -197,19 +202,18 @@ impl MutationRoot {
         reason: String,
     ) -> GqlResult<bool> {
         let viewer = viewer(ctx)?;
-        viewer.require_worker()?;
         store(ctx)?
             .update_failure_info(&execution_id, failure_count, &reason, &viewer.scope())
             .await
             .gql()
     }
 
+    #[graphql(guard = "WorkersOnly")]
     async fn record_recovery(
         &self,
         ctx: &Context<'_>,
         input: RecordRecoveryInput,
     ) -> GqlResult<ExecutionRecovery> {
-        viewer(ctx)?.require_worker()?;
         let row = store(ctx)?
             .record_recovery(NewRecovery {
                 execution_id: input.execution_id.0,
@@ -224,6 +228,7 @@ impl MutationRoot {
     }
 
     /// A named lease: acquired when free, expired, or already yours (renews).
+    #[graphql(guard = "WorkersOnly")]
     async fn try_acquire_recovery_lock(
         &self,
         ctx: &Context<'_>,
@@ -231,7 +236,6 @@ impl MutationRoot {
         holder_id: String,
         ttl_ms: i32,
     ) -> GqlResult<bool> {
-        viewer(ctx)?.require_worker()?;
         store(ctx)?
             .try_acquire_recovery_lock(i64::from(lock_id), &holder_id, i64::from(ttl_ms))
             .await
@@ -239,13 +243,13 @@ impl MutationRoot {
     }
 
     /// Frees a lease, only for its holder.
+    #[graphql(guard = "WorkersOnly")]
     async fn release_recovery_lock(
         &self,
         ctx: &Context<'_>,
         lock_id: i32,
         holder_id: String,
     ) -> GqlResult<bool> {
-        viewer(ctx)?.require_worker()?;
         store(ctx)?
             .release_recovery_lock(i64::from(lock_id), &holder_id)
             .await

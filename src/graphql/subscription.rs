@@ -2,9 +2,9 @@ use async_graphql::{Context, Subscription, ID};
 use futures_util::{Stream, StreamExt};
 
 use super::error::{code, coded, OrGql};
-use super::types::{Execution, ExecutionEvent, ExecutionEventKind};
+use super::types::{Execution, ExecutionEvent};
 use super::{store, viewer};
-use crate::store::{EventKind, Position};
+use crate::store::Position;
 
 pub struct SubscriptionRoot;
 
@@ -41,11 +41,7 @@ impl SubscriptionRoot {
             let _live = &live;
             let event = event.gql()?;
             Ok(ExecutionEvent {
-                kind: match event.kind {
-                    EventKind::Created => ExecutionEventKind::Created,
-                    EventKind::Updated => ExecutionEventKind::Updated,
-                    EventKind::Deleted => ExecutionEventKind::Deleted,
-                },
+                kind: event.kind.into(),
                 execution_id: ID(event.execution_id.clone()),
                 cursor: event.cursor(),
                 execution: event.execution.clone().map(Execution::shared),

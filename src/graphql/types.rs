@@ -14,7 +14,12 @@ use super::loaders::{ChildKey, LoadError, Loaders};
 use crate::store::{self, ClaimRejection as StoreRejection};
 use async_graphql::dataloader::{DataLoader, Loader};
 
+// The GraphQL enums mirror the store's; `remote` generates the `From`
+// conversions both ways (a variant added to one and not the other fails to
+// compile).
+
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "store::ExecutionStatus")]
 pub enum ExecutionStatus {
     Created,
     Running,
@@ -24,66 +29,20 @@ pub enum ExecutionStatus {
     Stopped,
 }
 
-impl From<store::ExecutionStatus> for ExecutionStatus {
-    fn from(s: store::ExecutionStatus) -> Self {
-        use store::ExecutionStatus as S;
-        match s {
-            S::Created => Self::Created,
-            S::Running => Self::Running,
-            S::Paused => Self::Paused,
-            S::Completed => Self::Completed,
-            S::Failed => Self::Failed,
-            S::Stopped => Self::Stopped,
-        }
-    }
-}
-
-impl From<ExecutionStatus> for store::ExecutionStatus {
-    fn from(s: ExecutionStatus) -> Self {
-        use ExecutionStatus as S;
-        match s {
-            S::Created => Self::Created,
-            S::Running => Self::Running,
-            S::Paused => Self::Paused,
-            S::Completed => Self::Completed,
-            S::Failed => Self::Failed,
-            S::Stopped => Self::Stopped,
-        }
-    }
-}
-
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "store::ClaimStatus")]
 pub enum ClaimStatus {
     Active,
     Released,
     Expired,
 }
 
-impl From<store::ClaimStatus> for ClaimStatus {
-    fn from(s: store::ClaimStatus) -> Self {
-        match s {
-            store::ClaimStatus::Active => Self::Active,
-            store::ClaimStatus::Released => Self::Released,
-            store::ClaimStatus::Expired => Self::Expired,
-        }
-    }
-}
-
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "StoreRejection")]
 pub enum ClaimRejection {
     NotFound,
     Terminal,
     HeldByOther,
-}
-
-impl From<StoreRejection> for ClaimRejection {
-    fn from(r: StoreRejection) -> Self {
-        match r {
-            StoreRejection::NotFound => Self::NotFound,
-            StoreRejection::Terminal => Self::Terminal,
-            StoreRejection::HeldByOther => Self::HeldByOther,
-        }
-    }
 }
 
 pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> GqlResult<&'a Loaders> {
@@ -615,6 +574,7 @@ pub struct RecordRecoveryInput {
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "store::EventKind")]
 pub enum ExecutionEventKind {
     Created,
     Updated,

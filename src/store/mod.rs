@@ -71,6 +71,16 @@ pub mod limits {
     pub const MAX_RECOVERY_FAILURES: i32 = 5;
 }
 
+/// The defaults of the connection settings: `DbOptions::default()` and the
+/// configuration's defaults (`EXECSTORE_POOL_SIZE`,
+/// `EXECSTORE_STATEMENT_TIMEOUT_MS`) are these, so tests, benchmarks and the
+/// server run with the same values.
+pub mod defaults {
+    pub const POOL_SIZE: u32 = 16;
+    pub const STATEMENT_TIMEOUT_MS: u64 = 20_000;
+    pub const ACQUIRE_TIMEOUT_MS: u64 = 10_000;
+}
+
 /// Connection settings that are not part of the URL.
 #[derive(Clone, Debug)]
 pub struct DbOptions {
@@ -97,9 +107,9 @@ pub enum SqliteSync {
 impl Default for DbOptions {
     fn default() -> Self {
         Self {
-            max_connections: 16,
-            statement_timeout: Duration::from_secs(30),
-            acquire_timeout: Duration::from_secs(10),
+            max_connections: defaults::POOL_SIZE,
+            statement_timeout: Duration::from_millis(defaults::STATEMENT_TIMEOUT_MS),
+            acquire_timeout: Duration::from_millis(defaults::ACQUIRE_TIMEOUT_MS),
             sqlite_sync: SqliteSync::Full,
         }
     }

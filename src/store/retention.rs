@@ -59,6 +59,12 @@ const SQLITE_DELETE_RUNS: &str =
 /// One retention process at a time on PostgreSQL (the others skip).
 const PG_RETENTION_LOCK: &str = "SELECT pg_try_advisory_xact_lock(7274851024) AS locked";
 
+/// When the oldest finished run still kept finished (the index of
+/// finished roots: one entry read).
+const OLDEST_FINISHED_RUN: &str = "\
+SELECT MIN(completed_at) AS at FROM executions
+WHERE execution_depth = 0 AND status IN ('completed', 'failed', 'stopped')";
+
 /// What retention deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RunsDeleted {
@@ -67,6 +73,18 @@ pub struct RunsDeleted {
 }
 
 impl ExecutionStore {
+    /// When the oldest finished run still kept finished (None: none).
+    pub async fn oldest_finished_run(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let row = self
+            .db
+            .query_one(Statement::from_string(self.backend(), OLDEST_FINISHED_RUN))
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("", "at")?,
+            None => None,
+        })
+    }
+
     /// Deletes every eligible run finished before `horizon`, `runs_per_batch`
     /// runs per short transaction.
     pub async fn delete_finished_runs(

@@ -148,3 +148,17 @@ crate::both_backends!(
     introspection_and_graphiql_can_be_disabled,
     malformed_bodies_are_bad_user_input,
 );
+
+/// The longest claimNextExecutions wait must fit in the request timeout:
+/// a configuration where it cannot stops the start with the reason.
+#[test]
+fn a_request_timeout_shorter_than_the_longest_wait_is_refused() {
+    let config = execstore::config::Config::defaults();
+    assert!(config.check().is_ok());
+    let mut short = config.clone();
+    short.request_timeout_ms = 8_000;
+    let err = short.check().expect_err("8 s cannot hold a 25 s wait");
+    assert!(err.contains("EXECSTORE_MAX_WAIT"), "{err}");
+    short.max_wait = std::time::Duration::from_secs(5);
+    assert!(short.check().is_ok());
+}

@@ -39,7 +39,8 @@ async fn health_ready_graphiql_and_sdl(backend: Backend) {
         !body.contains("://"),
         "the page names no other host: {body}"
     );
-    // Its assets, embedded: plain, and gzipped for clients that take it.
+    // Its assets, embedded: plain, and gzipped (tower-http's compression,
+    // which honours q-values) for clients that take it.
     let asset = api
         .router
         .clone()
@@ -58,6 +59,20 @@ async fn health_ready_graphiql_and_sdl(backend: Backend) {
         .unwrap()
         .starts_with("text/javascript"));
     assert!(asset.headers().contains_key("content-security-policy"));
+    // A client that refuses gzip (q=0) gets the bytes as they are.
+    let refused = api
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/assets/graphiql/graphiql.min.js")
+                .header("accept-encoding", "gzip;q=0, identity")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 200);
+    assert!(!refused.headers().contains_key("content-encoding"));
     let (status, body) = api.raw(get("/assets/graphiql/graphiql.min.css")).await;
     assert_eq!(status, 200);
     assert!(body.len() > 100_000, "the whole stylesheet, uncompressed");

@@ -237,7 +237,10 @@ async fn postgres_outage_and_recovery() {
     admin.close().await.unwrap();
     let server = Server::start(
         &cluster.url("outage"),
-        &[("EXECSTORE_REQUEST_TIMEOUT_MS", "8000")],
+        &[
+            ("EXECSTORE_REQUEST_TIMEOUT_MS", "8000"),
+            ("EXECSTORE_MAX_WAIT", "5s"),
+        ],
     );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
