@@ -185,7 +185,7 @@ async fn run(sizes: Sizes, smoke: bool) -> String {
     let standby_reads: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("execstore_reads_total{target=\"standby-0\"}"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .sum();
     drop(server);
     out.push_str(&format!(
