@@ -3,11 +3,12 @@ use async_graphql::{Context, Object, ID};
 use super::error::{bad_input, GqlResult, OrGql};
 use super::guards::WorkersOnly;
 use super::types::{
-    ClaimOutcome, CreateExecutionInput, Execution, ExecutionClaim, ExecutionRecovery,
-    FinishExecutionInput, RecordRecoveryInput, UpdateExecutionStatusInput,
+    ClaimExtension, ClaimOutcome, CreateExecutionInput, Execution, ExecutionClaim,
+    ExecutionRecovery, FinishExecutionInput, FinishOutcome, RecordRecoveryInput,
+    UpdateExecutionStatusInput,
 };
 use super::{store, viewer};
-use crate::store::{CreateExecution, Finish, NewRecovery, StatusUpdate};
+use crate::store::{NewRecovery, StatusUpdate};
 
 pub struct MutationRoot;
 
@@ -21,23 +22,80 @@ impl MutationRoot {
         input: CreateExecutionInput,
     ) -> GqlResult<Execution> {
         let scope = viewer(ctx)?.scope();
-        let created = store(ctx)?
-            .create(
-                CreateExecution {
-                    id: input.id.map(|id| id.0),
-                    flow_id: input.flow_id.0,
-                    owner_id: input.owner_id.0,
-                    parent_execution_id: input.parent_execution_id.map(|id| id.0),
-                    status: input.status.map(Into::into),
-                    options: input.options.map(|j| j.0),
-                    integration: input.integration.map(|j| j.0),
-                    external_events: input.external_events.map(|j| j.0),
-                },
-                &scope,
-            )
+        let created = store(ctx)?.create(input.into(), &scope).await.gql()?;
+        Ok(Execution::single(created))
+    }
+
+    /// Creates many executions in one statement (at most 10,000), answered
+    /// in input order; all or nothing: one input that `createExecution`
+    /// would refuse refuses the whole request and nothing is written. A
+    /// parent may be an existing execution or an earlier input.
+    async fn create_executions(
+        &self,
+        ctx: &Context<'_>,
+        inputs: Vec<CreateExecutionInput>,
+    ) -> GqlResult<Vec<Execution>> {
+        let scope = viewer(ctx)?.scope();
+        let inputs = inputs.into_iter().map(Into::into).collect();
+        let created = store(ctx)?.create_many(inputs, &scope).await.gql()?;
+        Ok(Execution::level(created))
+    }
+
+    /// Finishes many executions in one statement (at most 10,000), each as
+    /// `finishExecution` would and on its own: an item whose worker holds
+    /// no live claim answers `finished: false` with its code and changes
+    /// nothing; the others go through. Answers in input order.
+    #[graphql(guard = "WorkersOnly")]
+    async fn finish_executions(
+        &self,
+        ctx: &Context<'_>,
+        inputs: Vec<FinishExecutionInput>,
+    ) -> GqlResult<Vec<FinishOutcome>> {
+        let items = inputs.into_iter().map(Into::into).collect();
+        let outcomes = store(ctx)?.finish_many(items).await.gql()?;
+        let (rows, rest): (Vec<_>, Vec<_>) = outcomes
+            .into_iter()
+            .map(|o| (o.execution, (o.execution_id, o.refusal)))
+            .unzip();
+        // The finished rows as one level, so their relations batch.
+        let finished: Vec<_> = rows.iter().flatten().cloned().collect();
+        let mut level = Execution::level(finished).into_iter();
+        Ok(rows
+            .into_iter()
+            .zip(rest)
+            .map(|(row, (execution_id, refusal))| FinishOutcome {
+                execution_id: ID(execution_id),
+                finished: refusal.is_none(),
+                code: refusal.map(str::to_owned),
+                execution: row.and_then(|_| level.next()),
+            })
+            .collect())
+    }
+
+    /// One heartbeat for many claims: extends each live claim `workerId`
+    /// holds among `executionIds` (at most 10,000); the others are reported
+    /// `extended: false`, unchanged.
+    #[graphql(guard = "WorkersOnly")]
+    async fn extend_claims(
+        &self,
+        ctx: &Context<'_>,
+        worker_id: String,
+        execution_ids: Vec<ID>,
+        timeout_ms: i32,
+    ) -> GqlResult<Vec<ClaimExtension>> {
+        let ids = execution_ids.into_iter().map(|id| id.0).collect();
+        let extended = store(ctx)?
+            .extend_many(&worker_id, ids, i64::from(timeout_ms))
             .await
             .gql()?;
-        Ok(Execution::single(created))
+        Ok(extended
+            .into_iter()
+            .map(|e| ClaimExtension {
+                execution_id: ID(e.execution_id),
+                extended: e.expires_at.is_some(),
+                expires_at: e.expires_at,
+            })
+            .collect())
     }
 
     /// Deletes an execution and its whole subtree; true when something was deleted.
@@ -143,17 +201,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: FinishExecutionInput,
     ) -> GqlResult<Execution> {
-        let finished = store(ctx)?
-            .finish_execution(Finish {
-                execution_id: input.execution_id.0,
-                worker_id: input.worker_id,
-                status: input.status.into(),
-                error_message: input.error_message,
-                error_node_id: input.error_node_id,
-                failure_reason: input.failure_reason,
-            })
-            .await
-            .gql()?;
+        let finished = store(ctx)?.finish_execution(input.into()).await.gql()?;
         Ok(Execution::single(finished))
     }
 

@@ -534,6 +534,21 @@ pub struct CreateExecutionInput {
     pub external_events: Option<Json<JsonValue>>,
 }
 
+impl From<CreateExecutionInput> for store::CreateExecution {
+    fn from(input: CreateExecutionInput) -> Self {
+        Self {
+            id: input.id.map(|id| id.0),
+            flow_id: input.flow_id.0,
+            owner_id: input.owner_id.0,
+            parent_execution_id: input.parent_execution_id.map(|id| id.0),
+            status: input.status.map(Into::into),
+            options: input.options.map(|j| j.0),
+            integration: input.integration.map(|j| j.0),
+            external_events: input.external_events.map(|j| j.0),
+        }
+    }
+}
+
 #[derive(InputObject)]
 pub struct UpdateExecutionStatusInput {
     pub execution_id: ID,
@@ -562,6 +577,42 @@ pub struct FinishExecutionInput {
     pub error_node_id: Option<String>,
     /// Recorded as lastFailureReason (a retry without it records errorMessage).
     pub failure_reason: Option<String>,
+}
+
+impl From<FinishExecutionInput> for store::Finish {
+    fn from(input: FinishExecutionInput) -> Self {
+        Self {
+            execution_id: input.execution_id.0,
+            worker_id: input.worker_id,
+            status: input.status.into(),
+            error_message: input.error_message,
+            error_node_id: input.error_node_id,
+            failure_reason: input.failure_reason,
+        }
+    }
+}
+
+/// One item of `finishExecutions`.
+#[derive(SimpleObject)]
+pub struct FinishOutcome {
+    pub execution_id: ID,
+    /// True when this item was finished (its claim released with it).
+    pub finished: bool,
+    /// Why not: `CONFLICT` (no live claim held by that worker: another's,
+    /// released, lapsed) or `NOT_FOUND`; null when finished.
+    pub code: Option<String>,
+    /// The execution after the finish; null when not finished.
+    pub execution: Option<Execution>,
+}
+
+/// One item of `extendClaims`.
+#[derive(SimpleObject)]
+pub struct ClaimExtension {
+    pub execution_id: ID,
+    /// True when the worker held a live claim on it, now extended.
+    pub extended: bool,
+    /// The claim's new expiry; null when not extended.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(InputObject)]

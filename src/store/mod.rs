@@ -6,6 +6,7 @@
 //! bound as parameters: that keeps SQLite's text timestamps and PostgreSQL's
 //! `timestamptz` ordered the same way and lets one SQL text serve both.
 
+mod batches;
 mod claims;
 pub mod cursor;
 mod error;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
 
+pub use batches::{ClaimExtension, FinishOutcome, MAX_BATCH};
 pub use claims::{ClaimOutcome, ClaimRejection, Finish};
 pub use cursor::Cursor;
 pub use error::{StoreError, StoreResult};

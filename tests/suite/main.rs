@@ -2,6 +2,7 @@
 //! Every storage test runs twice: against a SQLite file and against PostgreSQL.
 
 mod api_access;
+mod api_batches;
 mod api_limits;
 mod api_operate;
 mod api_queries;
@@ -14,6 +15,7 @@ mod fuzz;
 mod harness;
 mod process;
 mod standby;
+mod store_batches;
 mod store_claims;
 mod store_events;
 mod store_executions;

@@ -1,0 +1,620 @@
+//! Many executions in one request: a fan-out's children created in one
+//! statement, a pulled batch finished in one, a worker's heartbeat for
+//! everything it holds in one. Each statement is whole below, per backend;
+//! the items travel as one JSON parameter.
+//!
+//! - `create_many` is all or nothing: one bad input refuses the whole
+//!   request and writes nothing.
+//! - `finish_many` and `extend_many` are all or nothing *per item*: an item
+//!   whose worker does not hold a live claim changes nothing and is reported
+//!   as such; the others go through.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use serde_json::{json, Value};
+
+use super::{
+    now, validate, CreateExecution, Execution, ExecutionStatus, ExecutionStore, Finish, Scope,
+    StoreError, StoreResult,
+};
+
+/// The most items one batch may hold.
+pub const MAX_BATCH: usize = 10_000;
+
+/// One item of `finish_many`.
+#[derive(Clone, Debug)]
+pub struct FinishOutcome {
+    pub execution_id: String,
+    /// `None` when it finished; else why not: NOT_FOUND, CONFLICT.
+    pub refusal: Option<&'static str>,
+    pub execution: Option<Execution>,
+}
+
+/// One item of `extend_many`.
+#[derive(Clone, Debug)]
+pub struct ClaimExtension {
+    pub execution_id: String,
+    /// The new expiry; `None` when this worker holds no live claim on it.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------- create
+
+/// Inserts the rows of $1 (a JSON array, in input order), or updates an
+/// existing id of the same owner (as `createExecution` does); $2 is now.
+/// A row that exists for another owner is not returned (the caller then
+/// refuses the whole batch).
+const PG_CREATE_MANY: &str = "\
+INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
+                        execution_depth, created_at, updated_at, started_at, completed_at,
+                        options, integration, external_events, failure_count)
+SELECT x.id, x.flow_id, x.owner_id, x.root_execution_id, x.parent_execution_id, x.status,
+       x.execution_depth, $2, $2,
+       CASE WHEN x.status = 'running' THEN $2 END,
+       CASE WHEN x.status IN ('completed', 'failed', 'stopped') THEN $2 END,
+       x.options, x.integration, x.external_events, 0
+FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS x(
+    ord INT, id TEXT, flow_id TEXT, owner_id TEXT, root_execution_id TEXT,
+    parent_execution_id TEXT, status TEXT, execution_depth INT,
+    options JSONB, integration JSONB, external_events JSONB)
+ORDER BY x.ord
+ON CONFLICT (id) DO UPDATE SET
+    status = excluded.status, options = excluded.options,
+    integration = excluded.integration, external_events = excluded.external_events,
+    updated_at = excluded.updated_at,
+    started_at = COALESCE(executions.started_at, excluded.started_at),
+    completed_at = COALESCE(executions.completed_at, excluded.completed_at)
+WHERE executions.owner_id = excluded.owner_id
+RETURNING *";
+
+const SQLITE_CREATE_MANY: &str = "\
+INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
+                        execution_depth, created_at, updated_at, started_at, completed_at,
+                        options, integration, external_events, failure_count)
+SELECT json_extract(x.value, '$.id'), json_extract(x.value, '$.flow_id'),
+       json_extract(x.value, '$.owner_id'), json_extract(x.value, '$.root_execution_id'),
+       json_extract(x.value, '$.parent_execution_id'), json_extract(x.value, '$.status'),
+       json_extract(x.value, '$.execution_depth'), $2, $2,
+       CASE WHEN json_extract(x.value, '$.status') = 'running' THEN $2 END,
+       CASE WHEN json_extract(x.value, '$.status') IN ('completed', 'failed', 'stopped') THEN $2 END,
+       CASE WHEN json_type(x.value, '$.options') IN ('null') THEN NULL ELSE x.value -> '$.options' END,
+       CASE WHEN json_type(x.value, '$.integration') IN ('null') THEN NULL ELSE x.value -> '$.integration' END,
+       CASE WHEN json_type(x.value, '$.external_events') IN ('null') THEN NULL ELSE x.value -> '$.external_events' END,
+       0
+FROM json_each($1) AS x
+WHERE true
+ORDER BY x.key
+ON CONFLICT (id) DO UPDATE SET
+    status = excluded.status, options = excluded.options,
+    integration = excluded.integration, external_events = excluded.external_events,
+    updated_at = excluded.updated_at,
+    started_at = COALESCE(executions.started_at, excluded.started_at),
+    completed_at = COALESCE(executions.completed_at, excluded.completed_at)
+WHERE executions.owner_id = excluded.owner_id
+RETURNING *";
+
+// ---------------------------------------------------------------- finish
+
+/// Finishes each item of $1 whose worker holds a live claim (at $2): the
+/// execution rows first, locked in id order (as every claim path locks the
+/// execution before its claim), then the claims released, then the
+/// executions written; an item without a live claim matches nothing.
+const PG_FINISH_MANY: &str = "\
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS x(
+        execution_id TEXT, worker_id TEXT, status TEXT, error_message TEXT,
+        error_node_id TEXT, failure_reason TEXT)
+), target AS (
+    SELECT e.id FROM executions e WHERE e.id IN (SELECT execution_id FROM input)
+    ORDER BY e.id FOR UPDATE
+), held AS (
+    UPDATE execution_claims c SET status = 'released'
+    FROM input i
+    WHERE c.execution_id = i.execution_id AND c.worker_id = i.worker_id
+      AND c.status = 'active' AND c.expires_at >= $2
+      AND c.execution_id IN (SELECT id FROM target)
+    RETURNING c.execution_id
+)
+UPDATE executions e SET
+    status = i.status,
+    updated_at = $2,
+    lease_expires_at = NULL,
+    error_message = COALESCE(i.error_message, e.error_message),
+    error_node_id = COALESCE(i.error_node_id, e.error_node_id),
+    completed_at = CASE WHEN i.status = 'created' THEN e.completed_at ELSE $2 END,
+    failure_count = CASE WHEN i.status = 'created' THEN e.failure_count + 1 ELSE e.failure_count END,
+    last_failure_reason = CASE
+        WHEN i.status = 'created' THEN COALESCE(i.failure_reason, i.error_message, 'retry')
+        ELSE COALESCE(i.failure_reason, e.last_failure_reason) END,
+    last_failure_at = CASE
+        WHEN i.status = 'created' OR i.failure_reason IS NOT NULL THEN $2
+        ELSE e.last_failure_at END,
+    processing_worker_id = CASE WHEN i.status = 'created' THEN NULL ELSE e.processing_worker_id END,
+    processing_started_at = CASE WHEN i.status = 'created' THEN NULL ELSE e.processing_started_at END
+FROM input i, held h
+WHERE e.id = i.execution_id AND h.execution_id = e.id
+RETURNING e.*";
+
+/// SQLite, in one write transaction: the claims first (returning the
+/// items that held one), then their executions.
+const SQLITE_RELEASE_HELD: &str = "\
+UPDATE execution_claims SET status = 'released'
+WHERE status = 'active' AND expires_at >= $2
+  AND EXISTS (
+      SELECT 1 FROM json_each($1) AS x
+      WHERE json_extract(x.value, '$.execution_id') = execution_claims.execution_id
+        AND json_extract(x.value, '$.worker_id') = execution_claims.worker_id)
+RETURNING execution_id";
+
+const SQLITE_FINISH_HELD: &str = "\
+UPDATE executions SET
+    status = i.status,
+    updated_at = $2,
+    lease_expires_at = NULL,
+    error_message = COALESCE(i.error_message, executions.error_message),
+    error_node_id = COALESCE(i.error_node_id, executions.error_node_id),
+    completed_at = CASE WHEN i.status = 'created' THEN executions.completed_at ELSE $2 END,
+    failure_count = CASE WHEN i.status = 'created' THEN executions.failure_count + 1 ELSE executions.failure_count END,
+    last_failure_reason = CASE
+        WHEN i.status = 'created' THEN COALESCE(i.failure_reason, i.error_message, 'retry')
+        ELSE COALESCE(i.failure_reason, executions.last_failure_reason) END,
+    last_failure_at = CASE
+        WHEN i.status = 'created' OR i.failure_reason IS NOT NULL THEN $2
+        ELSE executions.last_failure_at END,
+    processing_worker_id = CASE WHEN i.status = 'created' THEN NULL ELSE executions.processing_worker_id END,
+    processing_started_at = CASE WHEN i.status = 'created' THEN NULL ELSE executions.processing_started_at END
+FROM (
+    SELECT json_extract(x.value, '$.execution_id') AS execution_id,
+           json_extract(x.value, '$.status') AS status,
+           json_extract(x.value, '$.error_message') AS error_message,
+           json_extract(x.value, '$.error_node_id') AS error_node_id,
+           json_extract(x.value, '$.failure_reason') AS failure_reason
+    FROM json_each($1) AS x
+) AS i
+WHERE executions.id = i.execution_id
+  AND executions.id IN (SELECT value FROM json_each($3))
+RETURNING *";
+
+// ---------------------------------------------------------------- extend
+
+/// Extends worker $2's live claims (at $3) on the executions of $1 to $4;
+/// the executions locked first, in id order.
+const PG_EXTEND_MANY: &str = "\
+WITH target AS (
+    SELECT id FROM executions
+    WHERE id IN (SELECT jsonb_array_elements_text(CAST($1 AS jsonb)))
+    ORDER BY id FOR UPDATE
+), held AS (
+    UPDATE execution_claims SET expires_at = $4, heartbeat_at = $3
+    WHERE execution_id IN (SELECT id FROM target)
+      AND worker_id = $2 AND status = 'active' AND expires_at >= $3
+    RETURNING execution_id
+)
+UPDATE executions SET lease_expires_at = $4
+FROM held WHERE executions.id = held.execution_id
+RETURNING executions.id";
+
+const SQLITE_EXTEND_CLAIMS: &str = "\
+UPDATE execution_claims SET expires_at = $4, heartbeat_at = $3
+WHERE execution_id IN (SELECT value FROM json_each($1))
+  AND worker_id = $2 AND status = 'active' AND expires_at >= $3
+RETURNING execution_id";
+
+const SQLITE_EXTEND_LEASES: &str = "\
+UPDATE executions SET lease_expires_at = $2
+WHERE id IN (SELECT value FROM json_each($1))
+RETURNING id";
+
+/// Which of the ids of $1 exist.
+const EXISTING: &str = "SELECT id FROM executions WHERE id IN (SELECT value FROM json_each($1))";
+const PG_EXISTING: &str =
+    "SELECT id FROM executions WHERE id IN (SELECT jsonb_array_elements_text(CAST($1 AS jsonb)))";
+
+fn size(field: &'static str, n: usize) -> StoreResult<()> {
+    if n > MAX_BATCH {
+        return Err(StoreError::invalid(
+            field,
+            format!("at most {MAX_BATCH} items per request, this one has {n}"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(FromQueryResult)]
+struct Id {
+    id: String,
+}
+
+#[derive(FromQueryResult)]
+struct ParentRow {
+    id: String,
+    root_execution_id: String,
+    execution_depth: i32,
+}
+
+impl ExecutionStore {
+    /// `createExecutions`: every input created (or, for an existing id of
+    /// the same owner, updated), in input order, in one statement; or
+    /// nothing at all and the first reason. A parent may be an existing
+    /// execution or an earlier input of the same batch.
+    pub async fn create_many(
+        &self,
+        inputs: Vec<CreateExecution>,
+        scope: &Scope,
+    ) -> StoreResult<Vec<Execution>> {
+        size("inputs", inputs.len())?;
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Ids first (generated where absent), so parents can name them.
+        let mut ids = Vec::with_capacity(inputs.len());
+        let mut seen = HashSet::new();
+        for input in &inputs {
+            let id = match &input.id {
+                Some(id) => {
+                    validate::id("id", id)?;
+                    id.clone()
+                }
+                None => uuid::Uuid::now_v7().to_string(),
+            };
+            validate::id("flowId", &input.flow_id)?;
+            validate::id("ownerId", &input.owner_id)?;
+            if let Some(owner) = scope.owner() {
+                if owner != input.owner_id {
+                    return Err(StoreError::Forbidden(
+                        "a user may only create executions it owns".into(),
+                    ));
+                }
+            }
+            if !seen.insert(id.clone()) {
+                return Err(StoreError::invalid(
+                    "id",
+                    format!("{id} appears twice in one batch"),
+                ));
+            }
+            ids.push(id);
+        }
+        // Parents outside the batch: one read.
+        let outside: Vec<String> = inputs
+            .iter()
+            .filter_map(|i| i.parent_execution_id.clone())
+            .filter(|p| !seen.contains(p))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for parent in &outside {
+            validate::id("parentExecutionId", parent)?;
+        }
+        let mut known: HashMap<String, (String, i32)> = self
+            .parents(&outside, scope)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, (p.root_execution_id, p.execution_depth)))
+            .collect();
+        let mut rows = Vec::with_capacity(inputs.len());
+        for (ord, (input, id)) in inputs.into_iter().zip(&ids).enumerate() {
+            let (root, depth) = match &input.parent_execution_id {
+                None => (id.clone(), 0),
+                Some(parent) if parent == id => {
+                    return Err(StoreError::invalid(
+                        "parentExecutionId",
+                        "an execution cannot be its own parent",
+                    ))
+                }
+                Some(parent) => {
+                    let (root, depth) = known.get(parent).cloned().ok_or_else(|| {
+                        StoreError::invalid(
+                            "parentExecutionId",
+                            format!(
+                                "no execution with id {parent} (a parent in the same batch must come before its children)"
+                            ),
+                        )
+                    })?;
+                    (root, depth + 1)
+                }
+            };
+            known.insert(id.clone(), (root.clone(), depth));
+            let status = input.status.unwrap_or(ExecutionStatus::Created);
+            rows.push(json!({
+                "ord": ord,
+                "id": id,
+                "flow_id": input.flow_id,
+                "owner_id": input.owner_id,
+                "root_execution_id": root,
+                "parent_execution_id": input.parent_execution_id,
+                "status": status.as_str(),
+                "execution_depth": depth,
+                "options": input.options,
+                "integration": input.integration,
+                "external_events": input.external_events,
+            }));
+        }
+        let backend = self.backend();
+        let text = match backend {
+            DbBackend::Postgres => PG_CREATE_MANY,
+            _ => SQLITE_CREATE_MANY,
+        };
+        let txn = self.begin_write().await?;
+        let written = Execution::find_by_statement(Statement::from_sql_and_values(
+            backend,
+            text,
+            [Value::from(rows).to_string().into(), now().into()],
+        ))
+        .all(&txn)
+        .await;
+        let written = match written {
+            Ok(rows) => rows,
+            Err(err) if super::error::is_foreign_key_violation(&err) => {
+                txn.rollback().await?;
+                return Err(StoreError::invalid(
+                    "parentExecutionId",
+                    "a parent was deleted while the batch was written",
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        if written.len() != ids.len() {
+            txn.rollback().await?;
+            let mine: HashSet<&str> = written.iter().map(|e| e.id.as_str()).collect();
+            let theirs = ids.iter().find(|id| !mine.contains(id.as_str()));
+            return Err(StoreError::Conflict(format!(
+                "execution {} exists and belongs to another owner: nothing was written",
+                theirs.map(String::as_str).unwrap_or("?")
+            )));
+        }
+        txn.commit().await?;
+        let mut by_id: HashMap<String, Execution> =
+            written.into_iter().map(|e| (e.id.clone(), e)).collect();
+        let answers: Vec<Execution> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
+        if answers.iter().any(|e| e.status == ExecutionStatus::Created) {
+            self.events.signal_work();
+        }
+        self.events.committed();
+        Ok(answers)
+    }
+
+    async fn parents(&self, ids: &[String], scope: &Scope) -> StoreResult<Vec<ParentRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = self.get_many_on(&self.db, ids, scope).await?;
+        Ok(found
+            .into_iter()
+            .map(|e| ParentRow {
+                id: e.id,
+                root_execution_id: e.root_execution_id,
+                execution_depth: e.execution_depth,
+            })
+            .collect())
+    }
+
+    /// `finishExecutions`: each item as `finishExecution` would, in one
+    /// statement (PostgreSQL) or one write transaction (SQLite); an item
+    /// whose worker holds no live claim changes nothing and says why.
+    pub async fn finish_many(&self, items: Vec<Finish>) -> StoreResult<Vec<FinishOutcome>> {
+        size("inputs", items.len())?;
+        let mut seen = HashSet::new();
+        for item in &items {
+            validate::id("executionId", &item.execution_id)?;
+            validate::id("workerId", &item.worker_id)?;
+            if let Some(node) = &item.error_node_id {
+                validate::id("errorNodeId", node)?;
+            }
+            if !(item.status == ExecutionStatus::Created || item.status.is_terminal()) {
+                return Err(StoreError::invalid(
+                    "status",
+                    "must be COMPLETED, FAILED, STOPPED, or CREATED (to retry)",
+                ));
+            }
+            if !seen.insert(item.execution_id.clone()) {
+                return Err(StoreError::invalid(
+                    "executionId",
+                    format!("{} appears twice in one batch", item.execution_id),
+                ));
+            }
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input: Vec<Value> = items
+            .iter()
+            .map(|i| {
+                json!({
+                    "execution_id": i.execution_id,
+                    "worker_id": i.worker_id,
+                    "status": i.status.as_str(),
+                    "error_message": i.error_message,
+                    "error_node_id": i.error_node_id,
+                    "failure_reason": i.failure_reason,
+                })
+            })
+            .collect();
+        let input = Value::from(input).to_string();
+        let at = now();
+        let backend = self.backend();
+        let finished: Vec<Execution> = match backend {
+            DbBackend::Postgres => {
+                Execution::find_by_statement(Statement::from_sql_and_values(
+                    backend,
+                    PG_FINISH_MANY,
+                    [input.into(), at.into()],
+                ))
+                .all(&self.db)
+                .await?
+            }
+            _ => {
+                let txn = self.begin_write().await?;
+                let held: Vec<String> = txn
+                    .query_all(Statement::from_sql_and_values(
+                        backend,
+                        SQLITE_RELEASE_HELD,
+                        [input.clone().into(), at.into()],
+                    ))
+                    .await?
+                    .iter()
+                    .map(|row| row.try_get::<String>("", "execution_id"))
+                    .collect::<Result<_, _>>()?;
+                let rows = if held.is_empty() {
+                    Vec::new()
+                } else {
+                    Execution::find_by_statement(Statement::from_sql_and_values(
+                        backend,
+                        SQLITE_FINISH_HELD,
+                        [
+                            input.into(),
+                            at.into(),
+                            Value::from(held).to_string().into(),
+                        ],
+                    ))
+                    .all(&txn)
+                    .await?
+                };
+                txn.commit().await?;
+                rows
+            }
+        };
+        if !finished.is_empty() {
+            if finished
+                .iter()
+                .any(|e| e.status == ExecutionStatus::Created)
+            {
+                self.events.signal_work();
+            }
+            self.events.committed();
+        }
+        let mut by_id: HashMap<String, Execution> =
+            finished.into_iter().map(|e| (e.id.clone(), e)).collect();
+        let missing: Vec<String> = items
+            .iter()
+            .filter(|i| !by_id.contains_key(&i.execution_id))
+            .map(|i| i.execution_id.clone())
+            .collect();
+        let existing = self.existing(&missing).await?;
+        Ok(items
+            .into_iter()
+            .map(|item| match by_id.remove(&item.execution_id) {
+                Some(execution) => FinishOutcome {
+                    execution_id: item.execution_id,
+                    refusal: None,
+                    execution: Some(execution),
+                },
+                None => FinishOutcome {
+                    refusal: Some(if existing.contains(&item.execution_id) {
+                        "CONFLICT"
+                    } else {
+                        "NOT_FOUND"
+                    }),
+                    execution_id: item.execution_id,
+                    execution: None,
+                },
+            })
+            .collect())
+    }
+
+    /// `extendClaims`: one heartbeat for everything `worker_id` holds among
+    /// `execution_ids`; the others are reported, unchanged.
+    pub async fn extend_many(
+        &self,
+        worker_id: &str,
+        execution_ids: Vec<String>,
+        timeout_ms: i64,
+    ) -> StoreResult<Vec<ClaimExtension>> {
+        size("executionIds", execution_ids.len())?;
+        validate::id("workerId", worker_id)?;
+        validate::timeout_ms("timeoutMs", timeout_ms)?;
+        for id in &execution_ids {
+            validate::id("executionIds", id)?;
+        }
+        if execution_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let at = now();
+        let expires = at + Duration::milliseconds(timeout_ms);
+        let list = Value::from(execution_ids.clone()).to_string();
+        let backend = self.backend();
+        let extended: HashSet<String> = match backend {
+            DbBackend::Postgres => Id::find_by_statement(Statement::from_sql_and_values(
+                backend,
+                PG_EXTEND_MANY,
+                [
+                    list.into(),
+                    worker_id.to_owned().into(),
+                    at.into(),
+                    expires.into(),
+                ],
+            ))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+            _ => {
+                let txn = self.begin_write().await?;
+                let held: Vec<String> = txn
+                    .query_all(Statement::from_sql_and_values(
+                        backend,
+                        SQLITE_EXTEND_CLAIMS,
+                        [
+                            list.into(),
+                            worker_id.to_owned().into(),
+                            at.into(),
+                            expires.into(),
+                        ],
+                    ))
+                    .await?
+                    .iter()
+                    .map(|row| row.try_get::<String>("", "execution_id"))
+                    .collect::<Result<_, _>>()?;
+                let ids = if held.is_empty() {
+                    HashSet::new()
+                } else {
+                    Id::find_by_statement(Statement::from_sql_and_values(
+                        backend,
+                        SQLITE_EXTEND_LEASES,
+                        [Value::from(held).to_string().into(), expires.into()],
+                    ))
+                    .all(&txn)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect()
+                };
+                txn.commit().await?;
+                ids
+            }
+        };
+        if !extended.is_empty() {
+            self.events.committed();
+        }
+        Ok(execution_ids
+            .into_iter()
+            .map(|id| ClaimExtension {
+                expires_at: extended.contains(&id).then_some(expires),
+                execution_id: id,
+            })
+            .collect())
+    }
+
+    async fn existing(&self, ids: &[String]) -> StoreResult<HashSet<String>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let backend = self.backend();
+        let text = match backend {
+            DbBackend::Postgres => PG_EXISTING,
+            _ => EXISTING,
+        };
+        Ok(Id::find_by_statement(Statement::from_sql_and_values(
+            backend,
+            text,
+            [Value::from(ids.to_vec()).to_string().into()],
+        ))
+        .all(&self.db)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
+    }
+}

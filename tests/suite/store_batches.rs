@@ -1,0 +1,336 @@
+//! Many executions per request: `createExecutions` all or nothing and in
+//! input order, `finishExecutions` and `extendClaims` per item and never on
+//! another worker's execution, and a fleet draining with batched rounds.
+
+use std::collections::HashSet;
+
+use execstore::store::{
+    CreateExecution, ExecutionStatus, ExecutionStore, Finish, Scope, StoreError,
+};
+use sea_orm::ConnectionTrait;
+
+use crate::fixtures::{create, input};
+use crate::harness::{fresh, Backend};
+
+async fn rows(store: &ExecutionStore) -> i64 {
+    let db = store.connection();
+    let row = db
+        .query_one(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM executions",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "n").unwrap()
+}
+
+fn finish(id: &str, worker: &str, status: ExecutionStatus) -> Finish {
+    Finish {
+        execution_id: id.into(),
+        worker_id: worker.into(),
+        status,
+        error_message: None,
+        error_node_id: None,
+        failure_reason: None,
+    }
+}
+
+async fn a_thousand_inputs_land_whole_and_in_order(backend: Backend) {
+    let t = fresh(backend).await;
+    let store = t.store();
+    create(&store, "root", None).await;
+    let mut inputs: Vec<CreateExecution> = (0..999)
+        .map(|i| {
+            let mut x = input(&format!("k{:04}", 998 - i), Some("root"));
+            if i % 100 == 0 {
+                x.id = None; // generated
+            }
+            x.options = Some(serde_json::json!({ "n": i }));
+            x
+        })
+        .collect();
+    // A parent earlier in the same batch.
+    inputs.push(input("grandchild", Some("k0997")));
+    let created = store.create_many(inputs, &Scope::All).await.unwrap();
+    assert_eq!(created.len(), 1000);
+    for (i, e) in created.iter().take(999).enumerate() {
+        if i % 100 != 0 {
+            assert_eq!(e.id, format!("k{:04}", 998 - i), "input order");
+        }
+        assert_eq!(e.options, Some(serde_json::json!({ "n": i })));
+        assert_eq!(
+            (e.execution_depth, e.root_execution_id.as_str()),
+            (1, "root")
+        );
+        assert_eq!(e.status, ExecutionStatus::Created);
+    }
+    let last = &created[999];
+    assert_eq!((last.id.as_str(), last.execution_depth), ("grandchild", 2));
+    assert_eq!(last.parent_execution_id.as_deref(), Some("k0997"));
+    assert_eq!(rows(&store).await, 1001);
+    let ids: HashSet<&str> = created.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), 1000);
+    // Idempotent on ids, as createExecution: the same batch again updates.
+    let again = store
+        .create_many(vec![input("grandchild", Some("k0997"))], &Scope::All)
+        .await
+        .unwrap();
+    assert_eq!(again[0].created_at, last.created_at);
+    assert_eq!(rows(&store).await, 1001);
+}
+
+async fn one_bad_input_writes_nothing(backend: Backend) {
+    let t = fresh(backend).await;
+    let store = t.store();
+    create(&store, "root", None).await;
+    let mut foreign = input("theirs", None);
+    foreign.owner_id = "someone-else".into();
+    store.create(foreign, &Scope::All).await.unwrap();
+    let batch = |bad: CreateExecution| {
+        let mut inputs: Vec<CreateExecution> = (0..100)
+            .map(|i| input(&format!("b{i}"), Some("root")))
+            .collect();
+        inputs[57] = bad;
+        inputs
+    };
+    let unknown = store
+        .create_many(batch(input("x", Some("no-such-parent"))), &Scope::All)
+        .await;
+    assert!(
+        matches!(
+            unknown,
+            Err(StoreError::InvalidInput {
+                field: "parentExecutionId",
+                ..
+            })
+        ),
+        "{unknown:?}"
+    );
+    let taken = store
+        .create_many(batch(input("theirs", Some("root"))), &Scope::All)
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    let twice = store
+        .create_many(batch(input("b3", Some("root"))), &Scope::All)
+        .await;
+    assert!(
+        matches!(twice, Err(StoreError::InvalidInput { field: "id", .. })),
+        "{twice:?}"
+    );
+    let mut not_mine = input("x", Some("root"));
+    not_mine.owner_id = "mallory".into();
+    let forbidden = store
+        .create_many(
+            batch(not_mine),
+            &Scope::Owner(crate::fixtures::OWNER.into()),
+        )
+        .await;
+    assert!(
+        matches!(forbidden, Err(StoreError::Forbidden(_))),
+        "{forbidden:?}"
+    );
+    let too_many: Vec<CreateExecution> = (0..execstore::store::MAX_BATCH + 1)
+        .map(|i| input(&format!("m{i}"), None))
+        .collect();
+    assert!(store.create_many(too_many, &Scope::All).await.is_err());
+    assert_eq!(rows(&store).await, 2, "nothing written by any of them");
+}
+
+async fn finish_and_extend_report_per_item(backend: Backend) {
+    let t = fresh(backend).await;
+    let store = t.store();
+    for id in ["e1", "e2", "e3", "e4", "e5"] {
+        create(&store, id, None).await;
+    }
+    for (id, worker) in [("e1", "a"), ("e2", "a"), ("e3", "a"), ("e4", "b")] {
+        assert!(store
+            .claim_execution(id, worker, 60_000)
+            .await
+            .unwrap()
+            .acquired());
+    }
+    let b_claim = store
+        .get_claim_for_execution("e4", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    let ids: Vec<String> = ["e1", "e2", "e3", "e4", "e5", "nope"]
+        .map(String::from)
+        .to_vec();
+    let extended = store.extend_many("a", ids, 600_000).await.unwrap();
+    let got: Vec<(&str, bool)> = extended
+        .iter()
+        .map(|e| (e.execution_id.as_str(), e.expires_at.is_some()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("e1", true),
+            ("e2", true),
+            ("e3", true),
+            ("e4", false),
+            ("e5", false),
+            ("nope", false)
+        ]
+    );
+    let claim = store
+        .get_claim_for_execution("e1", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(claim.expires_at), extended[0].expires_at);
+    assert_eq!(
+        store
+            .get_claim_for_execution("e4", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap(),
+        b_claim,
+        "b's claim untouched"
+    );
+
+    let mut retry = finish("e2", "a", ExecutionStatus::Created);
+    retry.error_message = Some("flaky".into());
+    let mut failed = finish("e3", "a", ExecutionStatus::Failed);
+    failed.error_message = Some("boom".into());
+    failed.error_node_id = Some("n7".into());
+    let outcomes = store
+        .finish_many(vec![
+            finish("e1", "a", ExecutionStatus::Completed),
+            retry,
+            failed,
+            finish("e4", "a", ExecutionStatus::Completed),
+            finish("e5", "a", ExecutionStatus::Completed),
+            finish("nope", "a", ExecutionStatus::Completed),
+        ])
+        .await
+        .unwrap();
+    let got: Vec<(&str, Option<&str>)> = outcomes
+        .iter()
+        .map(|o| (o.execution_id.as_str(), o.refusal))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("e1", None),
+            ("e2", None),
+            ("e3", None),
+            ("e4", Some("CONFLICT")),
+            ("e5", Some("CONFLICT")),
+            ("nope", Some("NOT_FOUND"))
+        ]
+    );
+    let e1 = outcomes[0].execution.as_ref().unwrap();
+    assert_eq!(e1.status, ExecutionStatus::Completed);
+    assert!(e1.completed_at.is_some());
+    let e2 = outcomes[1].execution.as_ref().unwrap();
+    assert_eq!(
+        (
+            e2.status,
+            e2.failure_count,
+            e2.last_failure_reason.as_deref()
+        ),
+        (ExecutionStatus::Created, 1, Some("flaky"))
+    );
+    assert!(e2.processing_worker_id.is_none());
+    let e3 = outcomes[2].execution.as_ref().unwrap();
+    assert_eq!(
+        (
+            e3.status,
+            e3.error_message.as_deref(),
+            e3.error_node_id.as_deref()
+        ),
+        (ExecutionStatus::Failed, Some("boom"), Some("n7"))
+    );
+    for id in ["e1", "e2", "e3"] {
+        let claim = store
+            .get_claim_for_execution(id, &Scope::All)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            claim.status,
+            execstore::store::ClaimStatus::Released,
+            "{id}"
+        );
+    }
+    // e2 went back to the queue; e4 is still b's, unchanged.
+    let pulled = store
+        .claim_next_executions("c", 60_000, None, 10)
+        .await
+        .unwrap();
+    let pulled: Vec<&str> = pulled.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(pulled, ["e2", "e5"]);
+    assert_eq!(
+        store
+            .get_claim_for_execution("e4", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap(),
+        b_claim
+    );
+    let e4 = store.get("e4", &Scope::All).await.unwrap().unwrap();
+    assert_eq!(e4.status, ExecutionStatus::Created);
+    assert_eq!(e4.processing_worker_id.as_deref(), Some("b"));
+}
+
+/// 16 workers pull 50 at a time and finish each batch in one request: every
+/// execution completed, exactly once.
+async fn batched_rounds_complete_every_execution_once(backend: Backend) {
+    const N: usize = 2000;
+    let t = fresh(backend).await;
+    let store = t.store();
+    let inputs = (0..N).map(|i| input(&format!("job-{i}"), None)).collect();
+    store.create_many(inputs, &Scope::All).await.unwrap();
+    let workers: Vec<_> = (0..16)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let worker = format!("w{w}");
+                let mut done = Vec::new();
+                loop {
+                    let pulled = store
+                        .claim_next_executions(&worker, 60_000, None, 50)
+                        .await
+                        .unwrap();
+                    if pulled.is_empty() {
+                        return done;
+                    }
+                    let items = pulled
+                        .iter()
+                        .map(|e| finish(&e.id, &worker, ExecutionStatus::Completed))
+                        .collect();
+                    for outcome in store.finish_many(items).await.unwrap() {
+                        assert_eq!(outcome.refusal, None, "{}", outcome.execution_id);
+                        done.push(outcome.execution_id);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    assert_eq!(all.len(), N, "every one finished once");
+    let distinct: HashSet<_> = all.iter().collect();
+    assert_eq!(distinct.len(), N);
+    let db = store.connection();
+    let row = db
+        .query_one(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM executions WHERE status = 'completed'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get::<i64>("", "n").unwrap(), N as i64);
+}
+
+crate::both_backends!(
+    a_thousand_inputs_land_whole_and_in_order,
+    one_bad_input_writes_nothing,
+    finish_and_extend_report_per_item,
+    batched_rounds_complete_every_execution_once
+);
