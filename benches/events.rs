@@ -70,20 +70,9 @@ type Receipts = Arc<Mutex<HashMap<String, Vec<(usize, Instant)>>>>;
 const CREATE: &str = "mutation($i: CreateExecutionInput!) { createExecution(input: $i) { id } }";
 
 fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
-    let sizes = if smoke { SMOKE } else { FULL };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let report = runtime.block_on(run(sizes, smoke));
-    println!("{report}");
-    if smoke {
-        println!("smoke run finished: 1 passed, 0 failed");
-    } else {
-        write_section(SECTION, &report);
-    }
+    bench_main(SECTION, |smoke| {
+        run(if smoke { SMOKE } else { FULL }, smoke)
+    });
 }
 
 async fn run(sizes: Sizes, smoke: bool) -> String {

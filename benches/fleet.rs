@@ -65,20 +65,9 @@ const FIELDS: &str =
     "id status flowId parentExecutionId executionDepth createdAt startedAt completedAt";
 
 fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
-    let sizes = if smoke { SMOKE } else { FULL };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let report = runtime.block_on(run(sizes, smoke));
-    println!("{report}");
-    if smoke {
-        println!("smoke run finished: 1 passed, 0 failed");
-    } else {
-        write_section(SECTION, &report);
-    }
+    bench_main(SECTION, |smoke| {
+        run(if smoke { SMOKE } else { FULL }, smoke)
+    });
 }
 
 fn tree_query(depth: usize) -> String {

@@ -61,20 +61,9 @@ const SECTION: &str = "queue";
 const PULL: &str = "mutation($w: String!, $f: ID!, $n: Int!, $wait: Int) { claimNextExecutions(workerId: $w, timeoutMs: 600000, flowId: $f, limit: $n, waitMs: $wait) { id } }";
 
 fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
-    let sizes = if smoke { SMOKE } else { FULL };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let report = runtime.block_on(run(sizes, smoke));
-    println!("{report}");
-    if smoke {
-        println!("smoke run finished: 1 passed, 0 failed");
-    } else {
-        write_section(SECTION, &report);
-    }
+    bench_main(SECTION, |smoke| {
+        run(if smoke { SMOKE } else { FULL }, smoke)
+    });
 }
 
 async fn insert_created(

@@ -389,3 +389,26 @@ pub fn write_section(name: &str, text: &str) {
     std::fs::write(&path, new).expect("write BENCHMARKS.md");
     println!("wrote its section of {}", path.display());
 }
+
+/// A bench binary's `main`: `--smoke` runs tiny sizes and only prints (and
+/// says so in a line test runners read); a full run also rewrites the
+/// bench's section of BENCHMARKS.md. The runtime has two workers, like the
+/// machine.
+pub fn bench_main<F>(section: &str, run: impl FnOnce(bool) -> F)
+where
+    F: std::future::Future<Output = String>,
+{
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let report = runtime.block_on(run(smoke));
+    println!("{report}");
+    if smoke {
+        println!("smoke run finished: 1 passed, 0 failed");
+    } else {
+        write_section(section, &report);
+    }
+}

@@ -13,11 +13,15 @@ use crate::fixtures::{create, input};
 use crate::harness::{fresh, Backend};
 
 async fn rows(store: &ExecutionStore) -> i64 {
+    count(store, "").await
+}
+
+async fn count(store: &ExecutionStore, filter: &str) -> i64 {
     let db = store.connection();
     let row = db
         .query_one(sea_orm::Statement::from_string(
             db.get_database_backend(),
-            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM executions",
+            format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM executions {filter}"),
         ))
         .await
         .unwrap()
@@ -316,16 +320,7 @@ async fn batched_rounds_complete_every_execution_once(backend: Backend) {
     assert_eq!(all.len(), N, "every one finished once");
     let distinct: HashSet<_> = all.iter().collect();
     assert_eq!(distinct.len(), N);
-    let db = store.connection();
-    let row = db
-        .query_one(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM executions WHERE status = 'completed'",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.try_get::<i64>("", "n").unwrap(), N as i64);
+    assert_eq!(count(&store, "WHERE status = 'completed'").await, N as i64);
 }
 
 crate::both_backends!(
