@@ -522,16 +522,9 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
 
     // Claims: execstore over HTTP against pgbench running the one statement.
     let mut claim_rows = Vec::new();
-    let next_cb = Arc::new(AtomicUsize::new(1));
-    for conns in [1, 8, 32] {
-        step(&format!("claimExecution @{conns}"));
-        // Each of the 3 × rounds runs gets its own slice of fresh executions,
-        // on both sides, so no claim ever lands on a missing row.
-        let per_run = s.claim_pool / (3 * s.rounds);
-        let (run, floor) = claim_by_id(
-            &es_url, &cluster, conns, s.rounds, s.seconds, per_run, &next_cb,
-        )
-        .await;
+    for (conns, run, floor) in
+        claim_by_id_at_each_size(&es_url, &cluster, s.claim_pool, s.rounds, s.seconds).await
+    {
         claim_rows.push(Row {
             name: format!("claimExecution @{conns}"),
             execstore: run,

@@ -12,7 +12,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -194,17 +194,8 @@ async fn run(s: Sizes, smoke: bool) -> String {
     let (server, es_url) = start_execstore(&binary, &url).await;
 
     // claimExecution by id, and the floor.
-    let mut by_id = Vec::new();
-    let next_cb = Arc::new(AtomicUsize::new(1));
-    for conns in [1, 8, 32] {
-        step(&format!("claimExecution @{conns}"));
-        let per_run = s.claim_pool / (3 * s.rounds);
-        let (run, floor) = claim_by_id(
-            &es_url, &cluster, conns, s.rounds, s.seconds, per_run, &next_cb,
-        )
-        .await;
-        by_id.push((conns, run, floor));
-    }
+    let by_id =
+        claim_by_id_at_each_size(&es_url, &cluster, s.claim_pool, s.rounds, s.seconds).await;
 
     // Pulls.
     let mut pulls = Vec::new();

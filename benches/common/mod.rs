@@ -373,6 +373,28 @@ pub async fn claim_by_id(
     (median_run(&es), median(floor))
 }
 
+/// `claim_by_id` at 1, 8 and 32 clients, each of the 3 × rounds runs on
+/// its own slice of the pool (on both sides, so no claim ever lands on a
+/// missing row): (clients, execstore, floor tx/s).
+pub async fn claim_by_id_at_each_size(
+    es_url: &str,
+    cluster: &Cluster,
+    claim_pool: usize,
+    rounds: usize,
+    seconds: f64,
+) -> Vec<(usize, Run, f64)> {
+    let next = Arc::new(AtomicUsize::new(1));
+    let per_run = claim_pool / (3 * rounds);
+    let mut out = Vec::new();
+    for conns in [1, 8, 32] {
+        step(&format!("claimExecution @{conns}"));
+        let (run, floor) =
+            claim_by_id(es_url, cluster, conns, rounds, seconds, per_run, &next).await;
+        out.push((conns, run, floor));
+    }
+    out
+}
+
 /// Replaces (or appends) this bench's section of BENCHMARKS.md.
 pub fn write_section(name: &str, text: &str) {
     let path = Path::new(ROOT).join("BENCHMARKS.md");

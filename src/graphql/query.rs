@@ -43,6 +43,16 @@ fn charge(ctx: &Context<'_>, rows: usize) -> GqlResult<()> {
     }
 }
 
+/// A feed's page as a connection, its rows charged to the request's budget.
+async fn feed(
+    ctx: &Context<'_>,
+    page: impl std::future::Future<Output = s::StoreResult<s::Page<s::Execution>>>,
+) -> GqlResult<Connection<String, Execution>> {
+    let page = page.await.gql()?;
+    charge(ctx, page.items.len())?;
+    Ok(execution_connection(page))
+}
+
 fn execution_connection(page: s::Page<s::Execution>) -> Connection<String, Execution> {
     let nodes = Execution::level(page.items);
     connection(
@@ -183,17 +193,9 @@ impl QueryRoot {
         after: Option<String>,
     ) -> GqlResult<Connection<String, Execution>> {
         let scope = viewer(ctx)?.scope();
-        let page = store(ctx)?
-            .get_child_feed(
-                &root_execution_id,
-                first.map(i64::from),
-                after.as_deref(),
-                &scope,
-            )
-            .await
-            .gql()?;
-        charge(ctx, page.items.len())?;
-        Ok(execution_connection(page))
+        let first = first.map(i64::from);
+        let page = store(ctx)?.get_child_feed(&root_execution_id, first, after.as_deref(), &scope);
+        feed(ctx, page).await
     }
 
     /// Direct children of any execution, newest first.
@@ -205,17 +207,14 @@ impl QueryRoot {
         after: Option<String>,
     ) -> GqlResult<Connection<String, Execution>> {
         let scope = viewer(ctx)?.scope();
-        let page = store(ctx)?
-            .get_direct_child_feed(
-                &parent_execution_id,
-                first.map(i64::from),
-                after.as_deref(),
-                &scope,
-            )
-            .await
-            .gql()?;
-        charge(ctx, page.items.len())?;
-        Ok(execution_connection(page))
+        let first = first.map(i64::from);
+        let page = store(ctx)?.get_direct_child_feed(
+            &parent_execution_id,
+            first,
+            after.as_deref(),
+            &scope,
+        );
+        feed(ctx, page).await
     }
 
     /// Statistics over a root's descendants (the root excluded).
