@@ -21,7 +21,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, QueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
 
 use super::{Execution, ExecutionStore, StoreError, StoreResult};
 
@@ -145,28 +145,35 @@ WHERE e.tx = $1 AND e.seq > $2
 ORDER BY e.seq
 LIMIT $3";
 
-/// A root's events in (($1, $2), ($3, $4)], with the executions as they are
-/// now, at most $5, only of owner $6 when $6 is not null.
+/// A root's events in (($1, $2), ($3, $4)], at most $5, only of owner $6
+/// when $6 is not null. One range of the root index: the redundant bounds on
+/// `tx` alone keep the planner on it. (The rows are read apart, by id: a
+/// join here let PostgreSQL's generic plan hash the whole table per page.)
 const PG_ROOT_EVENTS: &str = "\
-SELECT e.tx AS ev_tx, e.seq AS ev_seq, e.kind AS ev_kind, e.execution_id AS ev_execution_id,
-       e.root_execution_id AS ev_root_execution_id, e.owner_id AS ev_owner_id, x.*
+SELECT e.tx, e.seq, e.kind, e.execution_id, e.root_execution_id, e.owner_id, false AS pending
 FROM execution_events e
-LEFT JOIN executions x ON x.id = e.execution_id AND e.kind <> 'deleted'
 WHERE e.root_execution_id = $7
+  AND e.tx >= $1 AND e.tx <= $3
   AND (e.tx, e.seq) > ($1, $2) AND (e.tx, e.seq) <= ($3, $4)
   AND ($6 IS NULL OR e.owner_id = $6)
 ORDER BY e.tx, e.seq
 LIMIT $5";
 const SQLITE_ROOT_EVENTS: &str = "\
-SELECT e.tx AS ev_tx, e.seq AS ev_seq, e.kind AS ev_kind, e.execution_id AS ev_execution_id,
-       e.root_execution_id AS ev_root_execution_id, e.owner_id AS ev_owner_id, x.*
+SELECT e.tx, e.seq, e.kind, e.execution_id, e.root_execution_id, e.owner_id, 0 AS pending
 FROM execution_events e
-LEFT JOIN executions x ON x.id = e.execution_id AND e.kind <> 'deleted'
 WHERE e.root_execution_id = $7
   AND e.tx = $1 AND e.seq > $2 AND e.tx = $3 AND e.seq <= $4
   AND ($6 IS NULL OR e.owner_id = $6)
 ORDER BY e.seq
 LIMIT $5";
+
+/// Positions of a root's committed events after ($1, $2).
+const PG_ROOT_POSITIONS: &str = "\
+SELECT tx, seq FROM execution_events
+WHERE root_execution_id = $3 AND tx >= $1 AND (tx, seq) > ($1, $2)";
+const SQLITE_ROOT_POSITIONS: &str = "\
+SELECT tx, seq FROM execution_events
+WHERE root_execution_id = $3 AND tx = $1 AND seq > $2";
 
 /// The last position the janitor deleted.
 const PRUNED: &str = "SELECT pruned_tx AS tx, pruned_seq AS seq FROM event_log_state WHERE id = 1";
@@ -223,6 +230,29 @@ struct TailRow {
     root_execution_id: Option<String>,
     owner_id: Option<String>,
     pending: bool,
+}
+
+impl TryFrom<TailRow> for LoggedEvent {
+    type Error = StoreError;
+
+    fn try_from(row: TailRow) -> StoreResult<Self> {
+        let missing = || {
+            StoreError::Database(sea_orm::DbErr::Custom(
+                "an event row without its columns".into(),
+            ))
+        };
+        Ok(LoggedEvent {
+            position: Position {
+                tx: row.tx.ok_or_else(missing)?,
+                seq: row.seq.ok_or_else(missing)?,
+            },
+            kind: EventKind::parse(&row.kind.ok_or_else(missing)?)?,
+            execution_id: row.execution_id.ok_or_else(missing)?,
+            root_execution_id: row.root_execution_id.ok_or_else(missing)?,
+            owner_id: row.owner_id.ok_or_else(missing)?,
+            execution: None,
+        })
+    }
 }
 
 #[derive(FromQueryResult)]
@@ -307,28 +337,51 @@ impl ExecutionStore {
     ) -> StoreResult<Vec<LoggedEvent>> {
         let backend = self.backend();
         let text = pick(backend, PG_ROOT_EVENTS, SQLITE_ROOT_EVENTS);
-        let rows = self
-            .db
-            .query_all(statement(
-                backend,
-                text,
-                vec![
-                    after.tx.into(),
-                    after.seq.into(),
-                    upto.tx.into(),
-                    upto.seq.into(),
-                    limit.into(),
-                    owner.map(str::to_owned).into(),
-                    root.to_owned().into(),
-                ],
-            ))
-            .await?;
+        let rows = TailRow::find_by_statement(statement(
+            backend,
+            text,
+            vec![
+                after.tx.into(),
+                after.seq.into(),
+                upto.tx.into(),
+                upto.seq.into(),
+                limit.into(),
+                owner.map(str::to_owned).into(),
+                root.to_owned().into(),
+            ],
+        ))
+        .all(&self.db)
+        .await?;
         // Read after the events: the janitor only moves forward, so a mark
         // still at or before `after` now was so while they were read.
         if self.event_log_pruned().await? > after {
             return Err(StoreError::EventsExpired);
         }
-        rows.iter().map(logged_event_with_row).collect()
+        let events = rows
+            .into_iter()
+            .map(LoggedEvent::try_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.with_current_rows(events).await
+    }
+
+    /// The positions of `root`'s events after `after` committed now.
+    pub(crate) async fn root_event_positions_after(
+        &self,
+        root: &str,
+        after: Position,
+    ) -> StoreResult<std::collections::HashSet<Position>> {
+        let backend = self.backend();
+        let text = pick(backend, PG_ROOT_POSITIONS, SQLITE_ROOT_POSITIONS);
+        Ok(PositionRow::find_by_statement(statement(
+            backend,
+            text,
+            vec![after.tx.into(), after.seq.into(), root.to_owned().into()],
+        ))
+        .all(&self.db)
+        .await?
+        .into_iter()
+        .map(Position::from)
+        .collect())
     }
 
     /// The last position the janitor deleted.
@@ -429,26 +482,6 @@ impl ExecutionStore {
             oldest_logged_at_ms: row.try_get("", "first_at")?,
         })
     }
-}
-
-fn logged_event_with_row(row: &QueryResult) -> StoreResult<LoggedEvent> {
-    let kind = EventKind::parse(&row.try_get::<String>("", "ev_kind")?)?;
-    let has_row: Option<String> = row.try_get("", "id")?;
-    let execution = match has_row {
-        Some(_) => Some(std::sync::Arc::new(Execution::from_query_result(row, "")?)),
-        None => None,
-    };
-    Ok(LoggedEvent {
-        position: Position {
-            tx: row.try_get("", "ev_tx")?,
-            seq: row.try_get("", "ev_seq")?,
-        },
-        kind,
-        execution_id: row.try_get("", "ev_execution_id")?,
-        root_execution_id: row.try_get("", "ev_root_execution_id")?,
-        owner_id: row.try_get("", "ev_owner_id")?,
-        execution,
-    })
 }
 
 #[cfg(test)]

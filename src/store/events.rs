@@ -178,6 +178,7 @@ impl ExecutionStore {
             last: after,
             replay_to: None,
             live: None,
+            past: Default::default(),
             id: 0,
             ready: VecDeque::new(),
             ended: false,
@@ -268,7 +269,12 @@ impl ExecutionStore {
                 return Ok(batch.pending);
             };
             let full = batch.events.len() as i64 == BATCH;
-            let events = self.with_rows(batch.events).await?;
+            let events: Vec<Arc<LoggedEvent>> = self
+                .with_current_rows(batch.events)
+                .await?
+                .into_iter()
+                .map(Arc::new)
+                .collect();
             crate::metrics::events_read(events.len());
             let mut registry = self.events.registry();
             let registry = &mut *registry;
@@ -298,8 +304,12 @@ impl ExecutionStore {
         }
     }
 
-    /// The events with their executions as they are now (one statement).
-    async fn with_rows(&self, events: Vec<LoggedEvent>) -> StoreResult<Vec<Arc<LoggedEvent>>> {
+    /// The events with their executions as they are now, read from the
+    /// primary by id (one statement, one index probe per execution).
+    pub(crate) async fn with_current_rows(
+        &self,
+        events: Vec<LoggedEvent>,
+    ) -> StoreResult<Vec<LoggedEvent>> {
         let mut ids: Vec<String> = events
             .iter()
             .filter(|e| e.kind != EventKind::Deleted)
@@ -307,7 +317,7 @@ impl ExecutionStore {
             .collect();
         ids.sort();
         ids.dedup();
-        let mut rows: HashMap<String, Arc<Execution>> = self
+        let rows: HashMap<String, Arc<Execution>> = self
             .get_many_on(&self.db, &ids, &Scope::All)
             .await?
             .into_iter()
@@ -317,9 +327,9 @@ impl ExecutionStore {
             .into_iter()
             .map(|mut event| {
                 if event.kind != EventKind::Deleted {
-                    event.execution = rows.get_mut(&event.execution_id).map(|r| r.clone());
+                    event.execution = rows.get(&event.execution_id).cloned();
                 }
-                Arc::new(event)
+                event
             })
             .collect())
     }
@@ -361,6 +371,9 @@ struct Follower {
     /// Replaying the log up to here before following live.
     replay_to: Option<Position>,
     live: Option<mpsc::Receiver<Arc<LoggedEvent>>>,
+    /// Events committed before a "from now" subscriber joined that live
+    /// delivery will still bring: skipped.
+    past: std::collections::HashSet<Position>,
     id: u64,
     ready: VecDeque<Arc<LoggedEvent>>,
     ended: bool,
@@ -394,13 +407,19 @@ impl Follower {
                         if let Some(event) = page.last() {
                             self.last = Some(event.position);
                         }
-                        self.ready.extend(page.into_iter().map(Arc::new));
+                        let past = &mut self.past;
+                        self.ready.extend(
+                            page.into_iter()
+                                .filter(|e| !past.remove(&e.position))
+                                .map(Arc::new),
+                        );
                         continue;
                     }
                 }
             }
             let live = self.live.as_mut()?;
             match live.recv().await {
+                Some(event) if self.past.remove(&event.position) => continue,
                 Some(event) if Some(event.position) > self.last => {
                     self.last = Some(event.position);
                     return Some(Ok(event));
@@ -419,7 +438,17 @@ impl Follower {
         self.live = Some(receiver);
         self.id = id;
         match self.last {
-            None => self.last = Some(start),
+            None => {
+                // "From now": the events of this root already committed but
+                // not yet read live are the past, not news. Exactly those
+                // are skipped (a position bound would not do: on PostgreSQL
+                // a transaction still running may commit below it).
+                self.last = Some(start);
+                self.past = self
+                    .store
+                    .root_event_positions_after(&self.root, start)
+                    .await?;
+            }
             Some(last) if last < start => {
                 self.replay_to = Some(start);
                 crate::metrics::event_replay();
