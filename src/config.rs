@@ -141,6 +141,17 @@ pub struct Config {
     pub graphiql: bool,
 }
 
+/// What to tell someone whose SQLite file could not be opened: SQLite only
+/// creates a missing file when the URL asks for it (`?mode=rwc`).
+pub fn database_open_hint(url: &str, error: &str) -> Option<&'static str> {
+    let sqlite = url.starts_with("sqlite:");
+    (sqlite && !url.contains("mode=rwc") && error.contains("unable to open database file"))
+        .then_some(
+            "SQLite creates the file only when asked: add `?mode=rwc` to DATABASE_URL \
+         (sqlite:///path/file.db?mode=rwc), or create the file first",
+        )
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,

@@ -97,7 +97,13 @@ async fn serve(config: execstore::config::Config) -> Result<(), String> {
     }
     let db = store::connect(&config.database_url, &config.db_options())
         .await
-        .map_err(|e| format!("cannot open the database: {e}"))?;
+        .map_err(|e| {
+            let error = e.to_string();
+            match execstore::config::database_open_hint(&config.database_url, &error) {
+                Some(hint) => format!("cannot open the database: {error}. {hint}"),
+                None => format!("cannot open the database: {error}"),
+            }
+        })?;
     let mut store = ExecutionStore::new(db);
     let standbys: Vec<String> = config
         .database_read_url

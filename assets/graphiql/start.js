@@ -18,7 +18,7 @@
       fetcher: fetcher,
       plugins: [explorer],
       shouldPersistHeaders: false,
-      defaultQuery: '# execstore: try a query, e.g.\n{\n  rootExecutions(flowId: "checkout", first: 5) {\n    edges { node { id status createdAt } }\n  }\n}\n',
+      defaultQuery: '# execstore: try a query, e.g.\n{\n  rootExecutions(flowId: "checkout", first: 5) {\n    edges { node { levels totalNested execution { id status createdAt } } }\n  }\n}\n',
     })
   );
 })();

@@ -162,3 +162,18 @@ fn a_request_timeout_shorter_than_the_longest_wait_is_refused() {
     short.max_wait = std::time::Duration::from_secs(5);
     assert!(short.check().is_ok());
 }
+
+/// A SQLite URL without `?mode=rwc` on a missing file says how to fix it.
+#[tokio::test]
+async fn a_missing_sqlite_file_names_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("absent.db").display());
+    let err = execstore::store::connect(&url, &execstore::store::DbOptions::default())
+        .await
+        .err()
+        .expect("no such file")
+        .to_string();
+    let hint = execstore::config::database_open_hint(&url, &err).expect("a hint");
+    assert!(hint.contains("?mode=rwc"), "{hint}");
+    assert!(execstore::config::database_open_hint(&format!("{url}?mode=rwc"), &err).is_none());
+}

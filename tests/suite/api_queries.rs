@@ -298,3 +298,20 @@ crate::both_backends!(
     feeds_page_through_cursors,
     batch_requests_and_limits,
 );
+
+/// GraphiQL's default query (in `assets/graphiql/start.js`) is valid
+/// against the schema: a newcomer's first click must not fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_default_query_is_valid() {
+    let script = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/graphiql/start.js"
+    ))
+    .expect("start.js");
+    let start = script.find("defaultQuery: '").expect("a default query") + "defaultQuery: '".len();
+    let end = start + script[start..].find("',").expect("its end");
+    let query = script[start..end].replace("\\n", "\n");
+    let api = Api::new(Backend::Sqlite).await;
+    let data = api.ok(&query, serde_json::json!({})).await;
+    assert!(data["rootExecutions"]["edges"].is_array(), "{data}");
+}
