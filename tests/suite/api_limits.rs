@@ -170,8 +170,7 @@ async fn a_missing_sqlite_file_names_the_fix() {
     let url = format!("sqlite://{}", dir.path().join("absent.db").display());
     let err = execstore::store::connect(&url, &execstore::store::DbOptions::default())
         .await
-        .err()
-        .expect("no such file")
+        .expect_err("no such file")
         .to_string();
     let hint = execstore::config::database_open_hint(&url, &err).expect("a hint");
     assert!(hint.contains("?mode=rwc"), "{hint}");
