@@ -276,11 +276,12 @@ impl ExecutionStore {
             }
             ids.push(id);
         }
-        // Parents outside the batch: one read.
+        // Every parent named, in one read: those outside the batch, and
+        // those in it that exist already (an upsert keeps their stored root
+        // and depth, so their children must inherit those).
         let outside: Vec<String> = inputs
             .iter()
             .filter_map(|i| i.parent_execution_id.clone())
-            .filter(|p| !seen.contains(p))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -315,7 +316,7 @@ impl ExecutionStore {
                     (root, depth + 1)
                 }
             };
-            known.insert(id.clone(), (root.clone(), depth));
+            known.entry(id.clone()).or_insert((root.clone(), depth));
             let status = input.status.unwrap_or(ExecutionStatus::Created);
             rows.push(json!({
                 "ord": ord,

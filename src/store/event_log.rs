@@ -111,7 +111,8 @@ pub(crate) struct TailBatch {
 /// The log's extent, for `/metrics`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EventLogStats {
-    /// Events retained (the span of sequence numbers: an upper bound).
+    /// Events retained, approximately (the span of sequence numbers from
+    /// the first to the last event in log order).
     pub events: i64,
     /// When the oldest retained event was written (ms since the epoch).
     pub oldest_logged_at_ms: Option<i64>,
@@ -122,8 +123,11 @@ pub struct EventLogStats {
 /// The head of the log: a position after every event readable now.
 const PG_HEAD: &str =
     "SELECT CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT) AS tx, CAST(0 AS BIGINT) AS seq";
+/// (Never below the prune mark: after the janitor emptied the log, MAX(seq)
+/// alone would fall back to 0 and every cursor from it would be "expired".)
 const SQLITE_HEAD: &str =
-    "SELECT 0 AS tx, COALESCE((SELECT MAX(seq) FROM execution_events), 0) AS seq";
+    "SELECT 0 AS tx, MAX(COALESCE((SELECT MAX(seq) FROM execution_events), 0), \
+     (SELECT pruned_seq FROM event_log_state WHERE id = 1)) AS seq";
 
 /// Up to $3 events after ($1, $2), readable now, with whether committed
 /// events wait behind a running transaction.

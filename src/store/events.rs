@@ -269,19 +269,37 @@ impl ExecutionStore {
                 return Ok(batch.pending);
             };
             let full = batch.events.len() as i64 == BATCH;
-            let events: Vec<Arc<LoggedEvent>> = self
-                .with_current_rows(batch.events)
+            crate::metrics::events_read(batch.events.len());
+            // Rows are read only for the roots someone follows now; a root
+            // that gains its first subscriber meanwhile is caught below.
+            let followed: std::collections::HashSet<String> =
+                self.events.registry().roots.keys().cloned().collect();
+            let (wanted, others): (Vec<_>, Vec<_>) = batch
+                .events
+                .into_iter()
+                .partition(|e| followed.contains(&e.root_execution_id));
+            let mut events: Vec<(Arc<LoggedEvent>, bool)> = self
+                .with_current_rows(wanted)
                 .await?
                 .into_iter()
-                .map(Arc::new)
+                .map(|e| (Arc::new(e), true))
+                .chain(others.into_iter().map(|e| (Arc::new(e), false)))
                 .collect();
-            crate::metrics::events_read(events.len());
+            events.sort_by_key(|(e, _)| e.position);
             let mut registry = self.events.registry();
             let registry = &mut *registry;
-            for event in &events {
+            let mut reached = from;
+            for (event, loaded) in &events {
                 let Some(list) = registry.roots.get_mut(&event.root_execution_id) else {
+                    reached = event.position;
                     continue;
                 };
+                if !loaded {
+                    // Its root gained a subscriber after the rows were read:
+                    // stop here; the next round reads on from this event.
+                    registry.position = Some(reached);
+                    return Ok(true);
+                }
                 let before = list.len();
                 list.retain(|s| {
                     if s.owner.as_ref().is_some_and(|o| *o != event.owner_id) {
@@ -296,6 +314,7 @@ impl ExecutionStore {
                     registry.roots.remove(&event.root_execution_id);
                 }
                 registry.subscribers -= removed;
+                reached = event.position;
             }
             registry.position = Some(last);
             if !full {

@@ -38,7 +38,10 @@ impl ExecutionStore {
         let horizon_ms = chrono::Utc::now()
             .timestamp_millis()
             .saturating_sub(retention);
-        let events_pruned = self.prune_event_log(horizon_ms, PRUNE_BATCH).await?;
+        // Each half runs even when the other fails; the first error is
+        // reported after both.
+        let pruned = self.prune_event_log(horizon_ms, PRUNE_BATCH).await;
+        let events_pruned = *pruned.as_ref().unwrap_or(&0);
         crate::metrics::events_pruned(events_pruned);
         let mut report = JanitorReport {
             events_pruned,
@@ -54,6 +57,7 @@ impl ExecutionStore {
             report.runs_deleted = deleted.runs;
             report.executions_deleted = deleted.executions;
         }
+        pruned?;
         Ok(report)
     }
 

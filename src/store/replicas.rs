@@ -135,17 +135,22 @@ impl Standbys {
         if let Some(token) = token {
             // A short bounded wait for a standby to replay that far.
             let deadline = Instant::now() + TOKEN_WAIT;
-            while Instant::now() < deadline {
+            while self.any_healthy() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 for (i, standby) in self.0.standbys.iter().enumerate() {
-                    let fresh = lock(&standby.state).healthy;
-                    if fresh
-                        && replayed(&standby.db)
-                            .await
-                            .is_some_and(|(lsn, _)| lsn >= token)
-                    {
-                        lock(&standby.state).replayed = token;
-                        return (ReadRoute::Standby(i), Some(standby.db.clone()));
+                    let usable = {
+                        let state = lock(&standby.state);
+                        state.healthy && state.lag <= self.0.max_lag
+                    };
+                    if !usable {
+                        continue;
+                    }
+                    if let Some((lsn, true)) = replayed(&standby.db).await {
+                        let mut state = lock(&standby.state);
+                        state.replayed = state.replayed.max(lsn);
+                        if lsn >= token {
+                            return (ReadRoute::Standby(i), Some(standby.db.clone()));
+                        }
                     }
                 }
             }

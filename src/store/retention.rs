@@ -116,8 +116,16 @@ impl ExecutionStore {
         runs: i64,
     ) -> StoreResult<RunsDeleted> {
         let backend = self.backend();
+        // PostgreSQL: REPEATABLE READ, so that a child inserted into a run
+        // while it is being deleted (its insert holding the parent row) makes
+        // the cascade fail with a serialization error — the round is retried
+        // later — instead of taking the just-acknowledged child with it.
         let txn = match backend {
-            DbBackend::Postgres => self.db.begin().await?,
+            DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(Some(sea_orm::IsolationLevel::RepeatableRead), None)
+                    .await?
+            }
             _ => self.begin_write().await?,
         };
         if backend == DbBackend::Postgres {
