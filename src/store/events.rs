@@ -203,7 +203,7 @@ impl ExecutionStore {
         root: &str,
         owner: Option<String>,
     ) -> StoreResult<(mpsc::Receiver<Arc<LoggedEvent>>, u64, Position)> {
-        self.start_reading().await?;
+        self.start_reading();
         // The reader does not move while nobody listens: the first to join
         // brings its position to the head (so "live" means from now).
         let head = match self.events.has_subscribers() {
@@ -229,22 +229,12 @@ impl ExecutionStore {
         Ok((receiver, id, position))
     }
 
-    /// Starts this process's log reader once, at the log's head.
-    async fn start_reading(&self) -> StoreResult<()> {
-        if self.events.0.reading.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let head = self.event_log_head().await?;
-        {
-            let mut registry = self.events.registry();
-            if registry.position.is_none() {
-                registry.position = Some(head);
-            }
-        }
+    /// Starts this process's log reader once. Its position is set by the
+    /// first subscriber to join (`register` brings it to the head).
+    fn start_reading(&self) {
         if !self.events.0.reading.swap(true, Ordering::AcqRel) {
             tokio::spawn(read_log(self.clone()));
         }
-        Ok(())
     }
 
     /// Hands every readable event after the reader's position to the

@@ -46,19 +46,13 @@ impl Cluster {
             ));
         }
         sweep_stale_dirs();
-        let dir = std::env::temp_dir().join(format!(
-            "{DIR_PREFIX}{}-{}",
-            std::process::id(),
-            uuid::Uuid::now_v7().simple()
-        ));
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let as_root = is_root();
-        if as_root {
-            chown_postgres(&dir)?;
-        }
-        let output = as_postgres(as_root, &bin.join("initdb"))
-            .args([
+        let dir = cluster_dir(as_root)?;
+        let data = dir.join("data");
+        run_as_postgres(
+            as_root,
+            "initdb",
+            &[
                 "-D",
                 path_str(&data),
                 "-U",
@@ -68,15 +62,8 @@ impl Cluster {
                 "UTF8",
                 "--no-sync",
                 "--locale=C",
-            ])
-            .output()
-            .map_err(|e| format!("run initdb: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
+            ],
+        )?;
         let port = free_port()?;
         let mut args: Vec<String> = vec![
             "-D".into(),
@@ -106,19 +93,12 @@ impl Cluster {
     /// A streaming standby of this cluster (`pg_basebackup -R` over
     /// loopback), started on a port of its own with the same settings.
     pub fn start_standby(&self) -> Result<Cluster, String> {
-        let bin = Self::bin_dir();
-        let dir = std::env::temp_dir().join(format!(
-            "{DIR_PREFIX}{}-{}",
-            std::process::id(),
-            uuid::Uuid::now_v7().simple()
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        if self.as_root {
-            chown_postgres(&dir)?;
-        }
+        let dir = cluster_dir(self.as_root)?;
         let data = dir.join("data");
-        let output = as_postgres(self.as_root, &bin.join("pg_basebackup"))
-            .args([
+        run_as_postgres(
+            self.as_root,
+            "pg_basebackup",
+            &[
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -133,15 +113,8 @@ impl Cluster {
                 "--no-sync",
                 // Not a spread checkpoint: that waits minutes for nothing.
                 "--checkpoint=fast",
-            ])
-            .output()
-            .map_err(|e| format!("run pg_basebackup: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "pg_basebackup failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
+            ],
+        )?;
         let port = free_port()?;
         let mut args = self.args.clone();
         for (i, arg) in args.iter_mut().enumerate() {
@@ -257,6 +230,38 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// A new directory for a cluster, owned by the postgres user when we are
+/// root. Its `data/` is left to initdb or pg_basebackup, which create it
+/// with the permissions the server insists on.
+fn cluster_dir(as_root: bool) -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "{DIR_PREFIX}{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    if as_root {
+        chown_postgres(&dir)?;
+    }
+    Ok(dir)
+}
+
+/// Runs one of PostgreSQL's programs to completion, as the postgres user
+/// when we are root; its stderr is the error when it fails.
+fn run_as_postgres(as_root: bool, program: &str, args: &[&str]) -> Result<(), String> {
+    let output = as_postgres(as_root, &Cluster::bin_dir().join(program))
+        .args(args)
+        .output()
+        .map_err(|e| format!("run {program}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{program} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
 }
 
 fn path_str(p: &Path) -> &str {
