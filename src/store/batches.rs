@@ -8,6 +8,9 @@
 //! - `finish_many` and `extend_many` are all or nothing *per item*: an item
 //!   whose worker does not hold a live claim changes nothing and is reported
 //!   as such; the others go through.
+//!
+//! On SQLite each batch is one write of a commit group (`group_commit`):
+//! its statements are kept together or not at all.
 
 use std::collections::{HashMap, HashSet};
 
@@ -337,35 +340,47 @@ impl ExecutionStore {
             DbBackend::Postgres => PG_CREATE_MANY,
             _ => SQLITE_CREATE_MANY,
         };
-        let txn = self.begin_write().await?;
-        let written = Execution::find_by_statement(Statement::from_sql_and_values(
+        let statement = Statement::from_sql_and_values(
             backend,
             text,
             [Value::from(rows).to_string().into(), now().into()],
-        ))
-        .all(&txn)
-        .await;
+        );
+        let expected = ids.len();
+        let written = self
+            .write(move |w| {
+                Box::pin(async move {
+                    let txn = w.begin().await?;
+                    let written = match Execution::find_by_statement(statement).all(&txn).await {
+                        Ok(rows) => rows,
+                        Err(err) if super::error::is_foreign_key_violation(&err) => {
+                            txn.rollback().await?;
+                            return Err(StoreError::invalid(
+                                "parentExecutionId",
+                                "a parent was deleted while the batch was written",
+                            ));
+                        }
+                        Err(err) => return Err(err.into()),
+                    };
+                    if written.len() != expected {
+                        txn.rollback().await?;
+                        return Ok(Err(written));
+                    }
+                    txn.commit().await?;
+                    Ok(Ok(written))
+                })
+            })
+            .await?;
         let written = match written {
-            Ok(rows) => rows,
-            Err(err) if super::error::is_foreign_key_violation(&err) => {
-                txn.rollback().await?;
-                return Err(StoreError::invalid(
-                    "parentExecutionId",
-                    "a parent was deleted while the batch was written",
-                ));
+            Ok(written) => written,
+            Err(partial) => {
+                let mine: HashSet<&str> = partial.iter().map(|e| e.id.as_str()).collect();
+                let theirs = ids.iter().find(|id| !mine.contains(id.as_str()));
+                return Err(StoreError::Conflict(format!(
+                    "execution {} exists and belongs to another owner: nothing was written",
+                    theirs.map(String::as_str).unwrap_or("?")
+                )));
             }
-            Err(err) => return Err(err.into()),
         };
-        if written.len() != ids.len() {
-            txn.rollback().await?;
-            let mine: HashSet<&str> = written.iter().map(|e| e.id.as_str()).collect();
-            let theirs = ids.iter().find(|id| !mine.contains(id.as_str()));
-            return Err(StoreError::Conflict(format!(
-                "execution {} exists and belongs to another owner: nothing was written",
-                theirs.map(String::as_str).unwrap_or("?")
-            )));
-        }
-        txn.commit().await?;
         let mut by_id: HashMap<String, Execution> =
             written.into_iter().map(|e| (e.id.clone(), e)).collect();
         let answers: Vec<Execution> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
@@ -435,32 +450,32 @@ impl ExecutionStore {
         let input = Value::from(input).to_string();
         let at = now();
         let backend = self.backend();
-        let finished: Vec<Execution> = match backend {
-            DbBackend::Postgres => {
-                Execution::find_by_statement(Statement::from_sql_and_values(
-                    backend,
-                    PG_FINISH_MANY,
-                    [input.into(), at.into()],
-                ))
-                .all(&self.db)
-                .await?
-            }
-            _ => {
-                let txn = self.begin_write().await?;
-                let held: Vec<String> = txn
-                    .query_all(Statement::from_sql_and_values(
-                        backend,
-                        SQLITE_RELEASE_HELD,
-                        [input.clone().into(), at.into()],
-                    ))
-                    .await?
-                    .iter()
-                    .map(|row| row.try_get::<String>("", "execution_id"))
-                    .collect::<Result<_, _>>()?;
-                let rows = if held.is_empty() {
-                    Vec::new()
-                } else {
-                    Execution::find_by_statement(Statement::from_sql_and_values(
+        let finished: Vec<Execution> = self
+            .write(move |w| {
+                Box::pin(async move {
+                    if backend == DbBackend::Postgres {
+                        return Ok(Execution::find_by_statement(Statement::from_sql_and_values(
+                            backend,
+                            PG_FINISH_MANY,
+                            [input.into(), at.into()],
+                        ))
+                        .all(w)
+                        .await?);
+                    }
+                    let held: Vec<String> = w
+                        .query_all(Statement::from_sql_and_values(
+                            backend,
+                            SQLITE_RELEASE_HELD,
+                            [input.clone().into(), at.into()],
+                        ))
+                        .await?
+                        .iter()
+                        .map(|row| row.try_get::<String>("", "execution_id"))
+                        .collect::<Result<_, _>>()?;
+                    if held.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    Ok(Execution::find_by_statement(Statement::from_sql_and_values(
                         backend,
                         SQLITE_FINISH_HELD,
                         [
@@ -469,13 +484,11 @@ impl ExecutionStore {
                             Value::from(held).to_string().into(),
                         ],
                     ))
-                    .all(&txn)
-                    .await?
-                };
-                txn.commit().await?;
-                rows
-            }
-        };
+                    .all(w)
+                    .await?)
+                })
+            })
+            .await?;
         if !finished.is_empty() {
             if finished
                 .iter()
@@ -535,57 +548,48 @@ impl ExecutionStore {
         let expires = at + Duration::milliseconds(timeout_ms);
         let list = Value::from(execution_ids.clone()).to_string();
         let backend = self.backend();
-        let extended: HashSet<String> = match backend {
-            DbBackend::Postgres => Id::find_by_statement(Statement::from_sql_and_values(
-                backend,
-                PG_EXTEND_MANY,
-                [
-                    list.into(),
-                    worker_id.to_owned().into(),
-                    at.into(),
-                    expires.into(),
-                ],
-            ))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect(),
-            _ => {
-                let txn = self.begin_write().await?;
-                let held: Vec<String> = txn
-                    .query_all(Statement::from_sql_and_values(
-                        backend,
-                        SQLITE_EXTEND_CLAIMS,
-                        [
-                            list.into(),
-                            worker_id.to_owned().into(),
-                            at.into(),
-                            expires.into(),
-                        ],
-                    ))
-                    .await?
-                    .iter()
-                    .map(|row| row.try_get::<String>("", "execution_id"))
-                    .collect::<Result<_, _>>()?;
-                let ids = if held.is_empty() {
-                    HashSet::new()
-                } else {
-                    Id::find_by_statement(Statement::from_sql_and_values(
+        let worker = worker_id.to_owned();
+        let extended: HashSet<String> = self
+            .write(move |w| {
+                Box::pin(async move {
+                    if backend == DbBackend::Postgres {
+                        return Ok(Id::find_by_statement(Statement::from_sql_and_values(
+                            backend,
+                            PG_EXTEND_MANY,
+                            [list.into(), worker.into(), at.into(), expires.into()],
+                        ))
+                        .all(w)
+                        .await?
+                        .into_iter()
+                        .map(|r| r.id)
+                        .collect());
+                    }
+                    let held: Vec<String> = w
+                        .query_all(Statement::from_sql_and_values(
+                            backend,
+                            SQLITE_EXTEND_CLAIMS,
+                            [list.into(), worker.into(), at.into(), expires.into()],
+                        ))
+                        .await?
+                        .iter()
+                        .map(|row| row.try_get::<String>("", "execution_id"))
+                        .collect::<Result<_, _>>()?;
+                    if held.is_empty() {
+                        return Ok(HashSet::new());
+                    }
+                    Ok(Id::find_by_statement(Statement::from_sql_and_values(
                         backend,
                         SQLITE_EXTEND_LEASES,
                         [Value::from(held).to_string().into(), expires.into()],
                     ))
-                    .all(&txn)
+                    .all(w)
                     .await?
                     .into_iter()
                     .map(|r| r.id)
-                    .collect()
-                };
-                txn.commit().await?;
-                ids
-            }
-        };
+                    .collect())
+                })
+            })
+            .await?;
         if !extended.is_empty() {
             self.events.committed();
         }

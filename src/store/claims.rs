@@ -1,17 +1,254 @@
 //! Claims: which worker runs an execution now. Every operation is one
-//! conditional statement, or a write transaction, so that concurrent workers
-//! never both win.
+//! statement (PostgreSQL) or one write in a SQLite commit group, so that
+//! concurrent workers never both win.
+//!
+//! The statements are whole, one per operation and backend. Status values
+//! are written as literals: PostgreSQL uses a partial index (`WHERE status =
+//! 'created'`) only for a statement that names the same literal, and a
+//! test below checks every literal against the enums' spellings.
+//!
+//! Lock order on PostgreSQL: every path that touches both rows (claim, pull,
+//! heartbeat, release, finish) locks the execution row before the claim row,
+//! so two of them never wait on each other in opposite orders.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 
+use super::group_commit::Writer;
 use super::sql::{json_list, PerKey, Sql};
 use super::{
     limits, now, validate, Claim, ClaimStatus, Execution, ExecutionStatus, ExecutionStore, Scope,
     StoreError, StoreResult,
 };
+
+// ------------------------------------------------------------ claim by id
+
+/// Claims execution $1 for worker $2 at $3 until $4, unless it is terminal
+/// or another worker's live claim holds it (a claim row is taken over when
+/// it is not active, has expired, or is the same worker's: a re-claim
+/// extends it). The execution is processed by the worker since its claim
+/// began. Returns the execution with the claim's columns.
+const PG_CLAIM: &str = "\
+WITH claimed AS (
+    INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)
+    SELECT id, $2, $3, $4, $3, 'active' FROM executions
+    WHERE id = $1 AND status NOT IN ('completed', 'failed', 'stopped')
+    FOR UPDATE
+    ON CONFLICT (execution_id) DO UPDATE SET
+        worker_id = excluded.worker_id,
+        claimed_at = CASE WHEN execution_claims.status = 'active'
+                           AND execution_claims.worker_id = excluded.worker_id
+                           AND execution_claims.expires_at >= excluded.claimed_at
+                          THEN execution_claims.claimed_at ELSE excluded.claimed_at END,
+        expires_at = excluded.expires_at,
+        heartbeat_at = excluded.heartbeat_at,
+        status = 'active'
+    WHERE execution_claims.status <> 'active'
+       OR execution_claims.expires_at < excluded.claimed_at
+       OR execution_claims.worker_id = excluded.worker_id
+    RETURNING *
+), processing AS (
+    UPDATE executions SET
+        processing_worker_id = $2,
+        processing_started_at = claimed.claimed_at,
+        updated_at = $3,
+        lease_expires_at = $4
+    FROM claimed WHERE executions.id = claimed.execution_id
+    RETURNING executions.*
+)
+SELECT p.*, c.worker_id AS claim_worker_id, c.claimed_at AS claim_claimed_at,
+       c.expires_at AS claim_expires_at, c.heartbeat_at AS claim_heartbeat_at,
+       c.status AS claim_status
+FROM processing p JOIN claimed c ON c.execution_id = p.id";
+
+/// SQLite (no data-modifying CTEs), step 1 of a claim or a pull: claims the
+/// executions of the JSON array $1 for worker $2 at $3 until $4, on the
+/// same terms as `PG_CLAIM`. Returns the claim rows taken.
+const SQLITE_CLAIM: &str = "\
+INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)
+SELECT id, $2, $3, $4, $3, 'active' FROM executions
+WHERE id IN (SELECT value FROM json_each($1)) AND status NOT IN ('completed', 'failed', 'stopped')
+ON CONFLICT (execution_id) DO UPDATE SET
+    worker_id = excluded.worker_id,
+    claimed_at = CASE WHEN execution_claims.status = 'active'
+                       AND execution_claims.worker_id = excluded.worker_id
+                       AND execution_claims.expires_at >= excluded.claimed_at
+                      THEN execution_claims.claimed_at ELSE excluded.claimed_at END,
+    expires_at = excluded.expires_at,
+    heartbeat_at = excluded.heartbeat_at,
+    status = 'active'
+WHERE execution_claims.status <> 'active'
+   OR execution_claims.expires_at < excluded.claimed_at
+   OR execution_claims.worker_id = excluded.worker_id
+RETURNING *";
+
+/// SQLite, step 2: the executions of the JSON array $1 (those step 1
+/// claimed) are processed by worker $2 since their claim began, updated at
+/// $3, their lease until $4.
+const SQLITE_PROCESSING: &str = "\
+UPDATE executions SET
+    processing_worker_id = $2,
+    processing_started_at = (SELECT claimed_at FROM execution_claims c WHERE c.execution_id = executions.id),
+    updated_at = $3,
+    lease_expires_at = $4
+WHERE id IN (SELECT value FROM json_each($1))
+RETURNING *";
+
+// ------------------------------------------------------------------ pull
+
+/// Claims for worker $1 at $2 until $3 the $4 oldest executions of the
+/// fresh queue (CREATED, no lease), skipping rows another pull has locked:
+/// concurrent pulls never wait on each other nor get the same execution.
+/// Reads about $4 entries of the queue's partial index, however many
+/// executions are leased.
+const PG_PULL: &str = "\
+WITH candidates AS (
+    SELECT id FROM executions
+    WHERE status = 'created' AND lease_expires_at IS NULL
+    ORDER BY created_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)
+    SELECT id, $1, $2, $3, $2, 'active' FROM candidates
+    ON CONFLICT (execution_id) DO UPDATE SET
+        worker_id = excluded.worker_id,
+        claimed_at = CASE WHEN execution_claims.status = 'active'
+                           AND execution_claims.worker_id = excluded.worker_id
+                           AND execution_claims.expires_at >= excluded.claimed_at
+                          THEN execution_claims.claimed_at ELSE excluded.claimed_at END,
+        expires_at = excluded.expires_at,
+        heartbeat_at = excluded.heartbeat_at,
+        status = 'active'
+    WHERE execution_claims.status <> 'active'
+       OR execution_claims.expires_at < excluded.claimed_at
+       OR execution_claims.worker_id = excluded.worker_id
+    RETURNING execution_id, claimed_at
+)
+UPDATE executions SET
+    processing_worker_id = $1,
+    processing_started_at = claimed.claimed_at,
+    updated_at = $2,
+    lease_expires_at = $3
+FROM claimed WHERE executions.id = claimed.execution_id
+RETURNING executions.*";
+
+/// `PG_PULL` within flow $5 (its own partial index by flow).
+const PG_PULL_OF_FLOW: &str = "\
+WITH candidates AS (
+    SELECT id FROM executions
+    WHERE status = 'created' AND lease_expires_at IS NULL AND flow_id = $5
+    ORDER BY created_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)
+    SELECT id, $1, $2, $3, $2, 'active' FROM candidates
+    ON CONFLICT (execution_id) DO UPDATE SET
+        worker_id = excluded.worker_id,
+        claimed_at = CASE WHEN execution_claims.status = 'active'
+                           AND execution_claims.worker_id = excluded.worker_id
+                           AND execution_claims.expires_at >= excluded.claimed_at
+                          THEN execution_claims.claimed_at ELSE excluded.claimed_at END,
+        expires_at = excluded.expires_at,
+        heartbeat_at = excluded.heartbeat_at,
+        status = 'active'
+    WHERE execution_claims.status <> 'active'
+       OR execution_claims.expires_at < excluded.claimed_at
+       OR execution_claims.worker_id = excluded.worker_id
+    RETURNING execution_id, claimed_at
+)
+UPDATE executions SET
+    processing_worker_id = $1,
+    processing_started_at = claimed.claimed_at,
+    updated_at = $2,
+    lease_expires_at = $3
+FROM claimed WHERE executions.id = claimed.execution_id
+RETURNING executions.*";
+
+/// SQLite: the $1 oldest executions of the fresh queue. The pull runs in
+/// the commit group's write transaction, which holds SQLite's one write
+/// lock, so nobody else picks the same rows before `SQLITE_CLAIM` takes them.
+const SQLITE_PICK: &str = "\
+SELECT id FROM executions
+WHERE status = 'created' AND lease_expires_at IS NULL
+ORDER BY created_at, id
+LIMIT $1";
+
+const SQLITE_PICK_OF_FLOW: &str = "\
+SELECT id FROM executions
+WHERE status = 'created' AND lease_expires_at IS NULL AND flow_id = $2
+ORDER BY created_at, id
+LIMIT $1";
+
+/// Lapsed leases back into the queue: up to 1,000 CREATED executions whose
+/// lease ran out before $1 lose it, read through the index of leased rows by
+/// expiry (which reads only the lapsed ones).
+const PG_RETURN_LAPSED: &str = "\
+UPDATE executions SET lease_expires_at = NULL
+WHERE id IN (
+    SELECT id FROM executions
+    WHERE status = 'created' AND lease_expires_at IS NOT NULL AND lease_expires_at < $1
+    ORDER BY lease_expires_at
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+) AND lease_expires_at < $1";
+
+const SQLITE_RETURN_LAPSED: &str = "\
+UPDATE executions SET lease_expires_at = NULL
+WHERE id IN (
+    SELECT id FROM executions
+    WHERE status = 'created' AND lease_expires_at IS NOT NULL AND lease_expires_at < $1
+    ORDER BY lease_expires_at
+    LIMIT 1000
+) AND lease_expires_at < $1";
+
+// --------------------------------------------------------------- release
+
+/// Worker $2 gives up its active claim on execution $1 at $3: the claim is
+/// released, the execution is no longer processed by it and leaves no
+/// lease behind (it is claimable again at once). Nothing for anyone else.
+const PG_RELEASE: &str = "\
+WITH target AS (
+    SELECT id FROM executions WHERE id = $1 FOR UPDATE
+), held AS (
+    UPDATE execution_claims SET status = 'released'
+    FROM target
+    WHERE execution_claims.execution_id = target.id
+      AND execution_claims.worker_id = $2 AND execution_claims.status = 'active'
+    RETURNING execution_claims.execution_id
+)
+UPDATE executions SET
+    lease_expires_at = NULL,
+    processing_started_at = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_started_at END,
+    updated_at = CASE WHEN processing_worker_id = $2 THEN $3 ELSE updated_at END,
+    processing_worker_id = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_worker_id END
+FROM held WHERE executions.id = held.execution_id
+RETURNING executions.*";
+
+const SQLITE_RELEASE_CLAIM: &str = "\
+UPDATE execution_claims SET status = 'released'
+WHERE execution_id = $1 AND worker_id = $2 AND status = 'active'";
+
+const SQLITE_RELEASE_EXECUTION: &str = "\
+UPDATE executions SET
+    lease_expires_at = NULL,
+    processing_started_at = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_started_at END,
+    updated_at = CASE WHEN processing_worker_id = $2 THEN $3 ELSE updated_at END,
+    processing_worker_id = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_worker_id END
+WHERE id = $1
+RETURNING *";
+
+// ---------------------------------------------------------------- expiry
+
+/// Active claims past their expiry ($1) become expired (each logged by a
+/// trigger, in this statement).
+const EXPIRE_OLD: &str = "\
+UPDATE execution_claims SET status = 'expired'
+WHERE status = 'active' AND expires_at < $1
+RETURNING execution_id";
 
 /// Why a claim was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,41 +293,171 @@ struct ClaimColumns {
     claim_status: ClaimStatus,
 }
 
-/// The claim upsert's text and the placeholders later statements reuse.
-struct ClaimParams {
-    text: String,
-    worker: String,
-    at: String,
-    exp: String,
-}
-
 #[derive(FromQueryResult)]
 struct ClaimState {
     status: ExecutionStatus,
 }
 
-/// The upsert both claim paths share: a claim row is taken over when it is
-/// not active, has expired, or is the same worker's (a re-claim extends it).
-/// `excluded.claimed_at` is this call's "now".
-const TAKE_OVER: &str = "ON CONFLICT (execution_id) DO UPDATE SET \
-    worker_id = excluded.worker_id, \
-    claimed_at = CASE WHEN execution_claims.status = 'active' \
-        AND execution_claims.worker_id = excluded.worker_id \
-        AND execution_claims.expires_at >= excluded.claimed_at \
-        THEN execution_claims.claimed_at ELSE excluded.claimed_at END, \
-    expires_at = excluded.expires_at, heartbeat_at = excluded.heartbeat_at, status = 'active' \
-    WHERE execution_claims.status <> 'active' \
-        OR execution_claims.expires_at < excluded.claimed_at \
-        OR execution_claims.worker_id = excluded.worker_id";
+#[derive(FromQueryResult)]
+struct Id {
+    id: String,
+}
 
 fn expiry(now: DateTime<Utc>, timeout_ms: i64) -> DateTime<Utc> {
     now + Duration::milliseconds(timeout_ms)
 }
 
+fn statement(backend: DbBackend, text: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(backend, text, values)
+}
+
+/// `claim_execution`'s write: the claim and the execution it now holds.
+async fn claim_one(
+    w: &Writer<'_>,
+    execution_id: String,
+    worker_id: String,
+    now: DateTime<Utc>,
+    expires: DateTime<Utc>,
+) -> StoreResult<Option<(Claim, Execution)>> {
+    let backend = w.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let values = [
+            execution_id.into(),
+            worker_id.into(),
+            now.into(),
+            expires.into(),
+        ];
+        let Some(row) = w.query_one(statement(backend, PG_CLAIM, values)).await? else {
+            return Ok(None);
+        };
+        let execution = Execution::from_query_result(&row, "")?;
+        let claim = ClaimColumns::from_query_result(&row, "")?;
+        return Ok(Some((
+            Claim {
+                execution_id: execution.id.clone(),
+                worker_id: claim.claim_worker_id,
+                claimed_at: claim.claim_claimed_at,
+                expires_at: claim.claim_expires_at,
+                heartbeat_at: claim.claim_heartbeat_at,
+                status: claim.claim_status,
+            },
+            execution,
+        )));
+    }
+    let (claims, executions) =
+        claim_on_sqlite(w, vec![execution_id], worker_id, now, expires).await?;
+    Ok(claims.into_iter().zip(executions).next())
+}
+
+/// SQLite's two steps of a claim (or a pull) of `ids`, in the writer's
+/// savepoint: nothing is kept unless both are.
+async fn claim_on_sqlite(
+    w: &Writer<'_>,
+    ids: Vec<String>,
+    worker_id: String,
+    now: DateTime<Utc>,
+    expires: DateTime<Utc>,
+) -> StoreResult<(Vec<Claim>, Vec<Execution>)> {
+    let backend = w.get_database_backend();
+    let values = [
+        json_list(&ids).into(),
+        worker_id.clone().into(),
+        now.into(),
+        expires.into(),
+    ];
+    let claims = Claim::find_by_statement(statement(backend, SQLITE_CLAIM, values))
+        .all(w)
+        .await?;
+    if claims.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let taken: Vec<String> = claims.iter().map(|c| c.execution_id.clone()).collect();
+    let values = [
+        json_list(&taken).into(),
+        worker_id.into(),
+        now.into(),
+        expires.into(),
+    ];
+    let mut executions =
+        Execution::find_by_statement(statement(backend, SQLITE_PROCESSING, values))
+            .all(w)
+            .await?;
+    let order: HashMap<&str, usize> = taken
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    executions.sort_by_key(|e| order.get(e.id.as_str()).copied());
+    Ok((claims, executions))
+}
+
+/// Claims up to `limit` executions of the fresh queue for `worker_id`.
+async fn pull_fresh(
+    w: &Writer<'_>,
+    worker_id: &str,
+    flow_id: Option<&str>,
+    limit: i64,
+    now: DateTime<Utc>,
+    expires: DateTime<Utc>,
+) -> StoreResult<Vec<Execution>> {
+    let backend = w.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let mut values: Vec<Value> = vec![
+            worker_id.to_owned().into(),
+            now.into(),
+            expires.into(),
+            limit.into(),
+        ];
+        let text = match flow_id {
+            Some(flow) => {
+                values.push(flow.to_owned().into());
+                PG_PULL_OF_FLOW
+            }
+            None => PG_PULL,
+        };
+        return Ok(
+            Execution::find_by_statement(statement(backend, text, values))
+                .all(w)
+                .await?,
+        );
+    }
+    let mut values: Vec<Value> = vec![limit.into()];
+    let text = match flow_id {
+        Some(flow) => {
+            values.push(flow.to_owned().into());
+            SQLITE_PICK_OF_FLOW
+        }
+        None => SQLITE_PICK,
+    };
+    let picked: Vec<String> = Id::find_by_statement(statement(backend, text, values))
+        .all(w)
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    if picked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (_, executions) = claim_on_sqlite(w, picked, worker_id.to_owned(), now, expires).await?;
+    Ok(executions)
+}
+
+/// Returns lapsed leases to the queue; how many came back.
+async fn return_lapsed(w: &Writer<'_>, now: DateTime<Utc>) -> StoreResult<u64> {
+    let backend = w.get_database_backend();
+    let text = match backend {
+        DbBackend::Postgres => PG_RETURN_LAPSED,
+        _ => SQLITE_RETURN_LAPSED,
+    };
+    Ok(w.execute(statement(backend, text, [now.into()]))
+        .await?
+        .rows_affected())
+}
+
 impl ExecutionStore {
     /// `claimExecution`: atomic; of any number of concurrent claimers exactly
     /// one acquires. Sets the execution's processing worker in the same
-    /// transaction.
+    /// write.
     pub async fn claim_execution(
         &self,
         execution_id: &str,
@@ -101,16 +468,14 @@ impl ExecutionStore {
         validate::id("workerId", worker_id)?;
         validate::timeout_ms("timeoutMs", timeout_ms)?;
         let now = now();
-        let claimed = match self.backend() {
-            DbBackend::Postgres => {
-                self.claim_in_one_statement(execution_id, worker_id, timeout_ms, now)
-                    .await?
-            }
-            _ => {
-                self.claim_in_transaction(execution_id, worker_id, timeout_ms, now)
-                    .await?
-            }
-        };
+        let (id, worker, expires) = (
+            execution_id.to_owned(),
+            worker_id.to_owned(),
+            expiry(now, timeout_ms),
+        );
+        let claimed = self
+            .write(move |w| Box::pin(claim_one(w, id, worker, now, expires)))
+            .await?;
         let Some((claim, execution)) = claimed else {
             let rejection = self.rejection(execution_id).await?;
             crate::metrics::claim(match rejection {
@@ -131,149 +496,14 @@ impl ExecutionStore {
         })
     }
 
-    /// The claim upsert, selecting from the execution so that an absent or
-    /// terminal execution inserts nothing. Returns the SQL and the
-    /// placeholders of the worker id and of "now".
-    ///
-    /// On PostgreSQL the execution row is locked (`FOR UPDATE`) before the
-    /// claim row is written. Every path that touches both (claim, pull,
-    /// heartbeat, release, finish) takes the execution row first, so two of
-    /// them never wait on each other in opposite orders (no deadlock).
-    fn claim_upsert(
-        sql: &mut Sql,
-        backend: DbBackend,
-        execution_id: &str,
-        worker_id: &str,
-        timeout_ms: i64,
-        now: DateTime<Utc>,
-    ) -> ClaimParams {
-        let worker = sql.bind(worker_id.to_owned());
-        let at = sql.bind(now);
-        let exp = sql.bind(expiry(now, timeout_ms));
-        let id = sql.bind(execution_id.to_owned());
-        let lock = if backend == DbBackend::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
-        let text = format!(
-            "INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
-             SELECT id, {worker}, {at}, {exp}, {at}, 'active' FROM executions WHERE id = {id} \
-             AND status NOT IN ('completed', 'failed', 'stopped'){lock} {TAKE_OVER} RETURNING *"
-        );
-        ClaimParams {
-            text,
-            worker,
-            at,
-            exp,
-        }
-    }
-
-    /// The execution's side of a successful claim: who processes it, since
-    /// when, and until when its lease runs (which takes it out of the queue).
-    fn processing_update(worker: &str, at: &str, exp: &str) -> String {
-        format!(
-            "UPDATE executions SET processing_started_at = CASE WHEN processing_worker_id = {worker} \
-             THEN COALESCE(processing_started_at, {at}) ELSE {at} END, \
-             processing_worker_id = {worker}, updated_at = {at}, lease_expires_at = {exp}"
-        )
-    }
-
-    /// PostgreSQL: claim and execution update in ONE statement (data-modifying
-    /// CTEs), which is its own transaction: one round trip per claim.
-    async fn claim_in_one_statement(
-        &self,
-        execution_id: &str,
-        worker_id: &str,
-        timeout_ms: i64,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<(Claim, Execution)>> {
-        let mut sql = Sql::new("WITH claimed AS (");
-        let ClaimParams {
-            text: upsert,
-            worker,
-            at,
-            exp,
-        } = Self::claim_upsert(
-            &mut sql,
-            DbBackend::Postgres,
-            execution_id,
-            worker_id,
-            timeout_ms,
-            now,
-        );
-        let update = Self::processing_update(&worker, &at, &exp);
-        sql.push(&format!(
-            "{upsert}), touched AS ({update} FROM claimed WHERE executions.id = claimed.execution_id \
-             RETURNING executions.*) \
-             SELECT t.*, c.worker_id AS claim_worker_id, c.claimed_at AS claim_claimed_at, \
-             c.expires_at AS claim_expires_at, c.heartbeat_at AS claim_heartbeat_at, c.status AS claim_status \
-             FROM touched t JOIN claimed c ON c.execution_id = t.id"
-        ));
-        let Some(row) = self.db.query_one(sql.build(self.backend())).await? else {
-            return Ok(None);
-        };
-        let execution = Execution::from_query_result(&row, "")?;
-        let claim = ClaimColumns::from_query_result(&row, "")?;
-        Ok(Some((
-            Claim {
-                execution_id: execution.id.clone(),
-                worker_id: claim.claim_worker_id,
-                claimed_at: claim.claim_claimed_at,
-                expires_at: claim.claim_expires_at,
-                heartbeat_at: claim.claim_heartbeat_at,
-                status: claim.claim_status,
-            },
-            execution,
-        )))
-    }
-
-    /// SQLite (no data-modifying CTEs): the same two writes in one write
-    /// transaction.
-    async fn claim_in_transaction(
-        &self,
-        execution_id: &str,
-        worker_id: &str,
-        timeout_ms: i64,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<(Claim, Execution)>> {
-        let txn = self.begin_write().await?;
-        let mut sql = Sql::new("");
-        let upsert = Self::claim_upsert(
-            &mut sql,
-            DbBackend::Sqlite,
-            execution_id,
-            worker_id,
-            timeout_ms,
-            now,
-        );
-        sql.push(&upsert.text);
-        let Some(claim) = Claim::find_by_statement(sql.build(self.backend()))
-            .one(&txn)
-            .await?
-        else {
-            txn.rollback().await?;
-            return Ok(None);
-        };
-        let mut sql = Sql::new("");
-        let worker = sql.bind(worker_id.to_owned());
-        let at = sql.bind(now);
-        let exp = sql.bind(claim.expires_at);
-        let id = sql.bind(execution_id.to_owned());
-        let update = Self::processing_update(&worker, &at, &exp);
-        sql.push(&format!("{update} WHERE id = {id} RETURNING *"));
-        let execution = Self::query_execution(&txn, sql).await?;
-        txn.commit().await?;
-        Ok(execution.map(|execution| (claim, execution)))
-    }
-
     async fn rejection(&self, execution_id: &str) -> StoreResult<ClaimRejection> {
-        let mut sql = Sql::new("SELECT status FROM executions WHERE id = ");
-        let p = sql.bind(execution_id.to_owned());
-        sql.push(&p);
-        let state = ClaimState::find_by_statement(sql.build(self.backend()))
-            .one(&self.db)
-            .await?;
+        let state = ClaimState::find_by_statement(statement(
+            self.backend(),
+            "SELECT status FROM executions WHERE id = $1",
+            [execution_id.to_owned().into()],
+        ))
+        .one(&self.db)
+        .await?;
         Ok(match state {
             None => ClaimRejection::NotFound,
             Some(s) if s.status.is_terminal() => ClaimRejection::Terminal,
@@ -320,8 +550,9 @@ impl ExecutionStore {
     /// `claimNextExecutions`: claims up to `limit` claimable CREATED
     /// executions (of `flow_id` when given), oldest first. Concurrent callers
     /// never receive the same execution and, on PostgreSQL, never wait on
-    /// each other (`FOR UPDATE SKIP LOCKED`). SQLite has one writer at a time,
-    /// so there the whole pick-and-claim is one short write transaction.
+    /// each other (`FOR UPDATE SKIP LOCKED`). When the fresh queue has too
+    /// little, lapsed leases go back into it and the pull takes from them
+    /// (so no sweeper process is needed).
     pub async fn claim_next_executions(
         &self,
         worker_id: &str,
@@ -336,134 +567,39 @@ impl ExecutionStore {
             validate::id("flowId", flow)?;
         }
         let now = now();
-        let mut claimed = self
-            .claim_fresh(worker_id, timeout_ms, flow_id, limit, now)
+        let expires = expiry(now, timeout_ms);
+        let (worker, flow) = (worker_id.to_owned(), flow_id.map(str::to_owned));
+        let (mut claimed, returned) = self
+            .write(move |w| {
+                Box::pin(async move {
+                    let flow = flow.as_deref();
+                    let mut claimed = pull_fresh(w, &worker, flow, limit, now, expires).await?;
+                    let mut returned = 0;
+                    if (claimed.len() as i64) < limit {
+                        returned = return_lapsed(w, now).await?;
+                        if returned > 0 {
+                            let more = limit - claimed.len() as i64;
+                            claimed.extend(pull_fresh(w, &worker, flow, more, now, expires).await?);
+                        }
+                    }
+                    Ok((claimed, returned))
+                })
+            })
             .await?;
-        if (claimed.len() as i64) < limit && self.return_lapsed_leases(now).await? > 0 {
-            let more = limit - claimed.len() as i64;
-            claimed.extend(
-                self.claim_fresh(worker_id, timeout_ms, flow_id, more, now)
-                    .await?,
-            );
-        }
         claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         crate::metrics::handed_out(claimed.len());
-        if !claimed.is_empty() {
-            self.events.committed();
-        }
-        Ok(claimed)
-    }
-
-    /// Lapsed leases back into the queue: CREATED executions whose lease ran
-    /// out lose it (at most 1,000 per call, through the index of leased rows
-    /// by expiry, which reads only the lapsed ones). Run by a pull that finds
-    /// too little fresh work, so no sweeper process is needed. Returns how
-    /// many came back.
-    pub async fn return_lapsed_leases(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let mut sql = Sql::new("UPDATE executions SET lease_expires_at = NULL WHERE id IN (SELECT id FROM executions WHERE status = 'created' AND lease_expires_at IS NOT NULL AND lease_expires_at < ");
-        let at = sql.bind(now);
-        let lock = match self.backend() {
-            DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
-            _ => "",
-        };
-        sql.push(&format!(
-            "{at} ORDER BY lease_expires_at LIMIT 1000{lock}) AND lease_expires_at < {at}"
-        ));
-        let returned = match self.backend() {
-            DbBackend::Postgres => self.db.execute(sql.build(self.backend())).await?,
-            _ => {
-                let txn = self.begin_write().await?;
-                let result = txn.execute(sql.build(self.backend())).await?;
-                txn.commit().await?;
-                result
-            }
-        }
-        .rows_affected();
         if returned > 0 {
             self.events.signal_work();
+        }
+        if !claimed.is_empty() || returned > 0 {
             self.events.committed();
         }
-        Ok(returned)
-    }
-
-    /// Claims up to `limit` executions of the fresh queue (CREATED, no
-    /// lease), oldest first, reading about `limit` entries of its partial
-    /// index however many executions are leased.
-    async fn claim_fresh(
-        &self,
-        worker_id: &str,
-        timeout_ms: i64,
-        flow_id: Option<&str>,
-        limit: i64,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Execution>> {
-        let mut sql = Sql::new("");
-        let worker = sql.bind(worker_id.to_owned());
-        let at = sql.bind(now);
-        let exp = sql.bind(expiry(now, timeout_ms));
-        let n = sql.bind(limit);
-        let flow = match flow_id {
-            Some(flow) => format!(" AND e.flow_id = {}", sql.bind(flow.to_owned())),
-            None => String::new(),
-        };
-        let lock = match self.backend() {
-            DbBackend::Postgres => " FOR UPDATE OF e SKIP LOCKED",
-            _ => "",
-        };
-        let candidates = format!(
-            "SELECT e.id FROM executions e WHERE e.status = 'created' AND e.lease_expires_at IS NULL{flow} \
-             ORDER BY e.created_at, e.id LIMIT {n}{lock}"
-        );
-        let insert = "INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)";
-        let claimed = match self.backend() {
-            DbBackend::Postgres => {
-                sql.push(&format!(
-                    "WITH candidates AS ({candidates}), \
-                     claimed AS ({insert} SELECT id, {worker}, {at}, {exp}, {at}, 'active' FROM candidates \
-                     {TAKE_OVER} RETURNING execution_id) \
-                     UPDATE executions SET processing_worker_id = {worker}, processing_started_at = {at}, \
-                     updated_at = {at}, lease_expires_at = {exp} \
-                     FROM claimed WHERE executions.id = claimed.execution_id \
-                     RETURNING executions.*"
-                ));
-                Self::query_executions(&self.db, sql).await?
-            }
-            _ => {
-                // One writer at a time: the first statement writes, so SQLite
-                // takes the write lock before it reads anything (waiting under
-                // busy_timeout), and nobody else picks the same rows.
-                let txn = self.db.begin().await?;
-                sql.push(&format!(
-                    "{insert} SELECT id, {worker}, {at}, {exp}, {at}, 'active' FROM ({candidates}) \
-                     WHERE true {TAKE_OVER} RETURNING *"
-                ));
-                let claims = Claim::find_by_statement(sql.build(self.backend()))
-                    .all(&txn)
-                    .await?;
-                if claims.is_empty() {
-                    txn.rollback().await?;
-                    return Ok(Vec::new());
-                }
-                let ids: Vec<String> = claims.into_iter().map(|c| c.execution_id).collect();
-                let mut sql = Sql::new("UPDATE executions SET processing_worker_id = ");
-                let worker = sql.bind(worker_id.to_owned());
-                let at = sql.bind(now);
-                let exp = sql.bind(expiry(now, timeout_ms));
-                let list = sql.bind(json_list(&ids));
-                sql.push(&format!(
-                    "{worker}, processing_started_at = {at}, updated_at = {at}, lease_expires_at = {exp} \
-                     WHERE id IN (SELECT value FROM json_each({list})) RETURNING *"
-                ));
-                let rows = Self::query_executions(&txn, sql).await?;
-                txn.commit().await?;
-                rows
-            }
-        };
         Ok(claimed)
     }
 
     /// `extendClaim` (heartbeat): only the holder of a live claim. The
-    /// execution's lease moves with the claim's expiry.
+    /// execution's lease moves with the claim's expiry. One item of
+    /// `extend_many`.
     pub async fn extend_claim(
         &self,
         execution_id: &str,
@@ -471,26 +607,10 @@ impl ExecutionStore {
         timeout_ms: i64,
     ) -> StoreResult<bool> {
         validate::id("executionId", execution_id)?;
-        validate::id("workerId", worker_id)?;
-        validate::timeout_ms("timeoutMs", timeout_ms)?;
-        let now = now();
-        let exp = expiry(now, timeout_ms);
         let extended = self
-            .write_as_holder(
-                execution_id,
-                worker_id,
-                |sql| {
-                    let exp = sql.bind(exp);
-                    let at = sql.bind(now);
-                    (
-                        format!("expires_at = {exp}, heartbeat_at = {at}"),
-                        format!(" AND expires_at >= {at}"),
-                    )
-                },
-                |sql| format!("lease_expires_at = {}", sql.bind(exp)),
-            )
+            .extend_many(worker_id, vec![execution_id.to_owned()], timeout_ms)
             .await?;
-        Ok(self.published(extended))
+        Ok(extended.iter().any(|e| e.expires_at.is_some()))
     }
 
     /// `releaseExecution`: the holder marks its claim released and stops
@@ -503,191 +623,92 @@ impl ExecutionStore {
     ) -> StoreResult<bool> {
         validate::id("executionId", execution_id)?;
         validate::id("workerId", worker_id)?;
-        let now = now();
+        let values: [Value; 3] = [
+            execution_id.to_owned().into(),
+            worker_id.to_owned().into(),
+            now().into(),
+        ];
         let released = self
-            .write_as_holder(
-                execution_id,
-                worker_id,
-                |_| ("status = 'released'".to_owned(), String::new()),
-                |sql| {
-                    let worker = sql.bind(worker_id.to_owned());
-                    let at = sql.bind(now);
-                    let mine = format!("processing_worker_id = {worker}");
-                    format!(
-                        "lease_expires_at = NULL, \
-                         processing_started_at = CASE WHEN {mine} THEN NULL ELSE processing_started_at END, \
-                         updated_at = CASE WHEN {mine} THEN {at} ELSE updated_at END, \
-                         processing_worker_id = CASE WHEN {mine} THEN NULL ELSE processing_worker_id END"
-                    )
-                },
-            )
+            .write(move |w| {
+                Box::pin(async move {
+                    let backend = w.get_database_backend();
+                    if backend == DbBackend::Postgres {
+                        return Ok(Execution::find_by_statement(statement(
+                            backend, PG_RELEASE, values,
+                        ))
+                        .one(w)
+                        .await?);
+                    }
+                    let held = w
+                        .execute(statement(
+                            backend,
+                            SQLITE_RELEASE_CLAIM,
+                            values[..2].to_vec(),
+                        ))
+                        .await?;
+                    if held.rows_affected() == 0 {
+                        return Ok(None);
+                    }
+                    Ok(Execution::find_by_statement(statement(
+                        backend,
+                        SQLITE_RELEASE_EXECUTION,
+                        values,
+                    ))
+                    .one(w)
+                    .await?)
+                })
+            })
             .await?;
-        Ok(self.published(released))
+        Ok(match released {
+            Some(execution) => {
+                self.events.changed(&execution);
+                true
+            }
+            None => false,
+        })
     }
 
     /// `finishExecution`: the end of a worker's round, in one atomic write by
     /// the holder of a live claim. Sets the final status (or CREATED, to be
     /// retried, counting the failure), stamps the time, and releases the
     /// claim. Refused (`Conflict`) for anyone else and once the lease lapsed.
+    /// One item of `finish_many`.
     pub async fn finish_execution(&self, finish: Finish) -> StoreResult<Execution> {
-        validate::id("executionId", &finish.execution_id)?;
-        validate::id("workerId", &finish.worker_id)?;
-        if let Some(node) = &finish.error_node_id {
-            validate::id("errorNodeId", node)?;
+        let id = finish.execution_id.clone();
+        let worker = finish.worker_id.clone();
+        let outcome = self.finish_many(vec![finish]).await?.pop();
+        match outcome {
+            Some(super::FinishOutcome {
+                execution: Some(execution),
+                ..
+            }) => Ok(execution),
+            Some(super::FinishOutcome {
+                refusal: Some("NOT_FOUND"),
+                ..
+            }) => Err(StoreError::not_found("execution", id)),
+            _ => Err(StoreError::Conflict(format!(
+                "execution {id} has no live claim held by worker {worker}"
+            ))),
         }
-        let retry = match finish.status {
-            ExecutionStatus::Created => true,
-            s if s.is_terminal() => false,
-            _ => {
-                return Err(StoreError::invalid(
-                    "status",
-                    "must be COMPLETED, FAILED, STOPPED, or CREATED (to retry)",
-                ))
-            }
-        };
-        let now = now();
-        let row = self
-            .write_as_holder(
-                &finish.execution_id,
-                &finish.worker_id,
-                |sql| {
-                    let at = sql.bind(now);
-                    (
-                        "status = 'released'".to_owned(),
-                        format!(" AND expires_at >= {at}"),
-                    )
-                },
-                |sql| {
-                    let status = sql.bind(finish.status.as_str());
-                    let at = sql.bind(now);
-                    let message = sql.bind(finish.error_message.clone());
-                    let node = sql.bind(finish.error_node_id.clone());
-                    let mut sets = format!(
-                        "status = {status}, updated_at = {at}, lease_expires_at = NULL, \
-                         error_message = COALESCE({message}, error_message), \
-                         error_node_id = COALESCE({node}, error_node_id)"
-                    );
-                    if retry {
-                        let reason = finish
-                            .failure_reason
-                            .clone()
-                            .or_else(|| finish.error_message.clone())
-                            .unwrap_or_else(|| "retry".to_owned());
-                        let reason = sql.bind(reason);
-                        sets.push_str(&format!(
-                            ", failure_count = failure_count + 1, last_failure_reason = {reason}, \
-                             last_failure_at = {at}, processing_worker_id = NULL, \
-                             processing_started_at = NULL"
-                        ));
-                    } else {
-                        sets.push_str(&format!(", completed_at = {at}"));
-                        if let Some(reason) = &finish.failure_reason {
-                            let reason = sql.bind(reason.clone());
-                            sets.push_str(&format!(
-                                ", last_failure_reason = {reason}, last_failure_at = {at}"
-                            ));
-                        }
-                    }
-                    sets
-                },
-            )
-            .await?;
-        match row {
-            Some(execution) => {
-                self.events.changed(&execution);
-                Ok(execution)
-            }
-            None => match self.rejection(&finish.execution_id).await? {
-                ClaimRejection::NotFound => {
-                    Err(StoreError::not_found("execution", &finish.execution_id))
-                }
-                _ => Err(StoreError::Conflict(format!(
-                    "execution {} has no live claim held by worker {}",
-                    finish.execution_id, finish.worker_id
-                ))),
-            },
-        }
-    }
-
-    /// Publishes the row a holder's write returned; true when there was one.
-    fn published(&self, row: Option<Execution>) -> bool {
-        match row {
-            Some(execution) => {
-                self.events.changed(&execution);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// A write by the holder of the execution's active claim: `claim` gives
-    /// the claim row's SET list and extra conditions, `execution` the
-    /// execution row's SET list. Both rows change, or neither (None).
-    ///
-    /// PostgreSQL: one statement. The execution row is locked first, as in
-    /// every claim path, then the claim row, then the execution is updated.
-    /// SQLite: the same writes in one write transaction.
-    async fn write_as_holder(
-        &self,
-        execution_id: &str,
-        worker_id: &str,
-        claim: impl Fn(&mut Sql) -> (String, String),
-        execution: impl Fn(&mut Sql) -> String,
-    ) -> StoreResult<Option<Execution>> {
-        let holder = |sql: &mut Sql, column: &str| {
-            let id = sql.bind(execution_id.to_owned());
-            let worker = sql.bind(worker_id.to_owned());
-            format!("{column} = {id} AND worker_id = {worker} AND status = 'active'")
-        };
-        if self.backend() == DbBackend::Postgres {
-            let mut sql = Sql::new("WITH target AS (SELECT id FROM executions WHERE id = ");
-            let id = sql.bind(execution_id.to_owned());
-            let (set, extra) = claim(&mut sql);
-            let held = holder(&mut sql, "execution_id");
-            let exec_set = execution(&mut sql);
-            sql.push(&format!(
-                "{id} FOR UPDATE), held AS (UPDATE execution_claims SET {set} FROM target \
-                 WHERE {held}{extra} AND execution_claims.execution_id = target.id \
-                 RETURNING execution_claims.execution_id) \
-                 UPDATE executions SET {exec_set} FROM held WHERE executions.id = held.execution_id \
-                 RETURNING executions.*"
-            ));
-            return Self::query_execution(&self.db, sql).await;
-        }
-        let txn = self.begin_write().await?;
-        let mut sql = Sql::new("UPDATE execution_claims SET ");
-        let (set, extra) = claim(&mut sql);
-        let held = holder(&mut sql, "execution_id");
-        sql.push(&format!("{set} WHERE {held}{extra}"));
-        if txn
-            .execute(sql.build(self.backend()))
-            .await?
-            .rows_affected()
-            == 0
-        {
-            txn.rollback().await?;
-            return Ok(None);
-        }
-        let mut sql = Sql::new("UPDATE executions SET ");
-        let exec_set = execution(&mut sql);
-        let id = sql.bind(execution_id.to_owned());
-        sql.push(&format!("{exec_set} WHERE id = {id} RETURNING *"));
-        let row = Self::query_execution(&txn, sql).await?;
-        txn.commit().await?;
-        Ok(row)
     }
 
     /// `expireOldClaims`: active claims past their expiry become `expired`.
     pub async fn expire_old_claims(&self) -> StoreResult<u64> {
-        let mut sql = Sql::new("UPDATE execution_claims SET status = 'expired' WHERE status = 'active' AND expires_at < ");
-        let at = sql.bind(now());
-        sql.push(&at).push(" RETURNING execution_id");
-        let rows = self.db.query_all(sql.build(self.backend())).await?;
-        if !rows.is_empty() {
-            // Each expiry was logged by a trigger, in this statement.
+        let at = now();
+        let expired = self
+            .write(move |w| {
+                Box::pin(async move {
+                    let backend = w.get_database_backend();
+                    Ok(w.query_all(statement(backend, EXPIRE_OLD, [at.into()]))
+                        .await?
+                        .len() as u64)
+                })
+            })
+            .await?;
+        if expired > 0 {
             self.events.committed();
         }
-        Ok(rows.len() as u64)
+        Ok(expired)
     }
 
     /// `getActiveClaims`: live claims (active and not past expiry).
@@ -743,5 +764,63 @@ impl ExecutionStore {
             .into_iter()
             .map(|c| (c.execution_id.clone(), c))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::ActiveEnum;
+
+    /// Every quoted literal in the claim statements is a status as the
+    /// enums spell it, so renaming a status cannot leave a statement behind.
+    #[test]
+    fn statements_spell_statuses_as_the_enums_do() {
+        let spellings: Vec<String> = [
+            ExecutionStatus::Created,
+            ExecutionStatus::Running,
+            ExecutionStatus::Paused,
+            ExecutionStatus::Completed,
+            ExecutionStatus::Failed,
+            ExecutionStatus::Stopped,
+        ]
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .chain(
+            [
+                ClaimStatus::Active,
+                ClaimStatus::Released,
+                ClaimStatus::Expired,
+            ]
+            .iter()
+            .map(|s| s.to_value()),
+        )
+        .collect();
+        let statements = [
+            PG_CLAIM,
+            SQLITE_CLAIM,
+            SQLITE_PROCESSING,
+            PG_PULL,
+            PG_PULL_OF_FLOW,
+            SQLITE_PICK,
+            SQLITE_PICK_OF_FLOW,
+            PG_RETURN_LAPSED,
+            SQLITE_RETURN_LAPSED,
+            PG_RELEASE,
+            SQLITE_RELEASE_CLAIM,
+            SQLITE_RELEASE_EXECUTION,
+            EXPIRE_OLD,
+        ];
+        let mut checked = 0;
+        for text in statements {
+            for literal in text.split('\'').skip(1).step_by(2) {
+                assert!(
+                    spellings.iter().any(|s| s == literal),
+                    "'{literal}' is not a status: {text}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "only {checked} literals found");
     }
 }

@@ -1,9 +1,7 @@
 //! Creating, reading, updating and deleting executions.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, JsonValue, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, JsonValue, Statement};
 
 use super::error::is_foreign_key_violation;
 use super::sql::{PerKey, Sql};
@@ -121,17 +119,24 @@ impl ExecutionStore {
         Ok(Execution::find_by_statement(stmt).one(conn).await?)
     }
 
-    /// A transaction that holds the write lock from its first statement. On
-    /// SQLite a plain BEGIN that reads first and writes later can fail with
-    /// SQLITE_BUSY without waiting; a leading no-op write takes the lock (and
-    /// waits for it under busy_timeout) before anything is read.
+    /// A SQLite transaction that holds the write lock from its first
+    /// statement (see `group_commit::begin_write`), for the store's
+    /// housekeeping that writes outside the commit groups (janitor,
+    /// retention).
     pub(crate) async fn begin_write(&self) -> StoreResult<DatabaseTransaction> {
-        let txn = self.db.begin().await?;
-        if self.backend() == DbBackend::Sqlite {
-            txn.execute_unprepared("UPDATE recovery_locks SET lock_id = lock_id WHERE 0 = 1")
-                .await?;
-        }
-        Ok(txn)
+        Ok(super::group_commit::begin_write(&self.db).await?)
+    }
+
+    /// One statement that writes and returns at most one row, run as a
+    /// write (`ExecutionStore::write`).
+    pub(crate) async fn write_row<M>(&self, statement: Statement) -> StoreResult<Option<M>>
+    where
+        M: FromQueryResult + Send + 'static,
+    {
+        self.write(move |w| {
+            Box::pin(async move { Ok(M::find_by_statement(statement).one(w).await?) })
+        })
+        .await
     }
 
     /// `create`: inserts, or — when the id exists with the same owner —
@@ -207,7 +212,7 @@ impl ExecutionStore {
              completed_at = COALESCE(executions.completed_at, excluded.completed_at) \
              WHERE executions.owner_id = excluded.owner_id RETURNING *",
         );
-        let row = match Self::query_execution(&self.db, sql).await {
+        let row = match self.write_row::<Execution>(sql.build(self.backend())).await {
             Err(StoreError::Database(e)) if is_foreign_key_violation(&e) => {
                 let parent = input.parent_execution_id.unwrap_or_default();
                 return Err(unknown_parent(&parent));
@@ -268,7 +273,6 @@ impl ExecutionStore {
     /// claims and recovery history (ON DELETE CASCADE). True when it existed.
     pub async fn delete(&self, id: &str, scope: &Scope) -> StoreResult<bool> {
         validate::id("id", id)?;
-        let txn = self.begin_write().await?;
         // The subtree's DELETED events, parents first, in the deleting
         // transaction (the cascade below fires no trigger of ours).
         let mut sql =
@@ -281,21 +285,31 @@ impl ExecutionStore {
              FROM executions e JOIN subtree s ON s.id = e.id \
              ORDER BY e.execution_depth, e.created_at, e.id",
         );
-        let logged = txn
-            .execute(sql.build(self.backend()))
-            .await?
-            .rows_affected();
-        if logged == 0 {
-            txn.rollback().await?;
-            return Ok(false);
-        }
+        let log = sql.build(self.backend());
         // The foreign keys cascade: deleting the top row removes the subtree
         // (through the parent index), its claims and its recovery history.
-        let mut sql = Sql::new("DELETE FROM executions WHERE id = ");
-        let p = sql.bind(id.to_owned());
-        sql.push(&p);
-        txn.execute(sql.build(self.backend())).await?;
-        txn.commit().await?;
+        let delete = Statement::from_sql_and_values(
+            self.backend(),
+            "DELETE FROM executions WHERE id = $1",
+            [id.to_owned().into()],
+        );
+        let deleted = self
+            .write(move |w| {
+                Box::pin(async move {
+                    let txn = w.begin().await?;
+                    if txn.execute(log).await?.rows_affected() == 0 {
+                        txn.rollback().await?;
+                        return Ok(false);
+                    }
+                    txn.execute(delete).await?;
+                    txn.commit().await?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        if !deleted {
+            return Ok(false);
+        }
         self.events.committed();
         Ok(true)
     }
@@ -355,7 +369,8 @@ impl ExecutionStore {
         sql.push(&sets).push(" WHERE id = ");
         let p = sql.bind(update.execution_id.clone());
         sql.push(&p).scope("owner_id", scope).push(" RETURNING *");
-        let execution = Self::query_execution(&self.db, sql)
+        let execution = self
+            .write_row::<Execution>(sql.build(self.backend()))
             .await?
             .ok_or_else(|| StoreError::not_found("execution", &update.execution_id))?;
         self.events.changed(&execution);
@@ -387,7 +402,9 @@ impl ExecutionStore {
         ))
         .scope("owner_id", scope)
         .push(" RETURNING *");
-        let updated = Self::query_execution(&self.db, sql).await?;
+        let updated = self
+            .write_row::<Execution>(sql.build(self.backend()))
+            .await?;
         Ok(match updated {
             Some(execution) => {
                 self.events.changed(&execution);

@@ -14,6 +14,7 @@ mod event_log;
 pub mod events;
 mod executions;
 mod feeds;
+mod group_commit;
 mod janitor;
 mod recovery;
 mod replicas;
@@ -21,10 +22,13 @@ mod retention;
 mod sql;
 mod stats;
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
+
+use group_commit::{BoxFuture, GroupCommit, Writer};
 
 pub use batches::{ClaimExtension, FinishOutcome, MAX_BATCH};
 pub use claims::{ClaimOutcome, ClaimRejection, Finish};
@@ -33,6 +37,7 @@ pub use error::{StoreError, StoreResult};
 pub use events::{EventBus, EventKind, EventLogStats, LoggedEvent, Position};
 pub use executions::{CreateExecution, StatusUpdate};
 pub use feeds::{ChildWindow, ExecutionStats, Page, RootExecution, RootFilter, TreeNode};
+pub use group_commit::{GroupCommitStats, MAX_GROUP};
 pub use janitor::{JanitorReport, JanitorSettings, PRUNE_BATCH, RUNS_BATCH};
 pub use recovery::NewRecovery;
 pub use replicas::{decode_token, encode_token, ReadRoute, Standbys};
@@ -246,6 +251,9 @@ pub struct ExecutionStore {
     reads: DatabaseConnection,
     events: EventBus,
     standbys: Option<Standbys>,
+    /// SQLite: the one writer task every write goes through (started on
+    /// the first write; see `group_commit`).
+    group: Arc<OnceLock<GroupCommit>>,
 }
 
 impl ExecutionStore {
@@ -259,6 +267,7 @@ impl ExecutionStore {
             db,
             events,
             standbys: None,
+            group: Arc::new(OnceLock::new()),
         }
     }
 
@@ -298,6 +307,32 @@ impl ExecutionStore {
 
     pub fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
+    }
+
+    /// Runs one write: on PostgreSQL on the pool, on SQLite in the next
+    /// commit group (answered once that group is on disk). A write of
+    /// several statements that must be atomic begins a transaction on its
+    /// `Writer` (a savepoint inside the group on SQLite).
+    pub(crate) async fn write<T, F>(&self, write: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'w> FnOnce(&'w Writer<'w>) -> BoxFuture<'w, StoreResult<T>> + Send + 'static,
+    {
+        match self.backend() {
+            DbBackend::Postgres => write(&Writer::Pool(&self.db)).await,
+            _ => {
+                self.group
+                    .get_or_init(|| GroupCommit::start(self.db.clone()))
+                    .run(write)
+                    .await
+            }
+        }
+    }
+
+    /// SQLite: how many commit groups were written and how many writes they
+    /// held (`None` on PostgreSQL, or before the first write).
+    pub fn group_commit_stats(&self) -> Option<(u64, u64)> {
+        self.group.get().map(|group| group.stats().read())
     }
 
     /// True when the database answers a trivial query.

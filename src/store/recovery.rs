@@ -69,20 +69,17 @@ impl ExecutionStore {
             sql.bind(input.previous_worker_id),
         ];
         sql.push(&values.join(", ")).push(") RETURNING *");
-        match Recovery::find_by_statement(sql.build(self.backend()))
-            .one(&self.db)
-            .await
-        {
+        match self.write_row::<Recovery>(sql.build(self.backend())).await {
             Ok(Some(row)) => {
                 // Logged as an update of the execution, by a trigger.
                 self.events.committed();
                 Ok(row)
             }
             Ok(None) => Err(StoreError::not_found("execution", &input.execution_id)),
-            Err(e) if is_foreign_key_violation(&e) => {
+            Err(StoreError::Database(e)) if is_foreign_key_violation(&e) => {
                 Err(StoreError::not_found("execution", &input.execution_id))
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 

@@ -20,6 +20,7 @@ mod store_claims;
 mod store_events;
 mod store_executions;
 mod store_feeds;
+mod store_group_commit;
 mod store_plans;
 mod store_queue;
 mod store_recovery;
