@@ -29,6 +29,8 @@ struct Sizes {
     backlog_calls: usize,
     wake: usize,
     sqlite_drain: usize,
+    /// Executions per batched-round drain (per round and backend).
+    batched: usize,
     rounds: usize,
     seconds: f64,
 }
@@ -41,6 +43,7 @@ const FULL: Sizes = Sizes {
     backlog_calls: 2_000,
     wake: 1_000,
     sqlite_drain: 10_000,
+    batched: 40_000,
     rounds: 3,
     seconds: 4.0,
 };
@@ -53,12 +56,18 @@ const SMOKE: Sizes = Sizes {
     backlog_calls: 100,
     wake: 20,
     sqlite_drain: 200,
+    batched: 1_000,
     rounds: 1,
     seconds: 0.5,
 };
 
 const SECTION: &str = "queue";
 const PULL: &str = "mutation($w: String!, $f: ID!, $n: Int!, $wait: Int) { claimNextExecutions(workerId: $w, timeoutMs: 600000, flowId: $f, limit: $n, waitMs: $wait) { id } }";
+const FINISH_MANY: &str = "mutation($items: [FinishExecutionInput!]!) { finishExecutions(inputs: $items) { executionId finished } }";
+const CREATE_MANY: &str =
+    "mutation($inputs: [CreateExecutionInput!]!) { createExecutions(inputs: $inputs) { id } }";
+/// Items per `createExecutions` request.
+const CREATE_BATCH: usize = 1_000;
 
 fn main() {
     bench_main(SECTION, |smoke| {
@@ -141,6 +150,76 @@ async fn drain(
     (rate, once, calls.into_iter().map(|(_, ms)| ms).collect())
 }
 
+/// `workers` workers drain `flow` with batched rounds: pull 50, then finish
+/// them all in one `finishExecutions`. Returns (executions completed/s,
+/// each completed exactly once?).
+async fn batched_rounds(url: &str, flow: &str, workers: usize, expected: usize) -> (f64, bool) {
+    let done = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let (url, flow, done) = (url.to_owned(), flow.to_owned(), done.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let worker = format!("bw{w}");
+                for _ in 0..1_000_000 {
+                    let body = json!({ "query": PULL, "variables": { "w": worker, "f": flow, "n": 50 } });
+                    let got: Value = client.post(&url).json(&body).send().await.expect("pull").json().await.expect("json");
+                    let ids = claimed_ids(&got);
+                    if ids.is_empty() {
+                        break;
+                    }
+                    let items: Vec<Value> = ids
+                        .iter()
+                        .map(|id| json!({ "executionId": id, "workerId": worker, "status": "COMPLETED" }))
+                        .collect();
+                    let body = json!({ "query": FINISH_MANY, "variables": { "items": items } });
+                    let got: Value = client.post(&url).json(&body).send().await.expect("finish").json().await.expect("json");
+                    let finished: Vec<String> = got["data"]["finishExecutions"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter(|o| o["finished"] == true)
+                                .filter_map(|o| o["executionId"].as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    done.lock().unwrap().extend(finished);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("batched worker");
+    }
+    let rate = expected as f64 / started.elapsed().as_secs_f64();
+    let done = done.lock().unwrap();
+    let unique: HashSet<&String> = done.iter().collect();
+    (rate, done.len() == expected && unique.len() == expected)
+}
+
+/// `createExecutions` of `CREATE_BATCH` new executions per request, from
+/// `conns` clients: executions created per second (median of the rounds).
+async fn create_batches(url: &str, tag: &str, conns: usize, s: &Sizes) -> Run {
+    let tag = tag.to_owned();
+    let make: MakeBody = Arc::new(move |n| {
+        let inputs: Vec<Value> = (0..CREATE_BATCH)
+            .map(|i| json!({ "id": format!("{tag}-{n}-{i}"), "flowId": "batch-create", "ownerId": "bench" }))
+            .collect();
+        json!({ "query": CREATE_MANY, "variables": { "inputs": inputs } })
+    });
+    let accept: Accept = Arc::new(|b: &[u8]| !String::from_utf8_lossy(b).contains("\"errors\""));
+    let mut measured = Vec::new();
+    for _ in 0..s.rounds {
+        let run = drive(url, conns, s.seconds, 10_000, make.clone(), accept.clone()).await;
+        assert_eq!(run.errors, 0, "createExecutions refused");
+        measured.push(run);
+    }
+    let mut run = median_run(&measured);
+    run.rps *= CREATE_BATCH as f64;
+    run
+}
+
 fn pct(mut xs: Vec<f64>, p: f64) -> f64 {
     if xs.is_empty() {
         return f64::NAN;
@@ -170,6 +249,16 @@ async fn run(s: Sizes, smoke: bool) -> String {
             &format!("n50r{round}"),
             &format!("n50r{round}"),
             s.drain_50,
+            0,
+        )
+        .await;
+    }
+    for round in 0..s.rounds {
+        insert_created(
+            &db,
+            &format!("br{round}"),
+            &format!("br{round}"),
+            s.batched,
             0,
         )
         .await;
@@ -246,10 +335,14 @@ async fn run(s: Sizes, smoke: bool) -> String {
     // Wake-up latency: 8 waiting workers, executions created one at a time.
     step("wake-up latency");
     let latencies = wake_latency(&es_url, s.wake).await;
+
+    step("PostgreSQL: createExecutions of 1,000, 2 clients");
+    let pg_create = create_batches(&es_url, "pg", 2, &s).await;
+    step("PostgreSQL: batched rounds, 8 workers");
+    let pg_rounds = batched_drains(&es_url, "br", &s).await;
     drop(server);
 
-    // SQLite: limit 1, 1 worker.
-    step("SQLite: claimNextExecutions limit 1, 1 worker");
+    // SQLite, the durable default (synchronous=full).
     let dir = std::env::temp_dir().join(format!("execstore-queue-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let sqlite_url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
@@ -258,24 +351,42 @@ async fn run(s: Sizes, smoke: bool) -> String {
             .await
             .expect("sqlite");
         let store = store::ExecutionStore::new(sdb.clone());
-        for i in 0..s.sqlite_drain {
-            store
-                .create(
-                    store::CreateExecution {
-                        id: Some(format!("s-{i}")),
-                        flow_id: "sq".into(),
+        let mut queues = vec![("sq".to_owned(), s.sqlite_drain)];
+        queues.extend((0..s.rounds).map(|round| (format!("sqb{round}"), s.batched / 4)));
+        for (flow, n) in queues {
+            for chunk in (0..n).collect::<Vec<_>>().chunks(store::MAX_BATCH) {
+                let inputs = chunk
+                    .iter()
+                    .map(|i| store::CreateExecution {
+                        id: Some(format!("{flow}-{i}")),
+                        flow_id: flow.clone(),
                         owner_id: "bench".into(),
                         ..Default::default()
-                    },
-                    &store::Scope::All,
-                )
-                .await
-                .expect("sqlite create");
+                    })
+                    .collect();
+                store
+                    .create_many(inputs, &store::Scope::All)
+                    .await
+                    .expect("sqlite create");
+            }
         }
         sdb.close().await.ok();
     }
     let (sq_server, sq_url) = start_execstore(&binary, &sqlite_url).await;
-    let (sq_rate, sq_once, _) = drain(&sq_url, "sq", 1, 1, s.sqlite_drain).await;
+    step("SQLite: claimNextExecutions limit 1, 8 workers");
+    let (sq_rate, sq_once, _) = drain(&sq_url, "sq", 8, 1, s.sqlite_drain).await;
+    step("SQLite: createExecutions of 1,000, 2 clients");
+    let sq_create = create_batches(&sq_url, "sq", 2, &s).await;
+    step("SQLite: batched rounds, 8 workers");
+    let sq_rounds = batched_drains(
+        &sq_url,
+        "sqb",
+        &Sizes {
+            batched: s.batched / 4,
+            ..s
+        },
+    )
+    .await;
     drop(sq_server);
 
     // SQLite durability: what synchronous=FULL (the default) costs writes.
@@ -327,8 +438,38 @@ async fn run(s: Sizes, smoke: bool) -> String {
         &latencies,
         (sq_rate, sq_once),
         &durability,
+        &Batches {
+            pg_create,
+            sq_create,
+            pg_rounds,
+            sq_rounds,
+            sq_rounds_size: s.batched / 4,
+        },
         smoke,
     )
+}
+
+/// The batch figures of both backends.
+struct Batches {
+    pg_create: Run,
+    sq_create: Run,
+    /// (executions completed/s, each exactly once?)
+    pg_rounds: (f64, bool),
+    sq_rounds: (f64, bool),
+    sq_rounds_size: usize,
+}
+
+/// One batched-round drain per round (flows `{prefix}{round}`): the
+/// median rate, and whether every round completed each execution once.
+async fn batched_drains(url: &str, prefix: &str, s: &Sizes) -> (f64, bool) {
+    let (mut rates, mut once) = (Vec::new(), true);
+    for round in 0..s.rounds {
+        let (rate, each_once) =
+            batched_rounds(url, &format!("{prefix}{round}"), 8, s.batched).await;
+        rates.push(rate);
+        once &= each_once;
+    }
+    (median(rates), once)
 }
 
 async fn wake_latency(url: &str, n: usize) -> Vec<f64> {
@@ -403,6 +544,7 @@ fn report(
     wake: &[f64],
     sqlite: (f64, bool),
     durability: &[(&str, usize, Run)],
+    batches: &Batches,
     smoke: bool,
 ) -> String {
     let mut out = String::new();
@@ -447,8 +589,18 @@ fn report(
         wake.len(), pct(wake.to_vec(), 0.5), pct(wake.to_vec(), 0.99), pct(wake.to_vec(), 1.0)
     ));
     out.push_str(&format!(
-        "SQLite (a file, default settings): claimNextExecutions limit 1, 1 worker, {} executions: **{:.0} executions/s** (each once: {}).\n\n",
+        "SQLite (a file, default settings: `synchronous=full`, group commit): claimNextExecutions limit 1, 8 workers, {} executions: **{:.0} executions/s** (each once: {}).\n\n",
         s.sqlite_drain, sqlite.0, if sqlite.1 { "yes" } else { "**no**" }
+    ));
+    let once = |ok: bool| if ok { "yes" } else { "**no**" };
+    out.push_str(&format!(
+        "Batches (`createExecutions` of {CREATE_BATCH} from 2 clients; the batched worker round: 8 workers, each pulling 50 then finishing them in one `finishExecutions`):\n\n\
+         | scenario | PostgreSQL | SQLite (`synchronous=full`) |\n|---|---:|---:|\n\
+         | createExecutions of {CREATE_BATCH}: executions created/s (request p50) | **{:.0}** ({:.1} ms) | **{:.0}** ({:.1} ms) |\n\
+         | batched rounds, 8 workers: executions completed/s ({} / {} executions; each once) | **{:.0}** ({}) | **{:.0}** ({}) |\n\n",
+        batches.pg_create.rps, batches.pg_create.p50_ms, batches.sq_create.rps, batches.sq_create.p50_ms,
+        s.batched, batches.sq_rounds_size,
+        batches.pg_rounds.0, once(batches.pg_rounds.1), batches.sq_rounds.0, once(batches.sq_rounds.1),
     ));
     out.push_str("SQLite durability (`EXECSTORE_SQLITE_SYNCHRONOUS`; `createExecution` over HTTP, a file on this machine's disk):\n\n\
                   | setting | clients | creates/s | p50 ms | p99 ms | vs normal |\n|---|---:|---:|---:|---:|---:|\n");

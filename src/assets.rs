@@ -28,7 +28,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 
-static ASSETS: [Asset; 11] = [
+static ASSETS: [Asset; 20] = [
     asset!("graphiql/index.html", HTML),
     asset!("graphiql/start.js", JS),
     asset!("graphiql/react.production.min.js", JS),
@@ -39,6 +39,15 @@ static ASSETS: [Asset; 11] = [
     asset!("graphiql/plugin-explorer.css", CSS),
     asset!("explorer/index.html", HTML),
     asset!("explorer/explorer.js", JS),
+    asset!("explorer/api.js", JS),
+    asset!("explorer/ui.js", JS),
+    asset!("explorer/flows.js", JS),
+    asset!("explorer/tree.js", JS),
+    asset!("explorer/waterfall.js", JS),
+    asset!("explorer/find.js", JS),
+    asset!("explorer/details.js", JS),
+    asset!("explorer/live.js", JS),
+    asset!("explorer/links.js", JS),
     asset!("explorer/explorer.css", CSS),
 ];
 

@@ -10,6 +10,7 @@ mod m20261125_000003_claimable_queue;
 mod m20261125_000004_roots_by_status;
 mod m20261126_000005_event_log;
 mod m20261126_000006_finished_roots;
+mod m20261126_000007_run_search;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_roots_by_status::Migration),
             Box::new(m20261126_000005_event_log::Migration),
             Box::new(m20261126_000006_finished_roots::Migration),
+            Box::new(m20261126_000007_run_search::Migration),
         ]
     }
 }

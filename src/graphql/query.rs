@@ -6,7 +6,7 @@ use super::error::{GqlResult, OrGql};
 use super::fast_tree::{Answer, ExecutionAnswer, FastPath, Plan, Source, TreeAnswer};
 use super::types::{
     Execution, ExecutionClaim, ExecutionRecovery, ExecutionStats, ExecutionStatus,
-    ExecutionTreeNode, RootExecution,
+    ExecutionTreeNode, Flow, RootExecution,
 };
 use super::{store, viewer};
 use crate::store::{self as s, Cursor, RootFilter};
@@ -51,6 +51,10 @@ async fn feed(
     let page = page.await.gql()?;
     charge(ctx, page.items.len())?;
     Ok(execution_connection(page))
+}
+
+fn store_statuses(status: Option<Vec<ExecutionStatus>>) -> Option<Vec<s::ExecutionStatus>> {
+    status.map(|s| s.into_iter().map(Into::into).collect())
 }
 
 fn execution_connection(page: s::Page<s::Execution>) -> Connection<String, Execution> {
@@ -106,7 +110,7 @@ impl QueryRoot {
     ) -> GqlResult<Connection<String, RootExecution>> {
         let scope = viewer(ctx)?.scope();
         let filter = RootFilter {
-            statuses: status.map(|s| s.into_iter().map(Into::into).collect()),
+            statuses: store_statuses(status),
             created_from,
             created_before,
         };
@@ -184,37 +188,77 @@ impl QueryRoot {
         ))
     }
 
-    /// Every descendant of a root, newest first.
+    /// Every descendant of a root, newest first; with `status`, only those
+    /// in one of the given statuses (at least one). Each status is one index
+    /// range of the run: a page costs the same in a run of a million.
     async fn child_feed(
         &self,
         ctx: &Context<'_>,
         root_execution_id: ID,
+        status: Option<Vec<ExecutionStatus>>,
         #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
     ) -> GqlResult<Connection<String, Execution>> {
         let scope = viewer(ctx)?.scope();
         let first = first.map(i64::from);
-        let page = store(ctx)?.get_child_feed(&root_execution_id, first, after.as_deref(), &scope);
-        feed(ctx, page).await
-    }
-
-    /// Direct children of any execution, newest first.
-    async fn direct_child_feed(
-        &self,
-        ctx: &Context<'_>,
-        parent_execution_id: ID,
-        #[graphql(default = 50)] first: Option<i32>,
-        after: Option<String>,
-    ) -> GqlResult<Connection<String, Execution>> {
-        let scope = viewer(ctx)?.scope();
-        let first = first.map(i64::from);
-        let page = store(ctx)?.get_direct_child_feed(
-            &parent_execution_id,
+        let statuses = store_statuses(status);
+        let page = store(ctx)?.get_child_feed(
+            &root_execution_id,
+            statuses.as_deref(),
             first,
             after.as_deref(),
             &scope,
         );
         feed(ctx, page).await
+    }
+
+    /// Direct children of any execution, newest first; with `status`, only
+    /// those in one of the given statuses.
+    async fn direct_child_feed(
+        &self,
+        ctx: &Context<'_>,
+        parent_execution_id: ID,
+        status: Option<Vec<ExecutionStatus>>,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, Execution>> {
+        let scope = viewer(ctx)?.scope();
+        let first = first.map(i64::from);
+        let statuses = store_statuses(status);
+        let page = store(ctx)?.get_direct_child_feed(
+            &parent_execution_id,
+            statuses.as_deref(),
+            first,
+            after.as_deref(),
+            &scope,
+        );
+        feed(ctx, page).await
+    }
+
+    /// Every flow with at least one run (yours, for a user token), the
+    /// newest last run first. Each flow costs two index probes, whatever
+    /// its runs hold; no scan of the executions.
+    async fn flows(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, Flow>> {
+        let scope = viewer(ctx)?.scope();
+        let page = store(ctx)?
+            .get_flows(first.map(i64::from), after.as_deref(), &scope)
+            .await
+            .gql()?;
+        charge(ctx, page.items.len())?;
+        let cursors: Vec<String> = page.items.iter().map(|f| f.cursor().encode()).collect();
+        let mut conn = Connection::new(page.has_previous_page, page.has_next_page);
+        conn.edges.extend(
+            Flow::page(page.items)
+                .into_iter()
+                .zip(cursors)
+                .map(|(flow, cursor)| Edge::new(cursor, flow)),
+        );
+        Ok(conn)
     }
 
     /// Statistics over a root's descendants (the root excluded).

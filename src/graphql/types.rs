@@ -369,6 +369,23 @@ impl Execution {
         Ok(claims.get(&self.row.id).cloned().map(ExecutionClaim::from))
     }
 
+    /// The executions above this one, the root first (empty for a root):
+    /// one walk up the parent links.
+    async fn ancestors(&self, ctx: &Context<'_>) -> GqlResult<Vec<Execution>> {
+        if self.row.parent_execution_id.is_none() {
+            return Ok(Vec::new());
+        }
+        let scope = super::viewer(ctx)?.scope();
+        let rows = super::store(ctx)?
+            .get_ancestors(&self.row.id, &scope)
+            .await
+            .gql()?;
+        if let Some(budget) = super::budget::RowBudget::of(ctx) {
+            budget.charge(rows.len()).gql()?;
+        }
+        Ok(Execution::level(rows))
+    }
+
     /// Recoveries of this execution, newest first.
     async fn recovery_history(&self, ctx: &Context<'_>) -> GqlResult<Vec<ExecutionRecovery>> {
         let loader = &loaders(ctx)?.recovery;
@@ -451,6 +468,41 @@ pub struct RootExecution {
     pub levels: i32,
     /// Number of descendants, the root excluded.
     pub total_nested: i32,
+}
+
+/// A flow with at least one run.
+pub struct Flow {
+    flow_id: ID,
+    last_run: Execution,
+}
+
+impl Flow {
+    /// A page of flows; their last runs batch their relations together.
+    pub fn page(flows: Vec<store::Flow>) -> Vec<Flow> {
+        let ids: Vec<ID> = flows.iter().map(|f| ID(f.flow_id().to_owned())).collect();
+        let runs = Execution::level(flows.into_iter().map(|f| f.last_run).collect());
+        ids.into_iter()
+            .zip(runs)
+            .map(|(flow_id, last_run)| Flow { flow_id, last_run })
+            .collect()
+    }
+}
+
+#[Object]
+impl Flow {
+    async fn flow_id(&self) -> &ID {
+        &self.flow_id
+    }
+
+    /// When its newest run was created.
+    async fn last_run_at(&self) -> DateTime<Utc> {
+        self.last_run.row().created_at
+    }
+
+    /// Its newest run (root execution).
+    async fn last_run(&self) -> &Execution {
+        &self.last_run
+    }
 }
 
 /// A node of `executionTree`.

@@ -142,14 +142,20 @@ RETURNING e.*";
 
 /// SQLite, in one write transaction: the claims first (returning the
 /// items that held one), then their executions.
+/// (The `+` before status and expiry keeps SQLite from reading the claims
+/// by their status index, which would visit every active claim: the items
+/// drive, one primary-key probe each.)
 const SQLITE_RELEASE_HELD: &str = "\
 UPDATE execution_claims SET status = 'released'
-WHERE status = 'active' AND expires_at >= $2
-  AND EXISTS (
-      SELECT 1 FROM json_each($1) AS x
-      WHERE json_extract(x.value, '$.execution_id') = execution_claims.execution_id
-        AND json_extract(x.value, '$.worker_id') = execution_claims.worker_id)
-RETURNING execution_id";
+FROM (
+    SELECT json_extract(x.value, '$.execution_id') AS execution_id,
+           json_extract(x.value, '$.worker_id') AS worker_id
+    FROM json_each($1) AS x
+) AS i
+WHERE execution_claims.execution_id = i.execution_id
+  AND execution_claims.worker_id = i.worker_id
+  AND +execution_claims.status = 'active' AND +execution_claims.expires_at >= $2
+RETURNING execution_claims.execution_id";
 
 const SQLITE_FINISH_HELD: &str = "\
 UPDATE executions SET
@@ -175,9 +181,9 @@ FROM (
            json_extract(x.value, '$.error_node_id') AS error_node_id,
            json_extract(x.value, '$.failure_reason') AS failure_reason
     FROM json_each($1) AS x
+    WHERE json_extract(x.value, '$.execution_id') IN (SELECT value FROM json_each($3))
 ) AS i
 WHERE executions.id = i.execution_id
-  AND executions.id IN (SELECT value FROM json_each($3))
 RETURNING *";
 
 // ---------------------------------------------------------------- extend

@@ -412,54 +412,34 @@ impl ExecutionStore {
     }
 
     /// One batch, in one short transaction: (deleted, maybe more to do).
+    /// SQLite: a write of the commit groups, so that the janitor gets its
+    /// turn under any write load (a transaction of its own would wait for
+    /// SQLite's lock against a writer that takes it back at once).
     async fn prune_event_log_batch(&self, horizon_ms: i64, batch: i64) -> StoreResult<(u64, bool)> {
         use sea_orm::TransactionTrait;
         let backend = self.backend();
-        let txn = match backend {
-            DbBackend::Postgres => self.db.begin().await?,
-            _ => self.begin_write().await?,
-        };
-        if backend == DbBackend::Postgres {
-            let locked = txn
-                .query_one(statement(backend, PG_JANITOR_LOCK, vec![]))
-                .await?
-                .map(|row| row.try_get::<bool>("", "locked"))
-                .transpose()?
-                .unwrap_or(false);
-            if !locked {
-                txn.rollback().await?;
-                return Ok((0, false));
-            }
+        if backend != DbBackend::Postgres {
+            return self
+                .write(move |w| {
+                    Box::pin(async move {
+                        let txn = w.begin().await?;
+                        prune_in(txn, backend, horizon_ms, batch).await
+                    })
+                })
+                .await;
         }
-        let oldest = OldestRow::find_by_statement(statement(
-            backend,
-            pick(backend, PG_OLDEST, SQLITE_OLDEST),
-            vec![batch.into()],
-        ))
-        .all(&txn)
-        .await?;
-        let expired: Vec<&OldestRow> = oldest
-            .iter()
-            .take_while(|row| row.logged_at_ms < horizon_ms)
-            .collect();
-        let Some(last) = expired.last() else {
+        let txn = self.db.begin().await?;
+        let locked = txn
+            .query_one(statement(backend, PG_JANITOR_LOCK, vec![]))
+            .await?
+            .map(|row| row.try_get::<bool>("", "locked"))
+            .transpose()?
+            .unwrap_or(false);
+        if !locked {
             txn.rollback().await?;
             return Ok((0, false));
-        };
-        let position = vec![last.tx.into(), last.seq.into()];
-        let deleted = txn
-            .execute(statement(
-                backend,
-                pick(backend, PG_PRUNE, SQLITE_PRUNE),
-                position.clone(),
-            ))
-            .await?
-            .rows_affected();
-        txn.execute(statement(backend, RECORD_PRUNED, position))
-            .await?;
-        txn.commit().await?;
-        let more = expired.len() == oldest.len() && oldest.len() as i64 == batch;
-        Ok((deleted, more))
+        }
+        prune_in(txn, backend, horizon_ms, batch).await
     }
 
     /// How big and how old the log is (a few index reads).
@@ -486,6 +466,45 @@ impl ExecutionStore {
             oldest_logged_at_ms: row.try_get("", "first_at")?,
         })
     }
+}
+
+/// Prunes up to `batch` events logged before `horizon_ms`, as a prefix of
+/// the log, in `txn` (committed here; rolled back when there is nothing to
+/// prune): (deleted, maybe more to do).
+async fn prune_in(
+    txn: sea_orm::DatabaseTransaction,
+    backend: DbBackend,
+    horizon_ms: i64,
+    batch: i64,
+) -> StoreResult<(u64, bool)> {
+    let oldest = OldestRow::find_by_statement(statement(
+        backend,
+        pick(backend, PG_OLDEST, SQLITE_OLDEST),
+        vec![batch.into()],
+    ))
+    .all(&txn)
+    .await?;
+    let expired: Vec<&OldestRow> = oldest
+        .iter()
+        .take_while(|row| row.logged_at_ms < horizon_ms)
+        .collect();
+    let Some(last) = expired.last() else {
+        return Ok((0, false));
+    };
+    let position = vec![last.tx.into(), last.seq.into()];
+    let deleted = txn
+        .execute(statement(
+            backend,
+            pick(backend, PG_PRUNE, SQLITE_PRUNE),
+            position.clone(),
+        ))
+        .await?
+        .rows_affected();
+    txn.execute(statement(backend, RECORD_PRUNED, position))
+        .await?;
+    txn.commit().await?;
+    let more = expired.len() == oldest.len() && oldest.len() as i64 == batch;
+    Ok((deleted, more))
 }
 
 #[cfg(test)]

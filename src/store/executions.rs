@@ -1,7 +1,7 @@
 //! Creating, reading, updating and deleting executions.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, JsonValue, Statement};
+use sea_orm::{ConnectionTrait, FromQueryResult, JsonValue, Statement};
 
 use super::error::is_foreign_key_violation;
 use super::sql::{PerKey, Sql};
@@ -117,14 +117,6 @@ impl ExecutionStore {
     ) -> StoreResult<Option<Execution>> {
         let stmt = sql.build(conn.get_database_backend());
         Ok(Execution::find_by_statement(stmt).one(conn).await?)
-    }
-
-    /// A SQLite transaction that holds the write lock from its first
-    /// statement (see `group_commit::begin_write`), for the store's
-    /// housekeeping that writes outside the commit groups (janitor,
-    /// retention).
-    pub(crate) async fn begin_write(&self) -> StoreResult<DatabaseTransaction> {
-        Ok(super::group_commit::begin_write(&self.db).await?)
     }
 
     /// One statement that writes and returns at most one row, run as a

@@ -32,7 +32,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// A page from rows read with `LIMIT first + 1`: the extra row only
     /// tells that there is a next page.
-    fn cut(mut items: Vec<T>, first: i64, after_cursor: bool) -> Self {
+    pub(crate) fn cut(mut items: Vec<T>, first: i64, after_cursor: bool) -> Self {
         let has_next_page = items.len() as i64 > first;
         items.truncate(first as usize);
         Page {
@@ -42,7 +42,7 @@ impl<T> Page<T> {
         }
     }
 
-    fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+    pub(crate) fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),
             has_next_page: self.has_next_page,
@@ -122,12 +122,16 @@ struct ChildCount {
 }
 
 impl ExecutionStore {
-    /// Runs `base` (a SELECT … WHERE … without ORDER BY) as one newest-first
-    /// keyset page: `(created_at, id) < after`, `first + 1` rows to learn
-    /// whether another page follows. No OFFSET, so every page costs the same.
+    /// One newest-first keyset page of the executions matching
+    /// `conditions` (whose parameters `sql` holds): `(created_at, id) <
+    /// after`, `first + 1` rows to learn whether another page follows. No
+    /// OFFSET, so every page costs the same. With `statuses`, one index range
+    /// per status (see `newest_first`).
     async fn keyset_page(
         &self,
         mut sql: Sql,
+        mut conditions: String,
+        statuses: Option<&[ExecutionStatus]>,
         first: Option<i64>,
         after: Option<&str>,
     ) -> StoreResult<Page<Execution>> {
@@ -136,10 +140,10 @@ impl ExecutionStore {
         if let Some(cursor) = &after {
             let at = sql.bind(cursor.created_at);
             let id = sql.bind(cursor.id.clone());
-            sql.push(&format!(" AND (created_at, id) < ({at}, {id})"));
+            conditions.push_str(&format!(" AND (created_at, id) < ({at}, {id})"));
         }
-        let limit = sql.bind(first + 1);
-        sql.push(&format!(" ORDER BY created_at DESC, id DESC LIMIT {limit}"));
+        let text = newest_first(&mut sql, &conditions, statuses, first + 1)?;
+        sql.push(&text);
         let items = Self::query_executions(&self.reads, sql).await?;
         Ok(Page::cut(items, first, after.is_some()))
     }
@@ -171,12 +175,6 @@ impl ExecutionStore {
         scope: &Scope,
     ) -> StoreResult<Page<RootExecution>> {
         validate::id("flowId", flow_id)?;
-        if filter.statuses.as_ref().is_some_and(Vec::is_empty) {
-            return Err(StoreError::invalid(
-                "status",
-                "name at least one status, or leave the filter out",
-            ));
-        }
         if let (Some(from), Some(before)) = (filter.created_from, filter.created_before) {
             if from >= before {
                 return Err(StoreError::invalid(
@@ -202,31 +200,7 @@ impl ExecutionStore {
             let id = sql.bind(cursor.id.clone());
             conditions.push_str(&format!(" AND (created_at, id) < ({at}, {id})"));
         }
-        let limit = sql.bind(first + 1);
-        let newest = "ORDER BY created_at DESC, id DESC";
-        let text = match &filter.statuses {
-            None => format!("SELECT * FROM executions WHERE {conditions} {newest} LIMIT {limit}"),
-            Some(statuses) => {
-                let mut statuses = statuses.clone();
-                statuses.sort_by_key(|s| s.as_str());
-                statuses.dedup();
-                let branches: Vec<String> = statuses
-                    .iter()
-                    .enumerate()
-                    .map(|(i, status)| {
-                        let status = sql.bind(status.as_str());
-                        format!(
-                            "SELECT * FROM (SELECT * FROM executions WHERE {conditions} \
-                             AND status = {status} {newest} LIMIT {limit}) s{i}"
-                        )
-                    })
-                    .collect();
-                format!(
-                    "SELECT * FROM ({}) u {newest} LIMIT {limit}",
-                    branches.join(" UNION ALL ")
-                )
-            }
-        };
+        let text = newest_first(&mut sql, &conditions, filter.statuses.as_deref(), first + 1)?;
         sql.push(&text);
         let page = Page::cut(
             Self::query_executions(&self.reads, sql).await?,
@@ -331,35 +305,42 @@ impl ExecutionStore {
             .collect())
     }
 
-    /// `getChildFeed`: every descendant of a root, newest first.
+    /// `getChildFeed`: every descendant of a root, newest first; with
+    /// `statuses`, only those in one of them (one index range each).
     pub async fn get_child_feed(
         &self,
         root_execution_id: &str,
+        statuses: Option<&[ExecutionStatus]>,
         first: Option<i64>,
         after: Option<&str>,
         scope: &Scope,
     ) -> StoreResult<Page<Execution>> {
         validate::id("rootExecutionId", root_execution_id)?;
-        let mut sql = Sql::new("SELECT * FROM executions WHERE root_execution_id = ");
+        let mut sql = Sql::new("");
         let p = sql.bind(root_execution_id.to_owned());
-        sql.push(&format!("{p} AND id <> {p}"))
-            .scope("owner_id", scope);
-        self.keyset_page(sql, first, after).await
+        let mut conditions = format!("root_execution_id = {p} AND id <> {p}");
+        conditions.push_str(&sql.owner_filter("owner_id", scope));
+        self.keyset_page(sql, conditions, statuses, first, after)
+            .await
     }
 
-    /// `getDirectChildFeed`: direct children of any execution, newest first.
+    /// `getDirectChildFeed`: direct children of any execution, newest
+    /// first; with `statuses`, only those in one of them.
     pub async fn get_direct_child_feed(
         &self,
         parent_execution_id: &str,
+        statuses: Option<&[ExecutionStatus]>,
         first: Option<i64>,
         after: Option<&str>,
         scope: &Scope,
     ) -> StoreResult<Page<Execution>> {
         validate::id("parentExecutionId", parent_execution_id)?;
-        let mut sql = Sql::new("SELECT * FROM executions WHERE parent_execution_id = ");
+        let mut sql = Sql::new("");
         let p = sql.bind(parent_execution_id.to_owned());
-        sql.push(&p).scope("owner_id", scope);
-        self.keyset_page(sql, first, after).await
+        let mut conditions = format!("parent_execution_id = {p}");
+        conditions.push_str(&sql.owner_filter("owner_id", scope));
+        self.keyset_page(sql, conditions, statuses, first, after)
+            .await
     }
 
     /// `batchGetDirectChildren`: the direct children of every given parent,
@@ -515,4 +496,48 @@ impl ExecutionStore {
             completed_per_minute,
         })
     }
+}
+
+/// The newest `limit` executions matching `conditions`, newest first. With
+/// `statuses`, each status is its own range of an index that leads with the
+/// conditions' column and the status, read newest first and cut at `limit`;
+/// the ranges are merged. So a page costs about `limit` index entries per
+/// status, however many executions the other statuses hold.
+fn newest_first(
+    sql: &mut Sql,
+    conditions: &str,
+    statuses: Option<&[ExecutionStatus]>,
+    limit: i64,
+) -> StoreResult<String> {
+    let limit = sql.bind(limit);
+    let newest = "ORDER BY created_at DESC, id DESC";
+    let Some(statuses) = statuses else {
+        return Ok(format!(
+            "SELECT * FROM executions WHERE {conditions} {newest} LIMIT {limit}"
+        ));
+    };
+    if statuses.is_empty() {
+        return Err(StoreError::invalid(
+            "status",
+            "name at least one status, or leave the filter out",
+        ));
+    }
+    let mut statuses = statuses.to_vec();
+    statuses.sort_by_key(|s| s.as_str());
+    statuses.dedup();
+    let branches: Vec<String> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, status)| {
+            let status = sql.bind(status.as_str());
+            format!(
+                "SELECT * FROM (SELECT * FROM executions WHERE {conditions} \
+                 AND status = {status} {newest} LIMIT {limit}) s{i}"
+            )
+        })
+        .collect();
+    Ok(format!(
+        "SELECT * FROM ({}) u {newest} LIMIT {limit}",
+        branches.join(" UNION ALL ")
+    ))
 }

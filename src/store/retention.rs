@@ -120,68 +120,85 @@ impl ExecutionStore {
         // while it is being deleted (its insert holding the parent row) makes
         // the cascade fail with a serialization error — the round is retried
         // later — instead of taking the just-acknowledged child with it.
-        let txn = match backend {
-            DbBackend::Postgres => {
-                self.db
-                    .begin_with_config(Some(sea_orm::IsolationLevel::RepeatableRead), None)
-                    .await?
-            }
-            _ => self.begin_write().await?,
-        };
-        if backend == DbBackend::Postgres {
-            let locked = txn
-                .query_one(Statement::from_string(backend, PG_RETENTION_LOCK))
-                .await?
-                .map(|row| row.try_get::<bool>("", "locked"))
-                .transpose()?
-                .unwrap_or(false);
-            if !locked {
-                txn.rollback().await?;
-                return Ok(RunsDeleted::default());
-            }
+        if backend != DbBackend::Postgres {
+            // SQLite: a write of the commit groups, so that retention gets
+            // its turn under any write load.
+            return self
+                .write(move |w| {
+                    Box::pin(async move {
+                        let txn = w.begin().await?;
+                        delete_runs_in(txn, backend, horizon, runs).await
+                    })
+                })
+                .await;
         }
-        let choice = [horizon.into(), super::now().into(), runs.into()];
-        let mut deleted = RunsDeleted::default();
-        if backend == DbBackend::Postgres {
-            // PostgreSQL deletes every matched row itself (cascades run at
-            // the end of the statement), so RETURNING counts them all.
-            let rows = txn
-                .query_all(Statement::from_sql_and_values(
-                    backend,
-                    DELETE_FINISHED_RUNS,
-                    choice,
-                ))
-                .await?;
-            for row in rows {
-                deleted.executions += 1;
-                if row.try_get::<i32>("", "is_root")? == 1 {
-                    deleted.runs += 1;
-                }
-            }
-        } else {
-            let rows = txn
-                .query_all(Statement::from_sql_and_values(
-                    backend,
-                    SQLITE_FINISHED_RUNS,
-                    choice,
-                ))
-                .await?;
-            let mut roots = Vec::with_capacity(rows.len());
-            for row in rows {
-                roots.push(row.try_get::<String>("", "id")?);
-                deleted.executions += row.try_get::<i64>("", "size")? as u64;
-            }
-            deleted.runs = roots.len() as u64;
-            if !roots.is_empty() {
-                txn.execute(Statement::from_sql_and_values(
-                    backend,
-                    SQLITE_DELETE_RUNS,
-                    [super::sql::json_list(&roots).into()],
-                ))
-                .await?;
-            }
+        let txn = self
+            .db
+            .begin_with_config(Some(sea_orm::IsolationLevel::RepeatableRead), None)
+            .await?;
+        let locked = txn
+            .query_one(Statement::from_string(backend, PG_RETENTION_LOCK))
+            .await?
+            .map(|row| row.try_get::<bool>("", "locked"))
+            .transpose()?
+            .unwrap_or(false);
+        if !locked {
+            txn.rollback().await?;
+            return Ok(RunsDeleted::default());
         }
-        txn.commit().await?;
-        Ok(deleted)
+        delete_runs_in(txn, backend, horizon, runs).await
     }
+}
+
+/// Deletes up to `runs` finished runs older than `horizon` in `txn`
+/// (committed here).
+async fn delete_runs_in(
+    txn: sea_orm::DatabaseTransaction,
+    backend: DbBackend,
+    horizon: DateTime<Utc>,
+    runs: i64,
+) -> StoreResult<RunsDeleted> {
+    let choice = [horizon.into(), super::now().into(), runs.into()];
+    let mut deleted = RunsDeleted::default();
+    if backend == DbBackend::Postgres {
+        // PostgreSQL deletes every matched row itself (cascades run at
+        // the end of the statement), so RETURNING counts them all.
+        let rows = txn
+            .query_all(Statement::from_sql_and_values(
+                backend,
+                DELETE_FINISHED_RUNS,
+                choice,
+            ))
+            .await?;
+        for row in rows {
+            deleted.executions += 1;
+            if row.try_get::<i32>("", "is_root")? == 1 {
+                deleted.runs += 1;
+            }
+        }
+    } else {
+        let rows = txn
+            .query_all(Statement::from_sql_and_values(
+                backend,
+                SQLITE_FINISHED_RUNS,
+                choice,
+            ))
+            .await?;
+        let mut roots = Vec::with_capacity(rows.len());
+        for row in rows {
+            roots.push(row.try_get::<String>("", "id")?);
+            deleted.executions += row.try_get::<i64>("", "size")? as u64;
+        }
+        deleted.runs = roots.len() as u64;
+        if !roots.is_empty() {
+            txn.execute(Statement::from_sql_and_values(
+                backend,
+                SQLITE_DELETE_RUNS,
+                [super::sql::json_list(&roots).into()],
+            ))
+            .await?;
+        }
+    }
+    txn.commit().await?;
+    Ok(deleted)
 }

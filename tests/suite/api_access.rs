@@ -7,7 +7,7 @@ use crate::harness::Backend;
 
 const SECRET: &str = "test-secret-0123456789";
 
-fn token(sub: &str, role: Role, ttl_secs: i64) -> String {
+pub(crate) fn token(sub: &str, role: Role, ttl_secs: i64) -> String {
     let exp = (chrono::Utc::now().timestamp() + ttl_secs) as u64;
     sign(
         SECRET,
@@ -19,7 +19,7 @@ fn token(sub: &str, role: Role, ttl_secs: i64) -> String {
     )
 }
 
-async fn secured(backend: Backend) -> Api {
+pub(crate) async fn secured(backend: Backend) -> Api {
     let mut config = Config::defaults();
     config.jwt_secret = Some(SECRET.into());
     Api::with_config(backend, config).await

@@ -6,6 +6,7 @@ mod api_batches;
 mod api_limits;
 mod api_operate;
 mod api_queries;
+mod api_runs;
 mod api_server;
 mod api_support;
 mod api_trees;

@@ -43,7 +43,7 @@ async fn child_feed_pages_visit_every_row_once(backend: Backend) {
     let mut pages = 0;
     loop {
         let page = store
-            .get_child_feed("root", Some(7), after.as_deref(), &Scope::All)
+            .get_child_feed("root", None, Some(7), after.as_deref(), &Scope::All)
             .await
             .unwrap();
         pages += 1;
@@ -79,7 +79,7 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
     let mut after: Option<String> = None;
     loop {
         let page = store
-            .get_direct_child_feed("root", Some(5), after.as_deref(), &Scope::All)
+            .get_direct_child_feed("root", None, Some(5), after.as_deref(), &Scope::All)
             .await
             .unwrap();
         seen.extend(page.items.iter().map(|e| e.id.clone()));
@@ -94,7 +94,7 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
     assert_eq!(seen, expected, "newest first, exactly the direct children");
 
     let empty = store
-        .get_direct_child_feed("root", Some(0), None, &Scope::All)
+        .get_direct_child_feed("root", None, Some(0), None, &Scope::All)
         .await
         .unwrap();
     assert!(empty.items.is_empty());
@@ -102,7 +102,7 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
 
     for bad in ["garbage", "Zm9vOmJhcg", ""] {
         let err = store
-            .get_child_feed("root", Some(5), Some(bad), &Scope::All)
+            .get_child_feed("root", None, Some(5), Some(bad), &Scope::All)
             .await
             .unwrap_err();
         assert!(
@@ -112,7 +112,7 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
     }
     for first in [-1, 501] {
         let err = store
-            .get_child_feed("root", Some(first), None, &Scope::All)
+            .get_child_feed("root", None, Some(first), None, &Scope::All)
             .await
             .unwrap_err();
         assert!(
@@ -122,7 +122,7 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
     }
     assert_eq!(
         store
-            .get_child_feed("root", Some(500), None, &Scope::All)
+            .get_child_feed("root", None, Some(500), None, &Scope::All)
             .await
             .unwrap()
             .items

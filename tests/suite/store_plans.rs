@@ -222,7 +222,54 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         }),
     )
     .await;
-    assert_eq!(checked.len(), 10);
+    run(
+        "childFeed (status)",
+        Box::pin(async {
+            let failed = [ExecutionStatus::Failed, ExecutionStatus::Created];
+            let page = store
+                .get_child_feed("p4", Some(&failed), Some(20), None, &owner)
+                .await
+                .unwrap();
+            assert_eq!(page.items.len(), 20);
+        }),
+    )
+    .await;
+    run(
+        "directChildFeed (status)",
+        Box::pin(async {
+            let page = store
+                .get_direct_child_feed(
+                    "p5",
+                    Some(&[ExecutionStatus::Created]),
+                    Some(20),
+                    None,
+                    &owner,
+                )
+                .await
+                .unwrap();
+            assert_eq!(page.items.len(), 20);
+        }),
+    )
+    .await;
+    run(
+        "ancestors",
+        Box::pin(async {
+            let up = store.get_ancestors("c11", &owner).await.unwrap();
+            assert_eq!(up.len(), 1);
+        }),
+    )
+    .await;
+    for scope in [Scope::All, owner.clone()] {
+        run(
+            "flows",
+            Box::pin(async {
+                let page = store.get_flows(Some(10), None, &scope).await.unwrap();
+                assert_eq!(page.items.len(), 1);
+            }),
+        )
+        .await;
+    }
+    assert_eq!(checked.len(), 15);
 }
 
 crate::both_backends!(level_loads_never_scan_the_table);
