@@ -50,7 +50,7 @@ async function show(view, reload = false) {
     if (view.flow && (reload || view.flow !== before.flow || !before.run)) showRuns(view.flow);
     if (reload || state.rootId !== view.run) await openTree(view.run);
     if (view.execution && view.execution !== view.run) await reveal(view.execution);
-    else select(view.run);
+    else select(view.run, { scroll: true });
   } else if (view.execution) {
     // A bare execution: open its run around it, then say so in the URL.
     const found = await reveal(view.execution);
@@ -60,7 +60,7 @@ async function show(view, reload = false) {
     current = next;
     history.replaceState(next, '', toUrl(next));
     showRuns(root.flowId);
-    if (found.id === root.id) select(root.id);
+    if (found.id === root.id) select(root.id, { scroll: true });
   } else if (view.flow) {
     showRuns(view.flow);
   } else {

@@ -27,6 +27,8 @@ export const state = {
   cursor: null,
   gapsLoading: new Set(),
 };
+// For the browser tests: what is loaded and drawn.
+window.explorer.tree = state;
 
 // ---- the model ---------------------------------------------------------------
 
@@ -213,14 +215,14 @@ async function fillGap(gap, backward) {
   state.gapsLoading.delete(tag);
   if (was >= 0) {
     state.rows = visibleRows();
+    $('tree-spacer').style.height = `${state.rows.length * ROW}px`;
     $('tree').scrollTop += (indexOf() - was) * ROW;
   }
   render();
 }
 
 /// The last window of a parent's children, then the view scrolled to it.
-async function jumpToEnd(gap) {
-  const parent = state.nodes.get(gap.parentId);
+async function jumpToEnd(parent) {
   try { await loadBackward(parent, null); } catch (e) { failed(e); return; }
   state.rows = visibleRows();
   scrollToRow(parent.children[parent.children.length - 1], 'end');
@@ -277,10 +279,14 @@ export async function reveal(id) {
   }
 }
 
+/// Scrolls `state.rows` (just recomputed) so that row `id` is in the
+/// middle (or at the bottom) of the tree.
 function scrollToRow(id, where) {
   const index = state.rows.findIndex((r) => r.node && r.node.id === id);
   if (index < 0) return;
   const tree = $('tree');
+  // The spacer first: the browser clamps scrollTop to what it can scroll.
+  $('tree-spacer').style.height = `${state.rows.length * ROW}px`;
   const offset = where === 'end' ? tree.clientHeight - ROW : (tree.clientHeight - ROW) / 2;
   tree.scrollTop = Math.max(0, index * ROW - offset);
 }
@@ -379,8 +385,7 @@ function rowElement(row, index, span, slowest) {
     const label = gap.left !== null ? `${gap.left} more…` : 'more…';
     return el('div', { class: 'row more', style: `top:${top}`, 'data-more': gap.parentId },
       el('div', { class: 'label', style: `padding-left:${row.depth * 16 + 20}px` },
-        el('span', { class: 'load', onclick: () => fillGap(gap, false) }, label),
-        gap.before === null ? el('button', { type: 'button', class: 'end', title: 'Load the last children', onclick: () => jumpToEnd(gap) }, '⇥ end') : ''),
+        el('span', { class: 'load', onclick: () => fillGap(gap, false) }, label)),
       el('div'));
   }
   const { node, depth } = row;
@@ -404,6 +409,10 @@ function rowElement(row, index, span, slowest) {
     el('span', { class: `badge s-${x.status}` }, x.status.toLowerCase()),
     el('span', { class: 'id', title: `created ${x.createdAt} (UTC)` }, node.id),
     x.childCount ? el('span', { class: 'count' }, `(${x.childCount})`) : '',
+    open && node.gapAtEnd ? el('button', {
+      type: 'button', class: 'end', title: 'Load the last children and scroll to them',
+      onclick: (e) => { e.stopPropagation(); jumpToEnd(node); },
+    }, '⇥ end') : '',
     failedHere ? el('span', { class: 'error' }, tip) : ''),
   el('div', { class: 'lane' },
     el('div', { class: `bar s-${x.status}`, title: critical ? `${tip} · on the slowest path` : tip, 'data-start': String(start), style: `left:${left}%;width:${width}%` })));
@@ -411,8 +420,13 @@ function rowElement(row, index, span, slowest) {
 
 function collapse(node) { state.expanded.delete(node.id); render(); }
 
-export function select(id) {
+/// Selects row `id` (and, with `scroll`, brings it into view).
+export function select(id, { scroll = false } = {}) {
   state.selected = id;
+  if (scroll) {
+    state.rows = visibleRows();
+    scrollToRow(id, 'center');
+  }
   render();
   showDetails(id);
   followSelection(id);

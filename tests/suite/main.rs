@@ -27,4 +27,5 @@ mod store_queue;
 mod store_recovery;
 mod store_retention;
 mod ui_explorer;
+mod ui_explorer_runs;
 mod ui_graphiql;

@@ -244,6 +244,10 @@ async fn explorer_shows_trees_live(backend: Backend) {
     )
     .await;
 
+    // Every query the page sent was answered without an error: each one is
+    // valid against the schema.
+    let errors: Vec<String> = eval(&page, "window.explorer.errors").await;
+    assert!(errors.is_empty(), "{errors:?}");
     chromium.close_with_nothing_sent_outside().await;
 }
 
