@@ -36,6 +36,7 @@ export async function showFlows(more = false) {
     $('more-flows').hidden = !page.pageInfo.hasNextPage;
     if (!more && !page.edges.length) say('No runs yet: create an execution, or type a flow id above.');
     window.explorer.flowsShownInMs = performance.now() - started;
+    requestAnimationFrame(() => requestAnimationFrame(() => { window.explorer.flowsDrawnAt = performance.now(); }));
   } catch (e) {
     failed(e);
   }

@@ -75,7 +75,18 @@ pub fn free_port() -> u16 {
 pub fn build_release_server() -> PathBuf {
     step("building the release server");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    // Without the variables cargo set for this bench (CARGO_MANIFEST_DIR,
+    // CARGO_PKG_*, …): some build scripts (ring's) rerun when one changes,
+    // so the release build and the next `cargo bench` would each rebuild
+    // the TLS and SQL stack for the other (minutes per bench run).
+    let mut build = Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR" {
+            build.env_remove(name);
+        }
+    }
+    let status = build
         .args(["build", "--release", "--bin", "execstore"])
         .current_dir(ROOT)
         .status()
