@@ -50,6 +50,10 @@ const SMOKE: Sizes = Sizes {
 
 const SECTION: &str = "explorer";
 
+/// True while a gap row (children not loaded yet) is on screen.
+const GAP_ON_SCREEN: &str = "(() => { const t = document.getElementById('tree'); \
+    return [...t.querySelectorAll('.row.more')].some(r => r.offsetTop + 26 > t.scrollTop && r.offsetTop < t.scrollTop + t.clientHeight); })()";
+
 fn main() {
     bench_main(SECTION, |smoke| {
         run(if smoke { SMOKE } else { FULL }, smoke)
@@ -124,6 +128,7 @@ async fn seed(store: &ExecutionStore, s: Sizes) {
 }
 
 struct Figures {
+    counts_ms: f64,
     flows_ms: f64,
     open_ms: f64,
     failed_ms: f64,
@@ -148,8 +153,8 @@ async fn measure(
     s: Sizes,
     backend: &str,
 ) -> Figures {
-    let (mut flows, mut open, mut failed, mut reveal) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut flows, mut open, mut counts, mut failed, mut reveal) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..s.repeats {
         step(&format!("{backend}: the flows page"));
         let page = chromium.open(&format!("{base}/explorer")).await;
@@ -159,6 +164,7 @@ async fn measure(
         step(&format!("{backend}: open the run, Failed, reveal"));
         let page = chromium.open(&format!("{base}/explorer?run=R")).await;
         open.push(number(&page, "window.explorer.treeDrawnAt").await);
+        counts.push(number(&page, "window.explorer.countsShownAt").await);
         wait_until(
             &page,
             "document.querySelector('.status-box[data-status=FAILED]')",
@@ -242,11 +248,20 @@ async fn measure(
             break;
         }
         windows += 1;
-        assert!(windows <= s.fanout, "the end never came");
-        let _: Value = eval(&page, "(document.getElementById('tree').scrollTop += document.getElementById('tree').clientHeight, true)").await;
+        assert!(windows <= 4 * s.fanout, "the end never came");
+        // Half a screen down; then, once drawn, wait while a gap on screen
+        // is loading (the page loads the gaps it shows).
+        let drawn: f64 = eval(&page, "window.explorer.drawn").await;
+        let _: Value = eval(&page, "(document.getElementById('tree').scrollTop += document.getElementById('tree').clientHeight / 2, true)").await;
         wait_until(
             &page,
-            &format!("{laid_out} >= {rows} || {last}"),
+            &format!("window.explorer.drawn > {drawn}"),
+            Duration::from_secs(30),
+        )
+        .await;
+        wait_until(
+            &page,
+            &format!("{laid_out} > {rows} || {last} || !{GAP_ON_SCREEN}"),
             Duration::from_secs(30),
         )
         .await;
@@ -256,6 +271,7 @@ async fn measure(
     assert!(errors.is_empty(), "{errors:?}");
     let _ = page.as_ref().clone().close().await;
     Figures {
+        counts_ms: median(counts),
         flows_ms: median(flows),
         open_ms: median(open),
         failed_ms: median(failed),
@@ -332,6 +348,11 @@ fn report(s: Sizes, figures: &[Figures], smoke: bool) -> String {
         "open the run: navigation to first rows drawn",
         "≤ 1,000 ms",
         &|f| f.open_ms,
+    ));
+    out.push_str(&row(
+        "status counts shown (`executionStats` reads the whole run): navigation to boxes",
+        "—",
+        &|f| f.counts_ms,
     ));
     out.push_str(&row(
         "Failed: click to its first page listed",

@@ -31,6 +31,7 @@ export async function showCounts(root) {
       type: 'button', class: 'status-box', 'data-status': s, onclick: () => showFound(s),
     }, badge(s), ` ${stats[s.toLowerCase()]}`));
     $('find-in-run').replaceChildren(...boxes);
+    window.explorer.countsShownAt = performance.now();
   } catch (e) {
     failed(e);
   }

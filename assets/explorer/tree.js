@@ -355,6 +355,7 @@ export function render() {
 const cssId = (id) => id.replace(/[^A-Za-z0-9_-]/g, (c) => `_${c.charCodeAt(0)}`);
 
 function draw() {
+  window.explorer.drawn = (window.explorer.drawn || 0) + 1;
   state.rows = visibleRows();
   const tree = $('tree');
   $('tree-spacer').style.height = `${state.rows.length * ROW}px`;
