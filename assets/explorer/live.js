@@ -19,6 +19,7 @@ export function reconnectLive() {
 
 export function closeLive() {
   clearTimeout(live.retry);
+  live.pending = [];
   if (live.socket) { live.socket.onclose = null; live.socket.close(); live.socket = null; }
   showLive(null);
 }

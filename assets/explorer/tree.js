@@ -26,6 +26,11 @@ export const state = {
   // applied: the live view resumes from it after any disconnect.
   cursor: null,
   gapsLoading: new Set(),
+  // Gaps whose last load failed or brought nothing: loaded again only when
+  // their row is clicked (no retry loop against a failing server).
+  gapsStuck: new Set(),
+  // Bumped when another run opens: answers for the previous one are dropped.
+  generation: 0,
 };
 // For the browser tests: what is loaded and drawn.
 window.explorer.tree = state;
@@ -42,45 +47,56 @@ export function remember(data, parentId) {
   return node;
 }
 
-/// Children sort as the server sends them: by creation time (to the
-/// microsecond), then id.
+/// Creation time to the microsecond, then id: where a window with no
+/// loaded neighbour goes among the loaded children.
 function key(id) {
   const { createdAt } = state.nodes.get(id).data;
   const m = /^(.*:\d\d)(?:\.(\d+))?(Z|[+-].*)$/.exec(createdAt) || [];
   return [Date.parse(`${m[1]}${m[3]}`), Number((m[2] || '').padEnd(6, '0').slice(0, 6)), id];
 }
-const byKey = (a, b) => {
+const before = (a, b) => {
   const [x, y] = [key(a), key(b)];
-  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
-  return 0;
+  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i] < y[i];
+  return false;
 };
 
-/// Adds a contiguous window of `parent`'s children (ascending `run`) to
-/// what is loaded. Where the loaded children are not known to follow one
-/// another, a gap remains (`gapBefore` an id, `gapAtEnd`).
-/// `fromStart`: the window begins with the first child; `toEnd`: it ends
-/// with the last; `after`/`before`: the loaded child it directly follows
-/// or precedes.
-function mergeWindow(parent, run, { after, before, fromStart = false, toEnd = false }) {
+/// Adds a window of `parent`'s children (`run`, in the server's order) to
+/// what is loaded: right after the child it follows (`after`), right before
+/// the one it precedes (`before`), first (`fromStart`), or — a revealed
+/// execution's window, with no loaded neighbour — by creation time. The
+/// server's order is kept as it came, never re-sorted here (ids that tie on
+/// time sort by the database's collation, which the page does not know).
+/// Where loaded children are not known to follow one another a gap remains
+/// (`gapBefore` an id, `gapAtEnd`); `toEnd`: the window ends with the last
+/// child.
+function mergeWindow(parent, run, { after, before: next, fromStart = false, toEnd = false }) {
   const old = new Set(parent.children || []);
   const ids = run.map((d) => remember(d, parent.id).id);
-  const sorted = [...new Set([...old, ...ids])].sort(byKey);
+  const inWindow = new Set(ids);
+  const rest = (parent.children || []).filter((id) => !inWindow.has(id));
+  let at = -1;
+  if (after) at = rest.indexOf(after) + 1 || -1;
+  else if (next) at = rest.indexOf(next);
+  else if (fromStart) at = 0;
+  if (at < 0) {
+    at = ids.length ? rest.findIndex((id) => before(ids[0], id)) : rest.length;
+    if (at < 0) at = rest.length;
+  }
+  const children = [...rest.slice(0, at), ...ids, ...rest.slice(at)];
   const gaps = parent.gapBefore;
   ids.forEach((id, i) => { if (i > 0) gaps.delete(id); else if (!old.has(id)) gaps.add(id); });
   if (ids.length) {
-    const first = sorted.indexOf(ids[0]);
-    if (fromStart || (after && sorted[first - 1] === after)) gaps.delete(ids[0]);
-    const last = sorted.indexOf(ids[ids.length - 1]);
-    if (before && sorted[last + 1] === before) gaps.delete(before);
+    if (fromStart || after) gaps.delete(ids[0]);
+    if (next) gaps.delete(next);
     if (toEnd) parent.gapAtEnd = false;
-    else if (last === sorted.length - 1) parent.gapAtEnd = true;
+    else if (children.indexOf(ids[ids.length - 1]) === children.length - 1) parent.gapAtEnd = true;
   } else {
     if (toEnd) parent.gapAtEnd = false;
-    if (fromStart && before) gaps.delete(before);
+    if (fromStart && next) gaps.delete(next);
   }
-  if (fromStart && sorted.length) gaps.delete(sorted[0]);
-  parent.children = sorted;
-  if (sorted.length >= parent.data.childCount) { gaps.clear(); parent.gapAtEnd = false; }
+  if (fromStart && children.length) gaps.delete(children[0]);
+  parent.children = children;
+  if (children.length >= parent.data.childCount) { gaps.clear(); parent.gapAtEnd = false; }
   state.expanded.add(parent.id);
 }
 
@@ -94,8 +110,9 @@ const LAST_CHILDREN = `query($id: ID!, $n: Int, $before: String) {
 /// The next window after child `after` (from the first child when null).
 async function loadForward(parent, after) {
   const cursor = after ? state.nodes.get(after).data.cursor : null;
+  const generation = state.generation;
   const data = await gql(CHILD_WINDOW, { id: parent.id, n: CHILDREN, after: cursor });
-  if (!data.execution) return;
+  if (!data.execution || generation !== state.generation) return;
   parent.data.childCount = data.execution.childCount;
   const run = data.execution.children;
   mergeWindow(parent, run, { after, fromStart: !after, toEnd: run.length < CHILDREN });
@@ -104,7 +121,9 @@ async function loadForward(parent, after) {
 /// The window before child `before` (the last children when null).
 async function loadBackward(parent, before) {
   const cursor = before ? state.nodes.get(before).data.cursor : null;
+  const generation = state.generation;
   const feed = (await gql(LAST_CHILDREN, { id: parent.id, n: CHILDREN, before: cursor })).directChildFeed;
+  if (generation !== state.generation) return;
   const run = [...feed.nodes].reverse();
   mergeWindow(parent, run, { before, fromStart: !feed.pageInfo.hasNextPage, toEnd: !before });
 }
@@ -115,21 +134,29 @@ const nested = (depth, per) => (depth === 0 ? '' : `children(first: ${per}) { ${
 /// Opens the run `id`: the root and its first window of children.
 export async function openTree(id) {
   markOpenRun(id);
-  Object.assign(state, { rootId: id, nodes: new Map(), expanded: new Set(), selected: id, gapsLoading: new Set() });
+  Object.assign(state, {
+    rootId: id, nodes: new Map(), expanded: new Set(), selected: id,
+    gapsLoading: new Set(), gapsStuck: new Set(), generation: state.generation + 1,
+  });
+  const generation = state.generation;
+  const current = () => generation === state.generation;
   $('tree-title').textContent = id;
   $('tree').scrollTop = 0;
   closeLive();
   try {
     // Taken before the tree is read: subscribing after it, nothing written
     // in between can be missed.
-    state.cursor = (await gql('{ eventCursor }')).eventCursor;
+    const cursor = (await gql('{ eventCursor }')).eventCursor;
     const data = await gql(`query($id: ID!, $n: Int) { execution(id: $id) { ${NODE} children(first: $n) { ${NODE} } } }`, { id, n: CHILDREN });
+    if (!current()) return false;
+    state.cursor = cursor;
     if (!data.execution) { say(`No execution ${id} (or not yours).`, true); render(); return false; }
     say('');
     const root = remember(data.execution, null);
     const run = data.execution.children;
     mergeWindow(root, run, { fromStart: true, toEnd: run.length < CHILDREN });
     if (run.length === 1) await openChain(state.nodes.get(run[0].id));
+    if (!current()) return false;
     render();
     requestAnimationFrame(() => requestAnimationFrame(() => { window.explorer.treeDrawnAt = performance.now(); }));
     showCounts(data.execution.rootExecutionId);
@@ -158,7 +185,9 @@ async function expand(node) {
 }
 
 async function openChain(node) {
+  const generation = state.generation;
   const data = await gql(`query($id: ID!) { execution(id: $id) { ${NODE} ${nested(CHAIN_LEVELS, 1)} } }`, { id: node.id });
+  if (generation !== state.generation) return;
   let at = data.execution;
   let current = node;
   while (at && current.data.childCount === 1 && at.children && at.children.length === 1) {
@@ -174,8 +203,10 @@ export async function expandLevels() {
   const root = state.nodes.get(state.rootId);
   if (!root) return;
   const started = performance.now();
+  const generation = state.generation;
   try {
     const data = await gql(`query($id: ID!) { execution(id: $id) { ${NODE} ${nested(EXPAND_LEVELS, CHILDREN)} } }`, { id: root.id });
+    if (generation !== state.generation) return;
     window.explorer.expandAnsweredInMs = performance.now() - started;
     const walk = (at, parentId) => {
       const node = remember(at, parentId);
@@ -197,22 +228,30 @@ export async function expandLevels() {
 }
 
 /// Loads a gap's children from the side it was reached from, keeping the
-/// rows below in place when the window lands above them.
-async function fillGap(gap, backward) {
+/// rows below in place when the window lands above them. A load that fails
+/// or brings nothing leaves the gap for a click (`retry`).
+async function fillGap(gap, backward, { retry = false } = {}) {
   const tag = `${gap.parentId}|${gap.after}|${gap.before}`;
-  if (state.gapsLoading.has(tag)) return;
+  if (state.gapsLoading.has(tag) || (state.gapsStuck.has(tag) && !retry)) return;
   state.gapsLoading.add(tag);
+  state.gapsStuck.delete(tag);
+  const generation = state.generation;
   const parent = state.nodes.get(gap.parentId);
+  const loaded = parent.children.length;
   const anchor = gap.before;
   const indexOf = () => state.rows.findIndex((r) => r.node && r.node.id === anchor);
   const was = backward && anchor ? indexOf() : -1;
+  let ok = true;
   try {
     if (backward) await loadBackward(parent, gap.before);
     else await loadForward(parent, gap.after);
   } catch (e) {
+    ok = false;
     failed(e);
   }
+  if (generation !== state.generation) return;
   state.gapsLoading.delete(tag);
+  if (!ok || parent.children.length === loaded) state.gapsStuck.add(tag);
   if (was >= 0) {
     state.rows = visibleRows();
     $('tree-spacer').style.height = `${state.rows.length * ROW}px`;
@@ -241,6 +280,7 @@ export async function reveal(id) {
     if (!found) { say(`No execution ${id} (or not yours).`, true); return null; }
     const path = [...found.ancestors, found];
     if (state.rootId !== path[0].id && !(await openTree(path[0].id))) return null;
+    const generation = state.generation;
     let prior = remember(path[0], null);
     const levels = [];
     for (const at of path.slice(1)) {
@@ -258,6 +298,7 @@ export async function reveal(id) {
       });
       const decls = levels.map((_, i) => `$p${i}: ID!, $c${i}: String`).join(', ');
       const data = await gql(`query(${decls}) { ${parts.join('\n')} }`, vars);
+      if (generation !== state.generation) return null;
       levels.forEach(({ parent, at }, i) => {
         const after = data[`f${i}`] ? data[`f${i}`].children : [];
         const before = [...data[`b${i}`].nodes].reverse();
@@ -300,8 +341,17 @@ export function applyEvent({ kind, executionId, execution }) {
     if (!known) return;
     const parent = state.nodes.get(known.parentId);
     if (parent) {
-      if (parent.children) parent.children = parent.children.filter((c) => c !== executionId);
-      parent.gapBefore.delete(executionId);
+      const i = parent.children ? parent.children.indexOf(executionId) : -1;
+      if (i >= 0) {
+        // The unloaded children before it are still there: their gap moves
+        // to the next loaded sibling (or to the end).
+        if (parent.gapBefore.delete(executionId)) {
+          const next = parent.children[i + 1];
+          if (next) parent.gapBefore.add(next);
+          else parent.gapAtEnd = true;
+        }
+        parent.children.splice(i, 1);
+      }
       parent.data.childCount = Math.max(0, parent.data.childCount - 1);
     }
     state.nodes.delete(executionId);
@@ -386,7 +436,7 @@ function rowElement(row, index, span, slowest) {
     const label = gap.left !== null ? `${gap.left} more…` : 'more…';
     return el('div', { class: 'row more', style: `top:${top}`, 'data-more': gap.parentId },
       el('div', { class: 'label', style: `padding-left:${row.depth * 16 + 20}px` },
-        el('span', { class: 'load', onclick: () => fillGap(gap, false) }, label)),
+        el('span', { class: 'load', onclick: () => fillGap(gap, false, { retry: true }) }, label)),
       el('div'));
   }
   const { node, depth } = row;

@@ -82,7 +82,13 @@ pub fn build_release_server() -> PathBuf {
     let mut build = Command::new(cargo);
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().into_owned();
-        if name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR" {
+        let per_bench = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ];
+        if per_bench.iter().any(|p| name.starts_with(p)) || name == "CARGO_PRIMARY_PACKAGE" {
             build.env_remove(name);
         }
     }

@@ -365,7 +365,10 @@ impl ExecutionStore {
                                 "a parent was deleted while the batch was written",
                             ));
                         }
-                        Err(err) => return Err(err.into()),
+                        Err(err) => {
+                            txn.rollback().await?;
+                            return Err(err.into());
+                        }
                     };
                     if written.len() != expected {
                         txn.rollback().await?;

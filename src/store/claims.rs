@@ -1,6 +1,8 @@
-//! Claims: which worker runs an execution now. Every operation is one
-//! statement (PostgreSQL) or one write in a SQLite commit group, so that
-//! concurrent workers never both win.
+//! Claims: which worker runs an execution now. A claim, release, heartbeat
+//! or finish is one statement on PostgreSQL and one write of a SQLite
+//! commit group, so that concurrent workers never both win. A pull is one
+//! statement too, plus — when the fresh queue runs short — one returning
+//! lapsed leases and a second pull.
 //!
 //! The statements are whole, one per operation and backend. Status values
 //! are written as literals: PostgreSQL uses a partial index (`WHERE status =

@@ -469,8 +469,8 @@ impl ExecutionStore {
 }
 
 /// Prunes up to `batch` events logged before `horizon_ms`, as a prefix of
-/// the log, in `txn` (committed here; rolled back when there is nothing to
-/// prune): (deleted, maybe more to do).
+/// the log, in `txn` (committed here, or rolled back when there is nothing
+/// to prune): (deleted, maybe more to do).
 async fn prune_in(
     txn: sea_orm::DatabaseTransaction,
     backend: DbBackend,
@@ -489,6 +489,11 @@ async fn prune_in(
         .take_while(|row| row.logged_at_ms < horizon_ms)
         .collect();
     let Some(last) = expired.last() else {
+        // Rolled back now, not on drop: on PostgreSQL a dropped transaction
+        // is rolled back only when its connection is next used, and until
+        // then it holds the cluster's xmin, which holds back every reader
+        // of the event log.
+        txn.rollback().await?;
         return Ok((0, false));
     };
     let position = vec![last.tx.into(), last.seq.into()];

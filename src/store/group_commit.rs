@@ -203,6 +203,12 @@ async fn commit_group(db: &DatabaseConnection, group: Vec<Job>) -> bool {
     let mut jobs = group.into_iter();
     let mut broken = None;
     for job in jobs.by_ref() {
+        // Its request is gone (timed out, or the client hung up): nobody
+        // would learn the outcome, so the write is not made (a pull would
+        // otherwise lease executions to a worker that never hears of them).
+        if job.reply.is_closed() {
+            continue;
+        }
         match run_in_savepoint(&txn, job.write).await {
             Ok(answer) => done.push((job.reply, answer)),
             Err(why) => {

@@ -165,8 +165,11 @@ impl ExecutionStore {
                  OR recovery_locks.holder_id = excluded.holder_id \
              RETURNING lock_id",
         );
-        let row = self.db.query_one(sql.build(self.backend())).await?;
-        Ok(row.is_some())
+        let statement = sql.build(self.backend());
+        let taken = self
+            .write(move |w| Box::pin(async move { Ok(w.query_one(statement).await?.is_some()) }))
+            .await?;
+        Ok(taken)
     }
 
     /// `releaseRecoveryLock`: frees the lease, only for its holder.
@@ -176,11 +179,12 @@ impl ExecutionStore {
         let id = sql.bind(lock_id);
         let holder = sql.bind(holder_id.to_owned());
         sql.push(&format!("{id} AND holder_id = {holder}"));
-        Ok(self
-            .db
-            .execute(sql.build(self.backend()))
-            .await?
-            .rows_affected()
-            > 0)
+        let statement = sql.build(self.backend());
+        let freed = self
+            .write(move |w| {
+                Box::pin(async move { Ok(w.execute(statement).await?.rows_affected() > 0) })
+            })
+            .await?;
+        Ok(freed)
     }
 }
