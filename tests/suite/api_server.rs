@@ -300,7 +300,14 @@ async fn subscription_resumes_from_a_cursor(backend: Backend) {
         ws
     };
     let mut ws = open(query(&start)).await;
-    let first = event(&next_json(&mut ws).await);
+    // The cursor is "the log's position now": on PostgreSQL an event
+    // committed just before it (root's, while another test's transaction
+    // was running on the shared cluster) may still lie after it and come
+    // again, as docs/api.md says. Nothing after it is missed.
+    let mut first = event(&next_json(&mut ws).await);
+    if first["executionId"] == "root" {
+        first = event(&next_json(&mut ws).await);
+    }
     assert_eq!(
         (first["kind"].as_str(), first["executionId"].as_str()),
         (Some("CREATED"), Some("kid1"))
