@@ -27,6 +27,16 @@ impl ExecutionStatus {
         matches!(self, Self::Completed | Self::Failed | Self::Stopped)
     }
 
+    /// Every status, in the order of their lifecycle.
+    pub const ALL: [ExecutionStatus; 6] = [
+        Self::Created,
+        Self::Running,
+        Self::Paused,
+        Self::Completed,
+        Self::Failed,
+        Self::Stopped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Created => "created",

@@ -104,11 +104,14 @@ RETURNING *";
 /// fresh queue (CREATED, no lease), skipping rows another pull has locked:
 /// concurrent pulls never wait on each other nor get the same execution.
 /// Reads about $4 entries of the queue's partial index, however many
-/// executions are leased.
-const PG_PULL: &str = "\
+/// executions are leased. (Written once: `PG_PULL_OF_FLOW` adds the flow
+/// condition, which the queue's partial index by flow serves.)
+macro_rules! pg_pull {
+    ($flow:literal) => {
+        concat!("\
 WITH candidates AS (
     SELECT id FROM executions
-    WHERE status = 'created' AND lease_expires_at IS NULL
+    WHERE status = 'created' AND lease_expires_at IS NULL", $flow, "
     ORDER BY created_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -135,40 +138,12 @@ UPDATE executions SET
     updated_at = $2,
     lease_expires_at = $3
 FROM claimed WHERE executions.id = claimed.execution_id
-RETURNING executions.*";
-
-/// `PG_PULL` within flow $5 (its own partial index by flow).
-const PG_PULL_OF_FLOW: &str = "\
-WITH candidates AS (
-    SELECT id FROM executions
-    WHERE status = 'created' AND lease_expires_at IS NULL AND flow_id = $5
-    ORDER BY created_at, id
-    LIMIT $4
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)
-    SELECT id, $1, $2, $3, $2, 'active' FROM candidates
-    ON CONFLICT (execution_id) DO UPDATE SET
-        worker_id = excluded.worker_id,
-        claimed_at = CASE WHEN execution_claims.status = 'active'
-                           AND execution_claims.worker_id = excluded.worker_id
-                           AND execution_claims.expires_at >= excluded.claimed_at
-                          THEN execution_claims.claimed_at ELSE excluded.claimed_at END,
-        expires_at = excluded.expires_at,
-        heartbeat_at = excluded.heartbeat_at,
-        status = 'active'
-    WHERE execution_claims.status <> 'active'
-       OR execution_claims.expires_at < excluded.claimed_at
-       OR execution_claims.worker_id = excluded.worker_id
-    RETURNING execution_id, claimed_at
-)
-UPDATE executions SET
-    processing_worker_id = $1,
-    processing_started_at = claimed.claimed_at,
-    updated_at = $2,
-    lease_expires_at = $3
-FROM claimed WHERE executions.id = claimed.execution_id
-RETURNING executions.*";
+RETURNING executions.*")
+    };
+}
+const PG_PULL: &str = pg_pull!("");
+/// `PG_PULL` within flow $5.
+const PG_PULL_OF_FLOW: &str = pg_pull!(" AND flow_id = $5");
 
 /// SQLite: the $1 oldest executions of the fresh queue. The pull runs in
 /// the commit group's write transaction, which holds SQLite's one write
@@ -778,26 +753,19 @@ mod tests {
     /// enums spell it, so renaming a status cannot leave a statement behind.
     #[test]
     fn statements_spell_statuses_as_the_enums_do() {
-        let spellings: Vec<String> = [
-            ExecutionStatus::Created,
-            ExecutionStatus::Running,
-            ExecutionStatus::Paused,
-            ExecutionStatus::Completed,
-            ExecutionStatus::Failed,
-            ExecutionStatus::Stopped,
-        ]
-        .iter()
-        .map(|s| s.as_str().to_owned())
-        .chain(
-            [
-                ClaimStatus::Active,
-                ClaimStatus::Released,
-                ClaimStatus::Expired,
-            ]
+        let spellings: Vec<String> = ExecutionStatus::ALL
             .iter()
-            .map(|s| s.to_value()),
-        )
-        .collect();
+            .map(|s| s.as_str().to_owned())
+            .chain(
+                [
+                    ClaimStatus::Active,
+                    ClaimStatus::Released,
+                    ClaimStatus::Expired,
+                ]
+                .iter()
+                .map(|s| s.to_value()),
+            )
+            .collect();
         let statements = [
             PG_CLAIM,
             SQLITE_CLAIM,

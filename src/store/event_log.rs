@@ -429,17 +429,10 @@ impl ExecutionStore {
                 .await;
         }
         let txn = self.db.begin().await?;
-        let locked = txn
-            .query_one(statement(backend, PG_JANITOR_LOCK, vec![]))
-            .await?
-            .map(|row| row.try_get::<bool>("", "locked"))
-            .transpose()?
-            .unwrap_or(false);
-        if !locked {
-            txn.rollback().await?;
-            return Ok((0, false));
+        match take_turn(txn, PG_JANITOR_LOCK).await? {
+            Some(txn) => prune_in(txn, backend, horizon_ms, batch).await,
+            None => Ok((0, false)),
         }
-        prune_in(txn, backend, horizon_ms, batch).await
     }
 
     /// How big and how old the log is (a few index reads).
@@ -465,6 +458,28 @@ impl ExecutionStore {
             },
             oldest_logged_at_ms: row.try_get("", "first_at")?,
         })
+    }
+}
+
+/// PostgreSQL: `txn` with the transaction-scoped advisory lock that `lock`
+/// (a `SELECT pg_try_advisory_xact_lock(…) AS locked`) takes, or `None`
+/// (the transaction rolled back) while another process holds it: one
+/// janitor round at a time across the servers of a database.
+pub(crate) async fn take_turn(
+    txn: sea_orm::DatabaseTransaction,
+    lock: &str,
+) -> StoreResult<Option<sea_orm::DatabaseTransaction>> {
+    let locked = txn
+        .query_one(statement(txn.get_database_backend(), lock, vec![]))
+        .await?
+        .map(|row| row.try_get::<bool>("", "locked"))
+        .transpose()?
+        .unwrap_or(false);
+    if locked {
+        Ok(Some(txn))
+    } else {
+        txn.rollback().await?;
+        Ok(None)
     }
 }
 

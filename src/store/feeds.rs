@@ -449,16 +449,7 @@ impl ExecutionStore {
                 status.as_str()
             )
         };
-        let counts = [
-            ExecutionStatus::Created,
-            ExecutionStatus::Running,
-            ExecutionStatus::Paused,
-            ExecutionStatus::Completed,
-            ExecutionStatus::Failed,
-            ExecutionStatus::Stopped,
-        ]
-        .map(count)
-        .join(", ");
+        let counts = ExecutionStatus::ALL.map(count).join(", ");
         let mut sql = Sql::new(&format!(
             "SELECT CAST(COUNT(*) AS BIGINT) AS total, {counts}, \
              CAST(MAX(execution_depth) AS BIGINT) AS max_depth, \

@@ -34,19 +34,27 @@ impl Flow {
 /// "skip scan" over the partial index of roots by flow, starting from '',
 /// which sorts before any id), and each flow's
 /// newest run is one more probe. So the cost follows the number of flows,
-/// never the number of executions or runs.
-const FLOWS: &str = "\
+/// never the number of executions or runs. (Written once; `OWNER_FLOWS`
+/// adds the owner condition.)
+macro_rules! flows {
+    ($owner:literal) => {
+        concat!(
+            "\
 WITH RECURSIVE flows(flow_id) AS (
     SELECT CAST('' AS TEXT)
     UNION ALL
     SELECT (SELECT e.flow_id FROM executions e
-            WHERE e.execution_depth = 0 AND e.flow_id > flows.flow_id
+            WHERE e.execution_depth = 0",
+            $owner,
+            " AND e.flow_id > flows.flow_id
             ORDER BY e.flow_id LIMIT 1)
     FROM flows WHERE flows.flow_id IS NOT NULL
 ), newest AS (
     SELECT flows.flow_id,
            (SELECT e.id FROM executions e
-            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0
+            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0",
+            $owner,
+            "
             ORDER BY e.created_at DESC, e.id DESC LIMIT 1) AS last_run_id
     FROM flows WHERE flows.flow_id <> ''
 )
@@ -54,30 +62,14 @@ SELECT r.*
 FROM newest JOIN executions r ON r.id = newest.last_run_id
 WHERE $3 = 0 OR r.created_at < $1 OR (r.created_at = $1 AND newest.flow_id < $2)
 ORDER BY r.created_at DESC, newest.flow_id DESC
-LIMIT $4";
-
+LIMIT $4"
+        )
+    };
+}
+const FLOWS: &str = flows!("");
 /// `FLOWS` for one owner ($5): its runs only, through the partial index of
 /// roots by owner and flow.
-const OWNER_FLOWS: &str = "\
-WITH RECURSIVE flows(flow_id) AS (
-    SELECT CAST('' AS TEXT)
-    UNION ALL
-    SELECT (SELECT e.flow_id FROM executions e
-            WHERE e.execution_depth = 0 AND e.owner_id = $5 AND e.flow_id > flows.flow_id
-            ORDER BY e.flow_id LIMIT 1)
-    FROM flows WHERE flows.flow_id IS NOT NULL
-), newest AS (
-    SELECT flows.flow_id,
-           (SELECT e.id FROM executions e
-            WHERE e.owner_id = $5 AND e.flow_id = flows.flow_id AND e.execution_depth = 0
-            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) AS last_run_id
-    FROM flows WHERE flows.flow_id <> ''
-)
-SELECT r.*
-FROM newest JOIN executions r ON r.id = newest.last_run_id
-WHERE $3 = 0 OR r.created_at < $1 OR (r.created_at = $1 AND newest.flow_id < $2)
-ORDER BY r.created_at DESC, newest.flow_id DESC
-LIMIT $4";
+const OWNER_FLOWS: &str = flows!(" AND e.owner_id = $5");
 
 /// The executions above $1, root first: one walk up the parent links, one
 /// primary-key probe per level (the walk drives: `CROSS JOIN` keeps SQLite

@@ -136,17 +136,10 @@ impl ExecutionStore {
             .db
             .begin_with_config(Some(sea_orm::IsolationLevel::RepeatableRead), None)
             .await?;
-        let locked = txn
-            .query_one(Statement::from_string(backend, PG_RETENTION_LOCK))
-            .await?
-            .map(|row| row.try_get::<bool>("", "locked"))
-            .transpose()?
-            .unwrap_or(false);
-        if !locked {
-            txn.rollback().await?;
-            return Ok(RunsDeleted::default());
+        match super::event_log::take_turn(txn, PG_RETENTION_LOCK).await? {
+            Some(txn) => delete_runs_in(txn, backend, horizon, runs).await,
+            None => Ok(RunsDeleted::default()),
         }
-        delete_runs_in(txn, backend, horizon, runs).await
     }
 }
 
