@@ -123,6 +123,20 @@ impl EventBus {
         self.registry().subscribers > 0
     }
 
+    /// The reader's position, the followed roots and the subscriber count
+    /// (for a test that waits in vain to say why).
+    #[doc(hidden)]
+    pub fn describe(&self) -> String {
+        let registry = self.registry();
+        let roots: Vec<&String> = registry.roots.keys().collect();
+        format!(
+            "position {:?}, roots {roots:?}, subscribers {}, reading {}",
+            registry.position,
+            registry.subscribers,
+            self.0.reading.load(Ordering::Acquire)
+        )
+    }
+
     /// Live subscribers, and the most events any of them has waiting.
     pub fn subscriber_backlog(&self) -> (usize, usize) {
         let registry = self.registry();
@@ -194,6 +208,22 @@ impl ExecutionStore {
     /// between is missed (some events may repeat what the load saw).
     pub async fn event_cursor(&self) -> StoreResult<Position> {
         self.event_log_head().await
+    }
+
+    /// A position live delivery cannot start before: the reader's (it only
+    /// moves forward), or the log's head while nobody listens (the next
+    /// subscriber brings the reader there or later).
+    async fn live_position_floor(&self) -> StoreResult<Position> {
+        let position = {
+            let registry = self.events.registry();
+            (registry.subscribers > 0)
+                .then_some(registry.position)
+                .flatten()
+        };
+        match position {
+            Some(position) => Ok(position),
+            None => self.event_log_head().await,
+        }
     }
 
     /// Joins the live fan-out for `root`: the queue, the subscriber's id,
@@ -443,20 +473,32 @@ impl Follower {
     /// (Re)joins the live fan-out; what lies between the last event handed
     /// out and where live delivery starts is replayed from the log.
     async fn join(&mut self) -> StoreResult<()> {
+        // "From now": the events of this root already committed are the
+        // past, not news; exactly those are skipped (a position bound would
+        // not do: on PostgreSQL a transaction still running may commit below
+        // it). They are looked up *before* joining, from a position no later
+        // than where live delivery will start: an event committed between
+        // the lookup and the join is delivered (the edge may repeat), and one
+        // committed after the join is never taken for the past — as it was
+        // when the lookup ran after the join and the join was slow.
+        let past = match self.last {
+            None => {
+                let floor = self.store.live_position_floor().await?;
+                Some(
+                    self.store
+                        .root_event_positions_after(&self.root, floor)
+                        .await?,
+                )
+            }
+            Some(_) => None,
+        };
         let (receiver, id, start) = self.store.register(&self.root, self.owner.clone()).await?;
         self.live = Some(receiver);
         self.id = id;
         match self.last {
             None => {
-                // "From now": the events of this root already committed but
-                // not yet read live are the past, not news. Exactly those
-                // are skipped (a position bound would not do: on PostgreSQL
-                // a transaction still running may commit below it).
                 self.last = Some(start);
-                self.past = self
-                    .store
-                    .root_event_positions_after(&self.root, start)
-                    .await?;
+                self.past = past.unwrap_or_default();
             }
             Some(last) if last < start => {
                 self.replay_to = Some(start);

@@ -359,7 +359,36 @@ async fn postgres_events_cross_processes_and_survive_a_lost_listen() {
     joined(&b, &mut on_b).await;
 
     create(&a, "kid", Some("root")).await;
-    let e = next(&mut on_b).await;
+    let e = match tokio::time::timeout(Duration::from_secs(20), on_b.next()).await {
+        Ok(e) => e.expect("the stream goes on").expect("no error"),
+        Err(_) => {
+            let rows =
+                t.db.query_all(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT CAST(tx AS TEXT) AS tx, CAST(seq AS TEXT) AS seq, execution_id, \
+                     CAST(pg_current_snapshot() AS TEXT) AS snap FROM execution_events",
+                ))
+                .await
+                .unwrap();
+            let rows: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} {} {}",
+                        r.try_get::<String>("", "tx").unwrap(),
+                        r.try_get::<String>("", "seq").unwrap(),
+                        r.try_get::<String>("", "execution_id").unwrap(),
+                        r.try_get::<String>("", "snap").unwrap()
+                    )
+                })
+                .collect();
+            panic!(
+                "kid's event never reached b: b {}; a {}; log {rows:?}",
+                b.events().describe(),
+                a.events().describe()
+            );
+        }
+    };
     assert_eq!(
         (e.kind, e.execution_id.as_str()),
         (EventKind::Created, "kid")
