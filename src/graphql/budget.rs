@@ -37,6 +37,14 @@ impl RowBudget {
         ctx.data_opt::<RowBudget>().cloned()
     }
 
+    /// Counts rows a field loaded against its request's budget, if any.
+    pub fn charge_in(ctx: &Context<'_>, rows: usize) -> StoreResult<()> {
+        match Self::of(ctx) {
+            Some(budget) => budget.charge(rows),
+            None => Ok(()),
+        }
+    }
+
     pub async fn gate(&self) -> MutexGuard<'_, ()> {
         self.0.gate.lock().await
     }

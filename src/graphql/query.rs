@@ -37,10 +37,7 @@ fn fast_path(ctx: &Context<'_>) -> bool {
 
 /// Counts rows a field loaded against the request's budget.
 fn charge(ctx: &Context<'_>, rows: usize) -> GqlResult<()> {
-    match RowBudget::of(ctx) {
-        Some(budget) => budget.charge(rows).gql(),
-        None => Ok(()),
-    }
+    RowBudget::charge_in(ctx, rows).gql()
 }
 
 /// A feed's page as a connection, its rows charged to the request's budget.

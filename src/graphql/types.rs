@@ -380,9 +380,7 @@ impl Execution {
             .get_ancestors(&self.row.id, &scope)
             .await
             .gql()?;
-        if let Some(budget) = super::budget::RowBudget::of(ctx) {
-            budget.charge(rows.len()).gql()?;
-        }
+        super::budget::RowBudget::charge_in(ctx, rows.len()).gql()?;
         Ok(Execution::level(rows))
     }
 

@@ -351,45 +351,39 @@ impl ExecutionStore {
             text,
             [Value::from(rows).to_string().into(), now().into()],
         );
-        let expected = ids.len();
+        let expected = ids.clone();
         let written = self
             .write(move |w| {
                 Box::pin(async move {
-                    let txn = w.begin().await?;
-                    let written = match Execution::find_by_statement(statement).all(&txn).await {
-                        Ok(rows) => rows,
-                        Err(err) if super::error::is_foreign_key_violation(&err) => {
-                            txn.rollback().await?;
-                            return Err(StoreError::invalid(
-                                "parentExecutionId",
-                                "a parent was deleted while the batch was written",
-                            ));
-                        }
-                        Err(err) => {
-                            txn.rollback().await?;
-                            return Err(err.into());
-                        }
-                    };
-                    if written.len() != expected {
-                        txn.rollback().await?;
-                        return Ok(Err(written));
-                    }
-                    txn.commit().await?;
-                    Ok(Ok(written))
+                    w.transaction(|txn| {
+                        Box::pin(async move {
+                            let written = match Execution::find_by_statement(statement).all(txn).await {
+                                Ok(rows) => rows,
+                                Err(err) if super::error::is_foreign_key_violation(&err) => {
+                                    return Err(StoreError::invalid(
+                                        "parentExecutionId",
+                                        "a parent was deleted while the batch was written",
+                                    ));
+                                }
+                                Err(err) => return Err(err.into()),
+                            };
+                            if written.len() != expected.len() {
+                                // Refused, so rolled back: nothing is written.
+                                let mine: HashSet<&str> =
+                                    written.iter().map(|e| e.id.as_str()).collect();
+                                let theirs = expected.iter().find(|id| !mine.contains(id.as_str()));
+                                return Err(StoreError::Conflict(format!(
+                                    "execution {} exists and belongs to another owner: nothing was written",
+                                    theirs.map(String::as_str).unwrap_or("?")
+                                )));
+                            }
+                            Ok(written)
+                        })
+                    })
+                    .await
                 })
             })
             .await?;
-        let written = match written {
-            Ok(written) => written,
-            Err(partial) => {
-                let mine: HashSet<&str> = partial.iter().map(|e| e.id.as_str()).collect();
-                let theirs = ids.iter().find(|id| !mine.contains(id.as_str()));
-                return Err(StoreError::Conflict(format!(
-                    "execution {} exists and belongs to another owner: nothing was written",
-                    theirs.map(String::as_str).unwrap_or("?")
-                )));
-            }
-        };
         let mut by_id: HashMap<String, Execution> =
             written.into_iter().map(|e| (e.id.clone(), e)).collect();
         let answers: Vec<Execution> = ids.iter().filter_map(|id| by_id.remove(id)).collect();

@@ -16,10 +16,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Value};
 
 use super::group_commit::Writer;
-use super::sql::{json_list, PerKey, Sql};
+use super::sql::{json_list, statement, PerKey, Sql};
 use super::{
     limits, now, validate, Claim, ClaimStatus, Execution, ExecutionStatus, ExecutionStore, Scope,
     StoreError, StoreResult,
@@ -282,10 +282,6 @@ struct Id {
 
 fn expiry(now: DateTime<Utc>, timeout_ms: i64) -> DateTime<Utc> {
     now + Duration::milliseconds(timeout_ms)
-}
-
-fn statement(backend: DbBackend, text: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(backend, text, values)
 }
 
 /// `claim_execution`'s write: the claim and the execution it now holds.

@@ -21,8 +21,10 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult};
 
+use super::group_commit::in_transaction;
+use super::sql::statement;
 use super::{Execution, ExecutionStore, StoreError, StoreResult};
 
 /// Where an event sits in the log; events are delivered in this order.
@@ -266,10 +268,6 @@ struct OldestRow {
     logged_at_ms: i64,
 }
 
-fn statement(backend: DbBackend, text: &str, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(backend, text, values)
-}
-
 fn pick<'a>(backend: DbBackend, postgres: &'a str, sqlite: &'a str) -> &'a str {
     match backend {
         DbBackend::Postgres => postgres,
@@ -422,15 +420,20 @@ impl ExecutionStore {
             return self
                 .write(move |w| {
                     Box::pin(async move {
-                        let txn = w.begin().await?;
-                        prune_in(txn, backend, horizon_ms, batch).await
+                        w.transaction(|txn| Box::pin(prune_in(txn, backend, horizon_ms, batch)))
+                            .await
                     })
                 })
                 .await;
         }
         let txn = self.db.begin().await?;
         match take_turn(txn, PG_JANITOR_LOCK).await? {
-            Some(txn) => prune_in(txn, backend, horizon_ms, batch).await,
+            Some(txn) => {
+                in_transaction(txn, |txn| {
+                    Box::pin(prune_in(txn, backend, horizon_ms, batch))
+                })
+                .await
+            }
             None => Ok((0, false)),
         }
     }
@@ -484,10 +487,9 @@ pub(crate) async fn take_turn(
 }
 
 /// Prunes up to `batch` events logged before `horizon_ms`, as a prefix of
-/// the log, in `txn` (committed here, or rolled back when there is nothing
-/// to prune): (deleted, maybe more to do).
+/// the log, in `txn`: (deleted, maybe more to do).
 async fn prune_in(
-    txn: sea_orm::DatabaseTransaction,
+    txn: &sea_orm::DatabaseTransaction,
     backend: DbBackend,
     horizon_ms: i64,
     batch: i64,
@@ -497,18 +499,13 @@ async fn prune_in(
         pick(backend, PG_OLDEST, SQLITE_OLDEST),
         vec![batch.into()],
     ))
-    .all(&txn)
+    .all(txn)
     .await?;
     let expired: Vec<&OldestRow> = oldest
         .iter()
         .take_while(|row| row.logged_at_ms < horizon_ms)
         .collect();
     let Some(last) = expired.last() else {
-        // Rolled back now, not on drop: on PostgreSQL a dropped transaction
-        // is rolled back only when its connection is next used, and until
-        // then it holds the cluster's xmin, which holds back every reader
-        // of the event log.
-        txn.rollback().await?;
         return Ok((0, false));
     };
     let position = vec![last.tx.into(), last.seq.into()];
@@ -522,7 +519,6 @@ async fn prune_in(
         .rows_affected();
     txn.execute(statement(backend, RECORD_PRUNED, position))
         .await?;
-    txn.commit().await?;
     let more = expired.len() == oldest.len() && oldest.len() as i64 == batch;
     Ok((deleted, more))
 }

@@ -288,27 +288,16 @@ impl ExecutionStore {
         let deleted = self
             .write(move |w| {
                 Box::pin(async move {
-                    // Every way out ends the transaction now (a dropped one
-                    // would hold PostgreSQL's xmin until its connection is
-                    // reused).
-                    let txn = w.begin().await?;
-                    let logged = match txn.execute(log).await {
-                        Ok(done) => done.rows_affected(),
-                        Err(err) => {
-                            txn.rollback().await?;
-                            return Err(err.into());
-                        }
-                    };
-                    if logged == 0 {
-                        txn.rollback().await?;
-                        return Ok(false);
-                    }
-                    if let Err(err) = txn.execute(delete).await {
-                        txn.rollback().await?;
-                        return Err(err.into());
-                    }
-                    txn.commit().await?;
-                    Ok(true)
+                    w.transaction(|txn| {
+                        Box::pin(async move {
+                            if txn.execute(log).await?.rows_affected() == 0 {
+                                return Ok(false);
+                            }
+                            txn.execute(delete).await?;
+                            Ok(true)
+                        })
+                    })
+                    .await
                 })
             })
             .await?;

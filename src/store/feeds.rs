@@ -183,8 +183,6 @@ impl ExecutionStore {
                 ));
             }
         }
-        let first = validate::page_size(first)?;
-        let after = Cursor::parse_opt(after)?;
         let mut sql = Sql::new("");
         let flow = sql.bind(flow_id.to_owned());
         let mut conditions = format!("flow_id = {flow} AND execution_depth = 0");
@@ -195,18 +193,9 @@ impl ExecutionStore {
         if let Some(before) = filter.created_before {
             conditions.push_str(&format!(" AND created_at < {}", sql.bind(before)));
         }
-        if let Some(cursor) = &after {
-            let at = sql.bind(cursor.created_at);
-            let id = sql.bind(cursor.id.clone());
-            conditions.push_str(&format!(" AND (created_at, id) < ({at}, {id})"));
-        }
-        let text = newest_first(&mut sql, &conditions, filter.statuses.as_deref(), first + 1)?;
-        sql.push(&text);
-        let page = Page::cut(
-            Self::query_executions(&self.reads, sql).await?,
-            first,
-            after.is_some(),
-        );
+        let page = self
+            .keyset_page(sql, conditions, filter.statuses.as_deref(), first, after)
+            .await?;
         if page.items.is_empty() {
             return Ok(page.map(|execution| RootExecution {
                 execution,

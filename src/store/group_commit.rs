@@ -37,18 +37,45 @@ pub const MAX_GROUP: usize = 256;
 
 /// Where one write of the store runs: the PostgreSQL pool, or this write's
 /// savepoint inside a SQLite group transaction. Statements run on it as on
-/// any connection; `begin` opens a transaction (PostgreSQL) or a nested
-/// savepoint (SQLite), so a write of several statements is atomic on both.
+/// any connection; `transaction` runs several in a transaction (PostgreSQL)
+/// or a nested savepoint (SQLite), so they are atomic on both.
 pub(crate) enum Writer<'a> {
     Pool(&'a DatabaseConnection),
     Group(&'a DatabaseTransaction),
 }
 
 impl Writer<'_> {
-    pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        match self {
-            Writer::Pool(db) => db.begin().await,
-            Writer::Group(txn) => txn.begin().await,
+    /// Runs `work` in a transaction of its own (a savepoint inside the
+    /// group on SQLite): committed when it succeeds, rolled back when not.
+    pub async fn transaction<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, StoreResult<T>>,
+    {
+        let txn = match self {
+            Writer::Pool(db) => db.begin().await?,
+            Writer::Group(txn) => txn.begin().await?,
+        };
+        in_transaction(txn, work).await
+    }
+}
+
+/// Runs `work` in `txn` and ends it on every way out: committed when `work`
+/// succeeds, rolled back at once when it fails. (Not left to `Drop`: on
+/// PostgreSQL a dropped transaction is rolled back only when its connection
+/// is next used, and until then it holds the cluster's xmin, which holds
+/// back every reader of the event log.)
+pub(crate) async fn in_transaction<T, F>(txn: DatabaseTransaction, work: F) -> StoreResult<T>
+where
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, StoreResult<T>>,
+{
+    match work(&txn).await {
+        Ok(value) => {
+            txn.commit().await?;
+            Ok(value)
+        }
+        Err(err) => {
+            txn.rollback().await?;
+            Err(err)
         }
     }
 }
@@ -271,15 +298,13 @@ fn fail_all(replies: impl Iterator<Item = oneshot::Sender<Answer>>, why: &str) {
     }
 }
 
-/// A SQLite transaction that holds the write lock from its first statement.
-/// A plain BEGIN that reads first and writes later can fail with
+/// The group's SQLite transaction, holding the write lock from its first
+/// statement. A plain BEGIN that reads first and writes later can fail with
 /// SQLITE_BUSY without waiting; a leading no-op write takes the lock (and
 /// waits for it under busy_timeout) before anything is read.
-pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     let txn = db.begin().await?;
-    if db.get_database_backend() == DbBackend::Sqlite {
-        txn.execute_unprepared("UPDATE recovery_locks SET lock_id = lock_id WHERE 0 = 1")
-            .await?;
-    }
+    txn.execute_unprepared("UPDATE recovery_locks SET lock_id = lock_id WHERE 0 = 1")
+        .await?;
     Ok(txn)
 }

@@ -126,8 +126,8 @@ impl ExecutionStore {
             return self
                 .write(move |w| {
                     Box::pin(async move {
-                        let txn = w.begin().await?;
-                        delete_runs_in(txn, backend, horizon, runs).await
+                        w.transaction(|txn| Box::pin(delete_runs_in(txn, backend, horizon, runs)))
+                            .await
                     })
                 })
                 .await;
@@ -137,16 +137,20 @@ impl ExecutionStore {
             .begin_with_config(Some(sea_orm::IsolationLevel::RepeatableRead), None)
             .await?;
         match super::event_log::take_turn(txn, PG_RETENTION_LOCK).await? {
-            Some(txn) => delete_runs_in(txn, backend, horizon, runs).await,
+            Some(txn) => {
+                super::group_commit::in_transaction(txn, |txn| {
+                    Box::pin(delete_runs_in(txn, backend, horizon, runs))
+                })
+                .await
+            }
             None => Ok(RunsDeleted::default()),
         }
     }
 }
 
-/// Deletes up to `runs` finished runs older than `horizon` in `txn`
-/// (committed here).
+/// Deletes up to `runs` finished runs older than `horizon` in `txn`.
 async fn delete_runs_in(
-    txn: sea_orm::DatabaseTransaction,
+    txn: &sea_orm::DatabaseTransaction,
     backend: DbBackend,
     horizon: DateTime<Utc>,
     runs: i64,
@@ -192,6 +196,5 @@ async fn delete_runs_in(
             .await?;
         }
     }
-    txn.commit().await?;
     Ok(deleted)
 }

@@ -41,6 +41,15 @@ impl Sql {
     }
 }
 
+/// A whole SQL text with its parameters, in bind order.
+pub(crate) fn statement(
+    backend: DbBackend,
+    text: &str,
+    values: impl IntoIterator<Item = Value>,
+) -> Statement {
+    Statement::from_sql_and_values(backend, text, values)
+}
+
 /// The ids of a JSON array parameter as a row source `k(value)`. One SQL
 /// text for any number of ids, so it is one statement and one cached plan.
 ///
