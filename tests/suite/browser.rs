@@ -162,6 +162,16 @@ pub async fn eval<T: DeserializeOwned>(page: &Page, expression: &str) -> T {
         .unwrap_or_else(|e| panic!("value of {expression}: {e}"))
 }
 
+/// Clicks the element `selector_expression` (a JavaScript expression) names.
+pub async fn click(page: &Page, selector_expression: &str) {
+    let _: serde_json::Value = eval(page, &format!("({selector_expression}.click(), true)")).await;
+}
+
+/// The explorer's tree row of execution `id`, as a JavaScript expression.
+pub fn tree_row(id: &str) -> String {
+    format!("document.querySelector('#tree .row[data-id=\"{id}\"]')")
+}
+
 /// Polls `expression` until it is truthy (bounded); what the page shows
 /// when it never becomes so is in the panic message.
 pub async fn wait_until(page: &Page, expression: &str, limit: Duration) {

@@ -12,7 +12,7 @@ use execstore::config::Config;
 use serde_json::{json, Value};
 
 use crate::api_support::Api;
-use crate::browser::{eval, screenshot, wait_until, Chromium};
+use crate::browser::{click, eval, screenshot, tree_row as row, wait_until, Chromium};
 use crate::harness::Backend;
 
 const SECRET: &str = "explorer-test-secret";
@@ -50,14 +50,6 @@ async fn seed(api: &Api) {
     )
     .await;
     execution(api, "run-2", None, "bob", "COMPLETED").await;
-}
-
-fn row(id: &str) -> String {
-    format!("document.querySelector('#tree .row[data-id=\"{id}\"]')")
-}
-
-async fn click(page: &chromiumoxide::Page, selector_expression: &str) {
-    let _: Value = eval(page, &format!("({selector_expression}.click(), true)")).await;
 }
 
 /// The explorer in a new tab, once its form is there.

@@ -15,19 +15,11 @@ use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::Value;
 
 use crate::api_support::Api;
-use crate::browser::{eval, screenshot, wait_until, Chromium};
+use crate::browser::{click, eval, screenshot, tree_row as row, wait_until, Chromium};
 use crate::harness::Backend;
 
 const CHILDREN: usize = 5_000;
 const DEEP_FAILURE: &str = "R.c2500.g7";
-
-fn row(id: &str) -> String {
-    format!("document.querySelector('#tree .row[data-id=\"{id}\"]')")
-}
-
-async fn click(page: &chromiumoxide::Page, selector_expression: &str) {
-    let _: Value = eval(page, &format!("({selector_expression}.click(), true)")).await;
-}
 
 /// Flows `other-1`, `other-2` (older runs) and `big-run`: run R with
 /// children R.c0000…R.c4999 (every 100th failed), R.c2500 with ten
