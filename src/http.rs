@@ -25,7 +25,7 @@ use crate::auth::{AuthError, Authenticator, Viewer};
 use crate::config::Config;
 use crate::graphql::budget::RowBudget;
 use crate::graphql::error::code;
-use crate::graphql::fast_tree::FastPath;
+use crate::graphql::fast_tree::{FastPath, RawAnswers};
 use crate::graphql::{build_schema, AppSchema, Loaders};
 use crate::store::{ExecutionStore, ReadRoute};
 
@@ -64,7 +64,15 @@ impl App {
     /// request's row budget.
     /// `store` is the one this request reads through (the primary, or a
     /// standby chosen for it); resolvers and loaders find it in the data.
-    fn request_data(&self, request: Request, viewer: &Viewer, store: &ExecutionStore) -> Request {
+    /// `raw` collects the fast path's answers, spliced into the body by
+    /// `Executed::into_response`.
+    fn request_data(
+        &self,
+        request: Request,
+        viewer: &Viewer,
+        store: &ExecutionStore,
+        raw: &RawAnswers,
+    ) -> Request {
         let budget = RowBudget::new(self.max_nodes);
         let loaders = Loaders::new(store, &viewer.scope(), Some(budget.clone()));
         request
@@ -73,6 +81,7 @@ impl App {
             .data(loaders)
             .data(budget)
             .data(self.fast_path)
+            .data(raw.clone())
     }
 }
 
@@ -350,7 +359,10 @@ async fn graphql_post(
         _ => None,
     };
     let Some(standbys) = app.store.standbys() else {
-        return GraphQLResponse(execute(&app, batch, &viewer, &app.store).await).into_response();
+        return execute(&app, batch, &viewer, &app.store)
+            .await
+            .into_response()
+            .await;
     };
     let token = match headers.get(CONSISTENCY_HEADER) {
         None => None,
@@ -369,11 +381,11 @@ async fn graphql_post(
     if !read_only {
         // Mutations (and the rest) run on the primary; the answer carries
         // the token a later query sends back to read its own writes.
-        let mut response = execute(&app, batch, &viewer, &app.store).await;
+        let mut executed = execute(&app, batch, &viewer, &app.store).await;
         let token = standbys.token().await.map(crate::store::encode_token);
         if let Some(token) = &token {
             let value = async_graphql::Value::String(token.clone());
-            match &mut response {
+            match &mut executed.response {
                 async_graphql::BatchResponse::Single(r) => {
                     r.extensions.insert("consistency".into(), value);
                 }
@@ -384,7 +396,7 @@ async fn graphql_post(
                 }
             }
         }
-        let mut response = GraphQLResponse(response).into_response();
+        let mut response = executed.into_response().await;
         if let Some(value) = token.and_then(|t| axum::http::HeaderValue::from_str(&t).ok()) {
             response.headers_mut().insert(CONSISTENCY_HEADER, value);
         }
@@ -393,22 +405,50 @@ async fn graphql_post(
     let (route, standby) = standbys.route(token).await;
     let Some(standby) = standby else {
         crate::metrics::read_routed(route.label());
-        return GraphQLResponse(execute(&app, batch, &viewer, &app.store).await).into_response();
+        return execute(&app, batch, &viewer, &app.store)
+            .await
+            .into_response()
+            .await;
     };
     let again = match &batch {
         BatchRequest::Single(r) => BatchRequest::Single(resend(r)),
         BatchRequest::Batch(rs) => BatchRequest::Batch(rs.iter().map(resend).collect()),
     };
-    let response = execute(&app, batch, &viewer, &app.store.reading_from(standby)).await;
-    if failed_on_the_database(&response) {
+    let executed = execute(&app, batch, &viewer, &app.store.reading_from(standby)).await;
+    if failed_on_the_database(&executed.response) {
         // The standby failed under us (down, restarting, a conflict with
         // recovery): the same query again on the primary, no failed request.
         standbys.mark_failed(&route);
         crate::metrics::read_routed(ReadRoute::Primary.label());
-        return GraphQLResponse(execute(&app, again, &viewer, &app.store).await).into_response();
+        return execute(&app, again, &viewer, &app.store)
+            .await
+            .into_response()
+            .await;
     }
     crate::metrics::read_routed(route.label());
-    GraphQLResponse(response).into_response()
+    executed.into_response().await
+}
+
+/// An executed batch and the fast path's answers for it.
+struct Executed {
+    response: async_graphql::BatchResponse,
+    raw: RawAnswers,
+}
+
+impl Executed {
+    /// The HTTP response (async-graphql-axum's: status, headers, cache
+    /// control), its body with the fast path's answers spliced in.
+    async fn into_response(self) -> Response {
+        let response = GraphQLResponse(self.response).into_response();
+        let (parts, body) = response.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        match self.raw.splice(&bytes) {
+            Some(spliced) => Response::from_parts(parts, axum::body::Body::from(spliced)),
+            None => Response::from_parts(parts, axum::body::Body::from(bytes)),
+        }
+    }
 }
 
 /// Runs the batch with `store` as the one its queries read through.
@@ -417,20 +457,22 @@ async fn execute(
     batch: BatchRequest,
     viewer: &Viewer,
     store: &ExecutionStore,
-) -> async_graphql::BatchResponse {
+) -> Executed {
+    let raw = RawAnswers::default();
     let batch = match batch {
         BatchRequest::Single(request) => {
-            BatchRequest::Single(app.request_data(request, viewer, store))
+            BatchRequest::Single(app.request_data(request, viewer, store, &raw))
         }
         BatchRequest::Batch(requests) => BatchRequest::Batch(
             requests
                 .into_iter()
-                .map(|r| app.request_data(r, viewer, store))
+                .map(|r| app.request_data(r, viewer, store, &raw))
                 .collect(),
         ),
     };
     // Codes for async-graphql's own errors are set by graphql::request_hooks.
-    app.schema.execute_batch(batch).await
+    let response = app.schema.execute_batch(batch).await;
+    Executed { response, raw }
 }
 
 /// A body cut off by `RequestBodyLimitLayer` (no Content-Length to reject

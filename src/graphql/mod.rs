@@ -3,7 +3,9 @@
 pub mod budget;
 pub mod error;
 pub mod fast_tree;
+pub mod fields;
 pub mod guards;
+pub mod levels;
 pub mod loaders;
 mod mutation;
 mod query;

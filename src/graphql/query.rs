@@ -3,7 +3,8 @@ use async_graphql::{Context, Object, OutputType, ID};
 
 use super::budget::RowBudget;
 use super::error::{GqlResult, OrGql};
-use super::fast_tree::{Answer, ExecutionAnswer, FastPath, Plan, Source, TreeAnswer};
+use super::fast_tree::{self, Answer, ExecutionAnswer, FastPath, Plan, RawAnswers, TreeAnswer};
+use super::types::loaders;
 use super::types::{
     Execution, ExecutionClaim, ExecutionRecovery, ExecutionStats, ExecutionStatus,
     ExecutionTreeNode, Flow, RootExecution,
@@ -78,13 +79,9 @@ impl QueryRoot {
             .then(|| Plan::of_execution(&ctx.field()))
             .flatten()
         {
-            let budget = RowBudget::of(ctx);
-            let source = Source {
-                store,
-                scope: &scope,
-                budget: budget.as_ref(),
-            };
-            return Ok(Some(Answer::built(source.execution(row, &plan).await?)));
+            let raw = ctx.data_opt::<RawAnswers>();
+            let answer = fast_tree::execution(loaders(ctx)?, raw, row, &plan).await?;
+            return Ok(Some(Answer::built(answer)));
         }
         Ok(Some(Answer::Generic(Execution::single(row))))
     }
@@ -162,12 +159,9 @@ impl QueryRoot {
             .then(|| Plan::of_tree_node(&ctx.field()))
             .flatten()
         {
-            let source = Source {
-                store,
-                scope: &scope,
-                budget: budget.as_ref(),
-            };
-            return Ok(Answer::built(source.tree(nodes, &plan).await?));
+            let raw = ctx.data_opt::<RawAnswers>();
+            let answer = fast_tree::tree(loaders(ctx)?, raw, nodes, &plan).await?;
+            return Ok(Answer::built(answer));
         }
         let (levels, rows): (Vec<_>, Vec<_>) =
             nodes.into_iter().map(|n| (n.level, n.execution)).unzip();

@@ -1,18 +1,17 @@
-//! GraphQL object types. `Execution` wraps the store's row; its relations
-//! resolve through the request's DataLoaders.
+//! GraphQL object types. `Execution` wraps the store's row and the level it
+//! was fetched with (`levels.rs`): its relations load once per level.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
-use tokio::sync::OnceCell;
 
 use super::error::{internal, GqlResult, OrGql};
-use super::loaders::{ChildKey, LoadError, Loaders};
+use super::fields::{execution_object, CursorOf, Id, OptId};
+use super::levels::{Level, Row, Window};
+use super::loaders::Loaders;
 use crate::store::{self, ClaimRejection as StoreRejection};
-use async_graphql::dataloader::{DataLoader, Loader};
 
 // The GraphQL enums mirror the store's; `remote` generates the `From`
 // conversions both ways (a variant added to one and not the other fails to
@@ -50,81 +49,6 @@ pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> GqlResult<&'a Loaders> {
         .map_err(|e| internal(&format!("request without loaders: {}", e.message)))
 }
 
-/// Executions that were fetched together (one page, one tree, one level of
-/// children). Each relation of theirs is loaded ONCE for the whole level: the
-/// first resolver to ask hands every id of the level to the DataLoader in one
-/// `load_many`, the others wait on the same cell. So a nested query costs one
-/// statement per level and per relation, with no timer deciding the batches.
-/// A row shared by the level maps and the objects resolved from it.
-type Row = Arc<store::Execution>;
-
-/// Rows loaded for a level, and the level they form in turn.
-type Loaded<V> = OnceCell<(HashMap<String, V>, Arc<Level>)>;
-
-pub struct Level {
-    ids: Vec<String>,
-    parent_ids: Vec<String>,
-    root_ids: Vec<String>,
-    /// One load per window asked of this level (aliases may differ).
-    children: std::sync::Mutex<HashMap<ChildWindowKey, Arc<Loaded<Vec<Row>>>>>,
-    parents: Loaded<Row>,
-    roots: Loaded<Row>,
-    child_counts: OnceCell<HashMap<String, i64>>,
-    claims: OnceCell<HashMap<String, store::Claim>>,
-    recovery: OnceCell<HashMap<String, Vec<store::Recovery>>>,
-}
-
-impl Level {
-    fn of<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Arc<Level> {
-        let mut ids = Vec::new();
-        let mut parent_ids = HashSet::new();
-        let mut root_ids = HashSet::new();
-        for row in rows {
-            ids.push(row.id.clone());
-            if let Some(parent) = &row.parent_execution_id {
-                parent_ids.insert(parent.clone());
-            }
-            if row.root_execution_id != row.id {
-                root_ids.insert(row.root_execution_id.clone());
-            }
-        }
-        Arc::new(Level {
-            ids,
-            parent_ids: parent_ids.into_iter().collect(),
-            root_ids: root_ids.into_iter().collect(),
-            children: Default::default(),
-            parents: OnceCell::new(),
-            roots: OnceCell::new(),
-            child_counts: OnceCell::new(),
-            claims: OnceCell::new(),
-            recovery: OnceCell::new(),
-        })
-    }
-}
-
-/// Loads `ids` (the whole level) through `loader` once; later callers of the
-/// same level get the same map.
-async fn per_level<'a, L, V>(
-    cell: &'a OnceCell<HashMap<String, V>>,
-    loader: &DataLoader<L>,
-    ids: &[String],
-) -> GqlResult<&'a HashMap<String, V>>
-where
-    L: Loader<String, Value = V, Error = LoadError>,
-    V: Send + Sync + Clone + 'static,
-{
-    cell.get_or_try_init(|| loader.load_many(ids.iter().cloned()))
-        .await
-}
-
-/// `children(first:, after:)` as a cache key of a level.
-type ChildWindowKey = (i64, Option<store::Cursor>);
-
-/// Children per parent when `children` is asked without `first`.
-pub const DEFAULT_CHILDREN: i32 = 100;
-/// The most children per parent one `children` field returns.
-pub const MAX_CHILDREN: i32 = 1000;
-
 /// One execution of a flow.
 pub struct Execution {
     row: Row,
@@ -136,9 +60,14 @@ impl Execution {
     pub fn level(rows: Vec<store::Execution>) -> Vec<Execution> {
         let rows: Vec<Row> = rows.into_iter().map(Arc::new).collect();
         let level = Level::of(&rows);
-        rows.into_iter()
+        Self::of_level(&rows, &level)
+    }
+
+    /// `rows` of an already formed `level`.
+    fn of_level(rows: &[Row], level: &Arc<Level>) -> Vec<Execution> {
+        rows.iter()
             .map(|row| Execution {
-                row,
+                row: row.clone(),
                 level: level.clone(),
             })
             .collect()
@@ -152,246 +81,138 @@ impl Execution {
     }
 
     pub fn single(row: store::Execution) -> Execution {
-        let row = Arc::new(row);
-        let level = Level::of([&row]);
-        Execution { row, level }
+        Self::shared(Arc::new(row))
     }
 
     pub fn row(&self) -> &store::Execution {
         &self.row
     }
-
-    async fn related(
-        &self,
-        ctx: &Context<'_>,
-        cell: &Loaded<Row>,
-        keys: &[String],
-        key: &str,
-    ) -> GqlResult<Option<Execution>> {
-        let (rows, level) = cell
-            .get_or_try_init(|| async {
-                let rows: HashMap<String, Row> = loaders(ctx)?
-                    .executions
-                    .load_many(keys.iter().cloned())
-                    .await?
-                    .into_iter()
-                    .map(|(id, row)| (id, Arc::new(row)))
-                    .collect();
-                let level = Level::of(rows.values());
-                Ok::<_, async_graphql::Error>((rows, level))
-            })
-            .await?;
-        Ok(rows.get(key).map(|row| Execution {
-            row: row.clone(),
-            level: level.clone(),
-        }))
-    }
 }
 
-#[Object]
-impl Execution {
-    async fn id(&self) -> ID {
-        ID(self.row.id.clone())
+execution_object! {
+    scalars {
+        "id" id: ID = |row| Id(&row.id);
+        "flowId" flow_id: ID = |row| Id(&row.flow_id);
+        "ownerId" owner_id: ID = |row| Id(&row.owner_id);
+        "rootExecutionId" root_execution_id: ID = |row| Id(&row.root_execution_id);
+        "parentExecutionId" parent_execution_id: Option<ID> =
+            |row| OptId(row.parent_execution_id.as_deref());
+        "status" status: ExecutionStatus = |row| row.status;
+        /// 0 for a root, the parent's depth + 1 otherwise.
+        "executionDepth" execution_depth: i32 = |row| row.execution_depth;
+        "createdAt" created_at: DateTime<Utc> = |row| row.created_at;
+        "updatedAt" updated_at: DateTime<Utc> = |row| row.updated_at;
+        "startedAt" started_at: Option<DateTime<Utc>> = |row| row.started_at;
+        "completedAt" completed_at: Option<DateTime<Utc>> = |row| row.completed_at;
+        "errorMessage" error_message: Option<&str> = |row| row.error_message.as_deref();
+        "errorNodeId" error_node_id: Option<&str> = |row| row.error_node_id.as_deref();
+        "options" options: Option<Json<&JsonValue>> = |row| row.options.as_ref();
+        "integration" integration: Option<Json<&JsonValue>> = |row| row.integration.as_ref();
+        "externalEvents" external_events: Option<Json<&JsonValue>> =
+            |row| row.external_events.as_ref();
+        "failureCount" failure_count: i32 = |row| row.failure_count;
+        "lastFailureReason" last_failure_reason: Option<&str> =
+            |row| row.last_failure_reason.as_deref();
+        "lastFailureAt" last_failure_at: Option<DateTime<Utc>> = |row| row.last_failure_at;
+        "processingStartedAt" processing_started_at: Option<DateTime<Utc>> =
+            |row| row.processing_started_at;
+        "processingWorkerId" processing_worker_id: Option<&str> =
+            |row| row.processing_worker_id.as_deref();
+        /// An opaque cursor for this execution's `(createdAt, id)`: `after` of
+        /// `children` and of the feeds takes it.
+        "cursor" cursor: String = |row| CursorOf(row);
     }
-    async fn flow_id(&self) -> ID {
-        ID(self.row.flow_id.clone())
-    }
-    async fn owner_id(&self) -> ID {
-        ID(self.row.owner_id.clone())
-    }
-    async fn root_execution_id(&self) -> ID {
-        ID(self.row.root_execution_id.clone())
-    }
-    async fn parent_execution_id(&self) -> Option<ID> {
-        self.row.parent_execution_id.clone().map(ID)
-    }
-    async fn status(&self) -> ExecutionStatus {
-        self.row.status.into()
-    }
-    /// 0 for a root, the parent's depth + 1 otherwise.
-    async fn execution_depth(&self) -> i32 {
-        self.row.execution_depth
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.row.created_at
-    }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.row.updated_at
-    }
-    async fn started_at(&self) -> Option<DateTime<Utc>> {
-        self.row.started_at
-    }
-    async fn completed_at(&self) -> Option<DateTime<Utc>> {
-        self.row.completed_at
-    }
-    async fn error_message(&self) -> Option<&str> {
-        self.row.error_message.as_deref()
-    }
-    async fn error_node_id(&self) -> Option<&str> {
-        self.row.error_node_id.as_deref()
-    }
-    async fn options(&self) -> Option<Json<&JsonValue>> {
-        self.row.options.as_ref().map(Json)
-    }
-    async fn integration(&self) -> Option<Json<&JsonValue>> {
-        self.row.integration.as_ref().map(Json)
-    }
-    async fn external_events(&self) -> Option<Json<&JsonValue>> {
-        self.row.external_events.as_ref().map(Json)
-    }
-    async fn failure_count(&self) -> i32 {
-        self.row.failure_count
-    }
-    async fn last_failure_reason(&self) -> Option<&str> {
-        self.row.last_failure_reason.as_deref()
-    }
-    async fn last_failure_at(&self) -> Option<DateTime<Utc>> {
-        self.row.last_failure_at
-    }
-    async fn processing_started_at(&self) -> Option<DateTime<Utc>> {
-        self.row.processing_started_at
-    }
-    async fn processing_worker_id(&self) -> Option<&str> {
-        self.row.processing_worker_id.as_deref()
-    }
-
-    /// The parent execution (null for a root).
-    async fn parent(&self, ctx: &Context<'_>) -> GqlResult<Option<Execution>> {
-        let Some(parent_id) = &self.row.parent_execution_id else {
-            return Ok(None);
-        };
-        self.related(ctx, &self.level.parents, &self.level.parent_ids, parent_id)
-            .await
-    }
-
-    /// The root of this execution's tree (itself for a root).
-    async fn root(&self, ctx: &Context<'_>) -> GqlResult<Execution> {
-        if self.row.root_execution_id == self.row.id {
-            return Ok(Execution {
-                row: self.row.clone(),
-                level: self.level.clone(),
-            });
+    relations {
+        /// The parent execution (null for a root).
+        async fn parent(&self, ctx: &Context<'_>) -> GqlResult<Option<Execution>> {
+            let Some(parent_id) = &self.row.parent_execution_id else {
+                return Ok(None);
+            };
+            let parents = self.level.parents(loaders(ctx)?).await?;
+            Ok(parents.by_id.get(parent_id).map(|row| Execution {
+                row: row.clone(),
+                level: parents.level.clone(),
+            }))
         }
-        let root = self
-            .related(
-                ctx,
-                &self.level.roots,
-                &self.level.root_ids,
-                &self.row.root_execution_id,
-            )
-            .await?;
-        root.ok_or_else(|| {
-            super::error::coded(
-                super::error::code::NOT_FOUND,
-                format!(
-                    "root execution {} is not visible",
-                    self.row.root_execution_id
-                ),
-            )
-        })
-    }
 
-    /// Direct children, oldest first (createdAt, id): at most `first` of
-    /// them (default 100, at most 1000), after the child whose `cursor` is
-    /// `after`. Fewer than `childCount` means the list was cut: continue with
-    /// `after` set to the last child's `cursor`.
-    async fn children(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(default = 100)] first: Option<i32>,
-        after: Option<String>,
-    ) -> GqlResult<Vec<Execution>> {
-        let first = first.unwrap_or(DEFAULT_CHILDREN);
-        if !(0..=MAX_CHILDREN).contains(&first) {
-            return Err(super::error::bad_input(
-                "first",
-                format!("must be between 0 and {MAX_CHILDREN}"),
-            ));
-        }
-        let after = store::Cursor::parse_opt(after.as_deref()).gql()?;
-        let window = (i64::from(first), after);
-        let cell = {
-            let mut cells = self
-                .level
-                .children
-                .lock()
-                .map_err(|_| internal(&"children cache poisoned"))?;
-            cells.entry(window.clone()).or_default().clone()
-        };
-        let (children, level) = cell
-            .get_or_try_init(|| async {
-                let keys = self.level.ids.iter().map(|id| ChildKey {
-                    parent: id.clone(),
-                    first: window.0,
-                    after: window.1.clone(),
+        /// The root of this execution's tree (itself for a root).
+        async fn root(&self, ctx: &Context<'_>) -> GqlResult<Execution> {
+            if self.row.root_execution_id == self.row.id {
+                return Ok(Execution {
+                    row: self.row.clone(),
+                    level: self.level.clone(),
                 });
-                let children: HashMap<String, Vec<Row>> = loaders(ctx)?
-                    .children
-                    .load_many(keys)
-                    .await?
-                    .into_iter()
-                    .map(|(key, rows)| (key.parent, rows.into_iter().map(Arc::new).collect()))
-                    .collect();
-                let level = Level::of(children.values().flatten());
-                Ok::<_, async_graphql::Error>((children, level))
+            }
+            let roots = self.level.roots(loaders(ctx)?).await?;
+            let root = roots.by_id.get(&self.row.root_execution_id).ok_or_else(|| {
+                super::error::coded(
+                    super::error::code::NOT_FOUND,
+                    format!(
+                        "root execution {} is not visible",
+                        self.row.root_execution_id
+                    ),
+                )
+            })?;
+            Ok(Execution {
+                row: root.clone(),
+                level: roots.level.clone(),
             })
-            .await?;
-        Ok(children
-            .get(&self.row.id)
-            .map(|rows| {
-                rows.iter()
-                    .map(|row| Execution {
-                        row: row.clone(),
-                        level: level.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
-
-    /// An opaque cursor for this execution's `(createdAt, id)`: `after` of
-    /// `children` and of the feeds takes it.
-    async fn cursor(&self) -> String {
-        store::Cursor::new(self.row.created_at, self.row.id.clone()).encode()
-    }
-
-    /// Number of direct children.
-    async fn child_count(&self, ctx: &Context<'_>) -> GqlResult<i32> {
-        let loader = &loaders(ctx)?.child_counts;
-        let counts = per_level(&self.level.child_counts, loader, &self.level.ids).await?;
-        Ok(counts.get(&self.row.id).copied().unwrap_or(0) as i32)
-    }
-
-    /// The claim row, in whatever status; null when never claimed.
-    async fn claim(&self, ctx: &Context<'_>) -> GqlResult<Option<ExecutionClaim>> {
-        let loader = &loaders(ctx)?.claims;
-        let claims = per_level(&self.level.claims, loader, &self.level.ids).await?;
-        Ok(claims.get(&self.row.id).cloned().map(ExecutionClaim::from))
-    }
-
-    /// The executions above this one, the root first (empty for a root):
-    /// one walk up the parent links.
-    async fn ancestors(&self, ctx: &Context<'_>) -> GqlResult<Vec<Execution>> {
-        if self.row.parent_execution_id.is_none() {
-            return Ok(Vec::new());
         }
-        let scope = super::viewer(ctx)?.scope();
-        let rows = super::store(ctx)?
-            .get_ancestors(&self.row.id, &scope)
-            .await
-            .gql()?;
-        super::budget::RowBudget::charge_in(ctx, rows.len()).gql()?;
-        Ok(Execution::level(rows))
-    }
 
-    /// Recoveries of this execution, newest first.
-    async fn recovery_history(&self, ctx: &Context<'_>) -> GqlResult<Vec<ExecutionRecovery>> {
-        let loader = &loaders(ctx)?.recovery;
-        let histories = per_level(&self.level.recovery, loader, &self.level.ids).await?;
-        Ok(histories
-            .get(&self.row.id)
-            .map(|rows| rows.iter().cloned().map(ExecutionRecovery::from).collect())
-            .unwrap_or_default())
+        /// Direct children, oldest first (createdAt, id): at most `first` of
+        /// them (default 100, at most 1000), after the child whose `cursor` is
+        /// `after`. Fewer than `childCount` means the list was cut: continue with
+        /// `after` set to the last child's `cursor`.
+        async fn children(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(default = 100)] first: Option<i32>,
+            after: Option<String>,
+        ) -> GqlResult<Vec<Execution>> {
+            let window = Window::new(first.map(i64::from), after.as_deref()).gql()?;
+            let children = self.level.children(loaders(ctx)?, &window).await?;
+            Ok(children
+                .by_parent
+                .get(&self.row.id)
+                .map(|rows| Self::of_level(rows, &children.level))
+                .unwrap_or_default())
+        }
+
+        /// Number of direct children.
+        async fn child_count(&self, ctx: &Context<'_>) -> GqlResult<i32> {
+            let counts = self.level.child_counts(loaders(ctx)?).await?;
+            Ok(counts.get(&self.row.id).copied().unwrap_or(0) as i32)
+        }
+
+        /// The claim row, in whatever status; null when never claimed.
+        async fn claim(&self, ctx: &Context<'_>) -> GqlResult<Option<ExecutionClaim>> {
+            let claims = self.level.claims(loaders(ctx)?).await?;
+            Ok(claims.get(&self.row.id).cloned().map(ExecutionClaim::from))
+        }
+
+        /// The executions above this one, the root first (empty for a root):
+        /// one walk up the parent links.
+        async fn ancestors(&self, ctx: &Context<'_>) -> GqlResult<Vec<Execution>> {
+            if self.row.parent_execution_id.is_none() {
+                return Ok(Vec::new());
+            }
+            let scope = super::viewer(ctx)?.scope();
+            let rows = super::store(ctx)?
+                .get_ancestors(&self.row.id, &scope)
+                .await
+                .gql()?;
+            super::budget::RowBudget::charge_in(ctx, rows.len()).gql()?;
+            Ok(Execution::level(rows))
+        }
+
+        /// Recoveries of this execution, newest first.
+        async fn recovery_history(&self, ctx: &Context<'_>) -> GqlResult<Vec<ExecutionRecovery>> {
+            let histories = self.level.recovery_history(loaders(ctx)?).await?;
+            Ok(histories
+                .get(&self.row.id)
+                .map(|rows| rows.iter().cloned().map(ExecutionRecovery::from).collect())
+                .unwrap_or_default())
+        }
     }
 }
 

@@ -24,8 +24,21 @@ impl Cursor {
     }
 
     pub fn encode(&self) -> String {
-        let raw = format!("{PREFIX}{}:{}", self.created_at.timestamp_micros(), self.id);
-        URL_SAFE_NO_PAD.encode(raw)
+        let mut out = Vec::new();
+        Self::write_encoded(self.created_at, &self.id, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the encoding of `(created_at, id)` to `out` (the fast path
+    /// writes it into the response without a `Cursor`).
+    pub fn write_encoded(created_at: DateTime<Utc>, id: &str, out: &mut Vec<u8>) {
+        let raw = format!("{PREFIX}{}:{id}", created_at.timestamp_micros());
+        let start = out.len();
+        out.resize(start + raw.len().div_ceil(3) * 4, 0);
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(raw, &mut out[start..])
+            .unwrap_or(0);
+        out.truncate(start + written);
     }
 
     pub fn decode(text: &str) -> StoreResult<Self> {

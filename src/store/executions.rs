@@ -1,9 +1,11 @@
 //! Creating, reading, updating and deleting executions.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, FromQueryResult, JsonValue, Statement};
+use futures_util::TryStreamExt;
+use sea_orm::{ConnectionTrait, FromQueryResult, JsonValue, Statement, StreamTrait};
 
 use super::error::is_foreign_key_violation;
+use super::rows::ExecutionDecoder;
 use super::sql::{PerKey, Sql};
 use super::{
     now, truncate_micros, validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreError,
@@ -84,18 +86,26 @@ struct ParentInfo {
 }
 
 impl ExecutionStore {
-    pub(crate) async fn query_executions<C: ConnectionTrait>(
+    /// Rows are decoded as they arrive: a large result is never held twice
+    /// (as the driver's rows and as executions).
+    pub(crate) async fn query_executions<C: ConnectionTrait + StreamTrait>(
         conn: &C,
         sql: Sql,
     ) -> StoreResult<Vec<Execution>> {
         let stmt = sql.build(conn.get_database_backend());
-        Ok(Execution::find_by_statement(stmt).all(conn).await?)
+        let mut decoder = ExecutionDecoder::default();
+        let mut rows = std::pin::pin!(conn.stream(stmt).await?);
+        let mut executions = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            executions.push(decoder.decode(&row)?);
+        }
+        Ok(executions)
     }
 
     /// `query_executions` reading at most `max_rows + 1` rows (a LIMIT
     /// appended to `sql`, which must end where a LIMIT may follow), and
     /// refusing with `TooManyRows` when there were more than `max_rows`.
-    pub(crate) async fn query_executions_within<C: ConnectionTrait>(
+    pub(crate) async fn query_executions_within<C: ConnectionTrait + StreamTrait>(
         conn: &C,
         mut sql: Sql,
         max_rows: Option<i64>,
@@ -116,7 +126,9 @@ impl ExecutionStore {
         sql: Sql,
     ) -> StoreResult<Option<Execution>> {
         let stmt = sql.build(conn.get_database_backend());
-        Ok(Execution::find_by_statement(stmt).one(conn).await?)
+        let row = conn.query_one(stmt).await?;
+        row.map(|row| ExecutionDecoder::default().decode(&row))
+            .transpose()
     }
 
     /// One statement that writes and returns at most one row, run as a

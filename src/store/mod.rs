@@ -20,6 +20,7 @@ mod janitor;
 mod recovery;
 mod replicas;
 mod retention;
+mod rows;
 mod sql;
 mod stats;
 

@@ -203,40 +203,22 @@ impl Lcg {
     }
 }
 
-const SCALARS: &[&str] = &[
-    "id",
-    "flowId",
-    "ownerId",
-    "rootExecutionId",
-    "parentExecutionId",
-    "status",
-    "executionDepth",
-    "createdAt",
-    "updatedAt",
-    "startedAt",
-    "completedAt",
-    "errorMessage",
-    "errorNodeId",
-    "options",
-    "integration",
-    "externalEvents",
-    "failureCount",
-    "lastFailureReason",
-    "lastFailureAt",
-    "processingStartedAt",
-    "processingWorkerId",
-    "cursor",
-    "childCount",
-    "__typename",
-];
+/// What a random selection draws from: every scalar of the field table,
+/// and what the fast path answers besides them.
+fn fields() -> Vec<&'static str> {
+    let mut fields = execstore::graphql::types::SCALAR_FIELDS.to_vec();
+    fields.extend(["childCount", "__typename"]);
+    fields
+}
 
 /// A random selection of `Execution`: scalars (some aliased, some inside
 /// inline or named fragments) and nested `children` windows.
 fn selection(rng: &mut Lcg, depth: usize, fragments: &mut Vec<String>) -> String {
     let mut parts = Vec::new();
     let mut used = std::collections::HashSet::new();
+    let fields = fields();
     for _ in 0..1 + rng.below(6) {
-        let field = SCALARS[rng.below(SCALARS.len())];
+        let field = fields[rng.below(fields.len())];
         let key = if rng.below(4) == 0 {
             format!("k{}", rng.below(1000))
         } else {
@@ -314,6 +296,8 @@ async fn fast_path_answers_as_the_generic_path(backend: Backend) {
         String::from_utf8(bytes.to_vec()).unwrap()
     };
     let mut rng = Lcg(0x5eed);
+    let mut asked = std::collections::HashSet::new();
+    let written_before = execstore::graphql::fast_tree::answers_written();
     for case in 0..60 {
         let mut fragments = Vec::new();
         let query = if case % 3 == 0 {
@@ -327,6 +311,7 @@ async fn fast_path_answers_as_the_generic_path(backend: Backend) {
             )
         };
         let query = format!("{query} {}", fragments.join(" "));
+        asked.extend(fields().into_iter().filter(|f| query.contains(f)));
         let fast = ask(api.router.clone(), query.clone()).await;
         let slow = ask(generic.clone(), query.clone()).await;
         let parsed: Value = serde_json::from_str(&slow).unwrap();
@@ -334,6 +319,14 @@ async fn fast_path_answers_as_the_generic_path(backend: Backend) {
         // Byte for byte: the same values, and the keys in the same order.
         assert_eq!(fast, slow, "case {case}: {query}");
     }
+    // The fast path answered (every case is one it takes), and the cases
+    // covered every field of the table.
+    assert!(execstore::graphql::fast_tree::answers_written() >= written_before + 60);
+    let missing: Vec<_> = fields()
+        .into_iter()
+        .filter(|f| !asked.contains(f))
+        .collect();
+    assert!(missing.is_empty(), "never selected: {missing:?}");
 }
 
 crate::both_backends!(
