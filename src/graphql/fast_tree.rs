@@ -30,7 +30,7 @@ use super::fields::{write_str, FieldValue, Id, OptId};
 use super::levels::{Level, Row, Window};
 use super::loaders::Loaders;
 use super::types::{Execution, ExecutionTreeNode, Scalar};
-use crate::store::{self, TreeNode};
+use crate::store::{self, Columns, TreeNode};
 
 enum Entry {
     Scalar(Name, Scalar),
@@ -44,8 +44,12 @@ enum Entry {
     },
 }
 
-/// What to answer for each execution of a level, in response order.
-pub struct Plan(Vec<Entry>);
+/// What to answer for each execution of a level, in response order, and
+/// the columns that takes.
+pub struct Plan {
+    entries: Vec<Entry>,
+    columns: Columns,
+}
 
 /// Response keys of one selection, to refuse a key asked twice (merging
 /// same-key selections is left to the generic path).
@@ -70,6 +74,7 @@ impl Plan {
     fn execution_fields(field: &SelectionField<'_>) -> Option<Plan> {
         let mut seen = Vec::new();
         let mut entries = Vec::new();
+        let mut columns = Columns::KEYS;
         for sub in field.selection_set() {
             let key = unique_key(&mut seen, &sub)?;
             entries.push(match sub.name() {
@@ -84,19 +89,21 @@ impl Plan {
                         }
                     }
                     // Refused arguments go the generic way, which reports them.
-                    let window = Window::new(first, after.as_deref()).ok()?;
-                    Entry::Children {
-                        key,
-                        window,
-                        plan: Self::execution_fields(&sub)?,
-                    }
+                    let mut window = Window::new(first, after.as_deref()).ok()?;
+                    let plan = Self::execution_fields(&sub)?;
+                    window.columns = plan.columns;
+                    Entry::Children { key, window, plan }
                 }
                 "childCount" => Entry::ChildCount(key),
                 "__typename" => Entry::Typename(key),
-                name => Entry::Scalar(key, Scalar::of(name)?),
+                name => {
+                    let scalar = Scalar::of(name)?;
+                    columns = columns.with(scalar.column());
+                    Entry::Scalar(key, scalar)
+                }
             });
         }
-        Some(Plan(entries))
+        Some(Plan { entries, columns })
     }
 
     /// The plan for an `ExecutionTreeNode` selection (`executionTree`).
@@ -120,34 +127,49 @@ impl Plan {
         Some(TreeNodePlan(entries))
     }
 
-    /// Loads what this plan needs of `level` and of the levels below it.
+    /// The columns the rows of its level need.
+    pub fn columns(&self) -> Columns {
+        self.columns
+    }
+
+    /// Loads what this plan needs of `level` and of the levels below it;
+    /// the number of rows loaded below it.
     fn prefetch<'a>(
         &'a self,
         level: &'a Level,
         loaders: &'a Loaders,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = async_graphql::Result<()>> + Send + 'a>>
-    {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = async_graphql::Result<usize>> + Send + 'a>,
+    > {
         Box::pin(async move {
-            for entry in &self.0 {
+            let mut rows = 0;
+            for entry in &self.entries {
                 match entry {
                     Entry::ChildCount(_) => {
                         level.child_counts(loaders).await?;
                     }
                     Entry::Children { window, plan, .. } => {
                         let children = level.children(loaders, window).await?;
-                        plan.prefetch(&children.level, loaders).await?;
+                        rows += children.level.len();
+                        rows += plan.prefetch(&children.level, loaders).await?;
                     }
                     Entry::Scalar(..) | Entry::Typename(_) => {}
                 }
             }
-            Ok(())
+            Ok(rows)
         })
+    }
+
+    /// A guess at the bytes of one row's object, to size the answer once
+    /// (growing a buffer of megabytes copies it and faults fresh pages in).
+    fn row_bytes(&self) -> usize {
+        self.entries.len() * 40
     }
 
     /// Writes `row`'s object (its level prefetched).
     fn write(&self, row: &store::Execution, level: &Level, out: &mut Vec<u8>) {
         out.push(b'{');
-        for (i, entry) in self.0.iter().enumerate() {
+        for (i, entry) in self.entries.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -204,6 +226,19 @@ enum NodeEntry {
 
 pub struct TreeNodePlan(Vec<NodeEntry>);
 
+impl TreeNodePlan {
+    /// The columns the nodes' rows need.
+    pub fn columns(&self) -> Columns {
+        self.0
+            .iter()
+            .find_map(|entry| match entry {
+                NodeEntry::Execution(_, plan) => Some(plan.columns),
+                _ => None,
+            })
+            .unwrap_or(Columns::KEYS)
+    }
+}
+
 /// Answers written by the fast path (counted, so tests can tell that it
 /// answered and not the generic path).
 static WRITTEN: AtomicU64 = AtomicU64::new(0);
@@ -222,8 +257,8 @@ pub async fn execution(
 ) -> async_graphql::Result<Value> {
     let row: Row = Arc::new(row);
     let level = Level::of([&row]);
-    plan.prefetch(&level, loaders).await?;
-    let mut out = Vec::new();
+    let rows = 1 + plan.prefetch(&level, loaders).await?;
+    let mut out = Vec::with_capacity(rows * plan.row_bytes());
     plan.write(&row, &level, &mut out);
     answer(raw, out)
 }
@@ -241,12 +276,14 @@ pub async fn tree(
         .map(|n| (n.level, Arc::new(n.execution)))
         .unzip();
     let level = Level::of(&rows);
+    let mut row_bytes = plan.0.len() * 24;
     for entry in &plan.0 {
         if let NodeEntry::Execution(_, p) = entry {
             p.prefetch(&level, loaders).await?;
+            row_bytes += p.row_bytes();
         }
     }
-    let mut out = Vec::with_capacity(rows.len() * 256);
+    let mut out = Vec::with_capacity(rows.len() * row_bytes);
     out.push(b'[');
     for (n, (row, depth)) in rows.iter().zip(levels).enumerate() {
         if n > 0 {

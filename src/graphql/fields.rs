@@ -242,6 +242,15 @@ macro_rules! execution_object {
                 }
             }
 
+            /// The column this field reads (besides the keys every row
+            /// carries): the getter is named after it. `cursor` names no
+            /// column: it reads keys only.
+            pub fn column(self) -> &'static str {
+                match self {
+                    $(Scalar::$getter => stringify!($getter),)*
+                }
+            }
+
             /// Writes this field of `row` as its getter's answer would be
             /// serialised.
             pub fn write(self, row: &$crate::store::Execution, out: &mut Vec<u8>) {
@@ -278,6 +287,20 @@ mod tests {
                 let expected = serde_json::to_string(&t.to_value()).unwrap();
                 assert_eq!(String::from_utf8(out).unwrap(), expected, "{t:?}");
             }
+        }
+    }
+
+    /// The fast path reads only the columns its fields name: each field of
+    /// the table must name its column (or read keys only, as `cursor`).
+    #[test]
+    fn every_field_names_its_column() {
+        use super::super::types::{Scalar, SCALAR_FIELDS};
+        for name in SCALAR_FIELDS {
+            let scalar = Scalar::of(name).unwrap();
+            assert!(
+                store::Columns::is_column(scalar.column()) || *name == "cursor",
+                "{name} reads no column of its own"
+            );
         }
     }
 

@@ -23,7 +23,7 @@ use tokio::sync::OnceCell;
 
 use super::error::{internal, GqlResult, OrGql};
 use super::loaders::{ChildKey, Loaders};
-use crate::store::{self, Cursor, StoreError, StoreResult};
+use crate::store::{self, Columns, Cursor, StoreError, StoreResult};
 
 /// A row shared by the level maps and the objects resolved from it.
 pub type Row = Arc<store::Execution>;
@@ -33,6 +33,9 @@ pub type Row = Arc<store::Execution>;
 pub struct Window {
     pub first: i64,
     pub after: Option<Cursor>,
+    /// The columns its rows carry: all of them, unless the fast path asks
+    /// for what its selection writes.
+    pub columns: Columns,
 }
 
 impl Window {
@@ -53,6 +56,7 @@ impl Window {
         Ok(Window {
             first,
             after: Cursor::parse_opt(after)?,
+            columns: Columns::ALL,
         })
     }
 }
@@ -92,6 +96,15 @@ impl Level {
             claims: OnceCell::new(),
             recovery: OnceCell::new(),
         })
+    }
+
+    /// The number of executions in this level.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
     }
 
     fn ids(&self) -> Vec<String> {

@@ -76,6 +76,7 @@ impl Loader<ChildKey> for ChildrenLoader {
                     per_parent: Some(window.first),
                     after: window.after.clone(),
                     max_rows,
+                    columns: window.columns,
                 };
                 let map = self
                     .store

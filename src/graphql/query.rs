@@ -144,21 +144,23 @@ impl QueryRoot {
         let scope = viewer(ctx)?.scope();
         let store = store(ctx)?;
         let budget = RowBudget::of(ctx);
+        let plan = fast_path(ctx)
+            .then(|| Plan::of_tree_node(&ctx.field()))
+            .flatten();
+        // The fast path reads the columns its selection writes.
+        let columns = plan.as_ref().map_or(s::Columns::ALL, |p| p.columns());
         let nodes = RowBudget::bounded(
             budget.as_ref(),
             async |max_rows| {
                 store
-                    .get_execution_tree_within(&execution_id, max_rows, &scope)
+                    .get_execution_tree_of(&execution_id, max_rows, columns, &scope)
                     .await
             },
             |_| 1,
         )
         .await
         .gql()?;
-        if let Some(plan) = fast_path(ctx)
-            .then(|| Plan::of_tree_node(&ctx.field()))
-            .flatten()
-        {
+        if let Some(plan) = plan {
             let raw = ctx.data_opt::<RawAnswers>();
             let answer = fast_tree::tree(loaders(ctx)?, raw, nodes, &plan).await?;
             return Ok(Answer::built(answer));

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DbBackend, FromQueryResult};
 
 use super::cursor::Cursor;
+use super::rows::Columns;
 use super::sql::{json_keys, json_list, PerKey, Sql};
 use super::{validate, Execution, ExecutionStatus, ExecutionStore, Scope, StoreError, StoreResult};
 
@@ -61,7 +62,7 @@ pub struct RootExecution {
 }
 
 /// Which children of each parent a batch returns.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ChildWindow {
     /// At most this many children per parent (oldest first); all when None.
     pub per_parent: Option<i64>,
@@ -69,6 +70,19 @@ pub struct ChildWindow {
     pub after: Option<Cursor>,
     /// Refuse (`StoreError::TooManyRows`) rather than return more rows.
     pub max_rows: Option<i64>,
+    /// The columns to read (`Columns::ALL` by default).
+    pub columns: Columns,
+}
+
+impl Default for ChildWindow {
+    fn default() -> Self {
+        Self {
+            per_parent: None,
+            after: None,
+            max_rows: None,
+            columns: Columns::ALL,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -256,6 +270,18 @@ impl ExecutionStore {
         max_rows: Option<i64>,
         scope: &Scope,
     ) -> StoreResult<Vec<TreeNode>> {
+        self.get_execution_tree_of(execution_id, max_rows, Columns::ALL, scope)
+            .await
+    }
+
+    /// `get_execution_tree_within` reading only `columns` (and the keys).
+    pub async fn get_execution_tree_of(
+        &self,
+        execution_id: &str,
+        max_rows: Option<i64>,
+        columns: Columns,
+        scope: &Scope,
+    ) -> StoreResult<Vec<TreeNode>> {
         validate::id("executionId", execution_id)?;
         let mut sql =
             Sql::new("WITH RECURSIVE subtree AS (SELECT x.* FROM executions x WHERE x.id = ");
@@ -277,11 +303,12 @@ impl ExecutionStore {
             )),
         };
         let root_filter = sql.owner_filter("x.owner_id", scope);
+        let columns = columns.select_list("t");
         sql.push(&format!(
-            " SELECT * FROM (SELECT * FROM subtree UNION ALL SELECT x.* FROM executions x \
+            " SELECT {columns} FROM (SELECT * FROM subtree UNION ALL SELECT x.* FROM executions x \
              WHERE x.root_execution_id = {p}{root_filter} AND EXISTS (SELECT 1 FROM executions r \
              WHERE r.id = {p} AND r.parent_execution_id IS NULL)) t \
-             ORDER BY execution_depth, created_at, id"
+             ORDER BY t.execution_depth, t.created_at, t.id"
         ));
         let rows = Self::query_executions_within(&self.reads, sql, max_rows).await?;
         let base_depth = rows.first().map(|e| e.execution_depth).unwrap_or(0);
@@ -361,7 +388,7 @@ impl ExecutionStore {
         if parent_ids.is_empty() {
             return Ok(children);
         }
-        let mut sql = Sql::new("SELECT r.*");
+        let mut sql = Sql::new(&format!("SELECT {}", window.columns.select_list("r")));
         let mut filter = sql.owner_filter("x.owner_id", scope);
         if let Some(after) = &window.after {
             let at = sql.bind(after.created_at);

@@ -45,6 +45,7 @@ pub use janitor::{JanitorReport, JanitorSettings, PRUNE_BATCH, RUNS_BATCH};
 pub use recovery::NewRecovery;
 pub use replicas::{decode_token, encode_token, ReadRoute, Standbys};
 pub use retention::RunsDeleted;
+pub use rows::Columns;
 pub use stats::{PoolStats, QueueDepth};
 
 pub use entity::execution::Model as Execution;

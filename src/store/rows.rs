@@ -13,7 +13,48 @@ use sqlx::{Column, Row};
 
 use super::{Execution, ExecutionStatus, StoreError, StoreResult};
 
-/// The columns of `executions`, in `Execution`'s field order.
+/// Which columns of `executions` a read selects. Reads the fast path makes
+/// for a selection ask only for the columns its fields need (and the keys:
+/// `id`, `parent_execution_id`, `created_at`, `execution_depth`); the columns
+/// left out come back as empty values, never read. Everything else reads
+/// whole rows (`Columns::ALL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Columns(u32);
+
+impl Columns {
+    pub const ALL: Columns = Columns((1 << COLUMNS.len()) - 1);
+    /// What levels are built on: identity, parent, order, depth.
+    pub const KEYS: Columns = Columns(1 << 0 | 1 << 4 | 1 << 6 | 1 << 7);
+
+    /// These columns and `column` (a name that is not a column adds nothing).
+    pub fn with(self, column: &str) -> Columns {
+        match COLUMNS.iter().position(|c| *c == column) {
+            Some(i) => Columns(self.0 | 1 << i),
+            None => self,
+        }
+    }
+
+    pub fn is_column(name: &str) -> bool {
+        COLUMNS.contains(&name)
+    }
+
+    /// The select list over `alias` (`alias.*` for all columns).
+    pub fn select_list(self, alias: &str) -> String {
+        if self == Self::ALL {
+            return format!("{alias}.*");
+        }
+        let names: Vec<String> = COLUMNS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.0 & 1 << i != 0)
+            .map(|(_, name)| format!("{alias}.{name}"))
+            .collect();
+        names.join(", ")
+    }
+}
+
+/// The columns of `executions`, in `Execution`'s field order (`Columns`
+/// numbers them so).
 const COLUMNS: [&str; 22] = [
     "id",
     "flow_id",
@@ -52,20 +93,23 @@ fn status(text: String) -> StoreResult<ExecutionStatus> {
 /// order, which migrations may have extended): found on its first row.
 #[derive(Default)]
 pub(crate) struct ExecutionDecoder {
-    at: Option<[usize; COLUMNS.len()]>,
+    at: Option<[Option<usize>; COLUMNS.len()]>,
 }
 
-fn positions<R: Row>(row: &R) -> StoreResult<[usize; COLUMNS.len()]> {
-    let mut at = [0usize; COLUMNS.len()];
+/// Each column's position in the result; None for a column not selected.
+fn positions<R: Row>(row: &R) -> StoreResult<[Option<usize>; COLUMNS.len()]> {
+    let mut at = [None; COLUMNS.len()];
     for (slot, name) in at.iter_mut().zip(COLUMNS) {
         *slot = row
             .columns()
             .iter()
             .find(|c| c.name() == name)
-            .map(|c| c.ordinal())
-            .ok_or_else(|| {
-                StoreError::Database(sea_orm::DbErr::Type(format!("no column {name}")))
-            })?;
+            .map(|c| c.ordinal());
+    }
+    if at[0].is_none() {
+        return Err(StoreError::Database(sea_orm::DbErr::Type(
+            "a result of executions without their id".into(),
+        )));
     }
     Ok(at)
 }
@@ -73,37 +117,53 @@ fn positions<R: Row>(row: &R) -> StoreResult<[usize; COLUMNS.len()]> {
 /// Reads one row of either backend: the types are the ones SeaORM's
 /// decoders ask sqlx for, so values come out the same. (Unchecked: the
 /// columns are `executions`' own, their types fixed by the migrations.)
+/// A column not selected reads as its type's empty value.
 macro_rules! decode_row {
     ($row:expr, $at:expr) => {{
         let (row, at) = ($row, $at);
-        let text = |i: usize| {
-            row.try_get_unchecked::<String, _>(at[i])
-                .map_err(decode_error)
+        let text = |i: usize| match at[i] {
+            Some(at) => row.try_get_unchecked::<String, _>(at).map_err(decode_error),
+            None => Ok(String::new()),
         };
-        let opt_text = |i: usize| {
-            row.try_get_unchecked::<Option<String>, _>(at[i])
-                .map_err(decode_error)
+        let opt_text = |i: usize| match at[i] {
+            Some(at) => row
+                .try_get_unchecked::<Option<String>, _>(at)
+                .map_err(decode_error),
+            None => Ok(None),
         };
-        let time = |i: usize| {
-            row.try_get_unchecked::<DateTime<Utc>, _>(at[i])
-                .map_err(decode_error)
+        let time = |i: usize| match at[i] {
+            Some(at) => row
+                .try_get_unchecked::<DateTime<Utc>, _>(at)
+                .map_err(decode_error),
+            None => Ok(DateTime::<Utc>::UNIX_EPOCH),
         };
-        let opt_time = |i: usize| {
-            row.try_get_unchecked::<Option<DateTime<Utc>>, _>(at[i])
-                .map_err(decode_error)
+        let opt_time = |i: usize| match at[i] {
+            Some(at) => row
+                .try_get_unchecked::<Option<DateTime<Utc>>, _>(at)
+                .map_err(decode_error),
+            None => Ok(None),
         };
-        let json = |i: usize| {
-            row.try_get::<Option<serde_json::Value>, _>(at[i])
-                .map_err(decode_error)
+        let json = |i: usize| match at[i] {
+            Some(at) => row
+                .try_get::<Option<serde_json::Value>, _>(at)
+                .map_err(decode_error),
+            None => Ok(None),
         };
-        let int = |i: usize| row.try_get_unchecked::<i32, _>(at[i]).map_err(decode_error);
+        let int = |i: usize| match at[i] {
+            Some(at) => row.try_get_unchecked::<i32, _>(at).map_err(decode_error),
+            None => Ok(0),
+        };
+        let state = |i: usize| match at[i] {
+            Some(_) => status(text(i)?),
+            None => Ok(ExecutionStatus::Created),
+        };
         Execution {
             id: text(0)?,
             flow_id: text(1)?,
             owner_id: text(2)?,
             root_execution_id: text(3)?,
             parent_execution_id: opt_text(4)?,
-            status: status(text(5)?)?,
+            status: state(5)?,
             execution_depth: int(6)?,
             created_at: time(7)?,
             updated_at: time(8)?,

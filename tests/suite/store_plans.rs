@@ -132,6 +132,7 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         per_parent: Some(100),
         after: None,
         max_rows: Some(50_000),
+        ..ChildWindow::default()
     };
     run(
         "children (bounded)",
