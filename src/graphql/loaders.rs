@@ -5,7 +5,6 @@
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::budget::RowBudget;
 use super::error::OrGql;
@@ -80,7 +79,7 @@ impl Loader<ChildKey> for ChildrenLoader {
                 };
                 let map = self
                     .store
-                    .batch_get_direct_children_in(&parents, &store_window, &self.scope)
+                    .batch_get_direct_children_shared(&parents, &store_window, &self.scope)
                     .await?;
                 Ok(vec![map])
             };
@@ -94,7 +93,7 @@ impl Loader<ChildKey> for ChildrenLoader {
                     parent,
                     window: window.clone(),
                 };
-                out.insert(key, children.into_iter().map(Arc::new).collect());
+                out.insert(key, children);
             }
         }
         Ok(out)

@@ -86,18 +86,28 @@ struct ParentInfo {
 }
 
 impl ExecutionStore {
-    /// Rows are decoded as they arrive: a large result is never held twice
-    /// (as the driver's rows and as executions).
     pub(crate) async fn query_executions<C: ConnectionTrait + StreamTrait>(
         conn: &C,
         sql: Sql,
     ) -> StoreResult<Vec<Execution>> {
+        Self::query_rows(conn, sql).await
+    }
+
+    /// Rows are decoded as they arrive: a large result is never held twice
+    /// (as the driver's rows and as executions). `T` is `Execution`, or
+    /// `Arc<Execution>` for rows that will be shared: an execution is a few
+    /// hundred bytes, and each move of a level's rows copies all of them.
+    pub(crate) async fn query_rows<C, T>(conn: &C, sql: Sql) -> StoreResult<Vec<T>>
+    where
+        C: ConnectionTrait + StreamTrait,
+        T: From<Execution>,
+    {
         let stmt = sql.build(conn.get_database_backend());
         let mut decoder = ExecutionDecoder::default();
         let mut rows = std::pin::pin!(conn.stream(stmt).await?);
         let mut executions = Vec::new();
         while let Some(row) = rows.try_next().await? {
-            executions.push(decoder.decode(&row)?);
+            executions.push(T::from(decoder.decode(&row)?));
         }
         Ok(executions)
     }
@@ -105,16 +115,20 @@ impl ExecutionStore {
     /// `query_executions` reading at most `max_rows + 1` rows (a LIMIT
     /// appended to `sql`, which must end where a LIMIT may follow), and
     /// refusing with `TooManyRows` when there were more than `max_rows`.
-    pub(crate) async fn query_executions_within<C: ConnectionTrait + StreamTrait>(
+    pub(crate) async fn query_executions_within<C, T>(
         conn: &C,
         mut sql: Sql,
         max_rows: Option<i64>,
-    ) -> StoreResult<Vec<Execution>> {
+    ) -> StoreResult<Vec<T>>
+    where
+        C: ConnectionTrait + StreamTrait,
+        T: From<Execution>,
+    {
         if let Some(max) = max_rows {
             let n = sql.bind(max + 1);
             sql.push(&format!(" LIMIT {n}"));
         }
-        let rows = Self::query_executions(conn, sql).await?;
+        let rows = Self::query_rows(conn, sql).await?;
         match max_rows {
             Some(max) if rows.len() as i64 > max => Err(StoreError::TooManyRows { limit: max }),
             _ => Ok(rows),

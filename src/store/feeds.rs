@@ -1,7 +1,9 @@
 //! Read models over many executions: feeds (keyset pages), trees, batched
 //! children for the DataLoaders, and statistics.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DbBackend, FromQueryResult};
@@ -310,7 +312,8 @@ impl ExecutionStore {
              WHERE r.id = {p} AND r.parent_execution_id IS NULL)) t \
              ORDER BY t.execution_depth, t.created_at, t.id"
         ));
-        let rows = Self::query_executions_within(&self.reads, sql, max_rows).await?;
+        let rows: Vec<Execution> =
+            Self::query_executions_within(&self.reads, sql, max_rows).await?;
         let base_depth = rows.first().map(|e| e.execution_depth).unwrap_or(0);
         Ok(rows
             .into_iter()
@@ -381,7 +384,33 @@ impl ExecutionStore {
         window: &ChildWindow,
         scope: &Scope,
     ) -> StoreResult<HashMap<String, Vec<Execution>>> {
-        let mut children: HashMap<String, Vec<Execution>> = parent_ids
+        self.batch_get_direct_children_as(parent_ids, window, scope)
+            .await
+    }
+
+    /// `batch_get_direct_children_in` with each row in an `Arc`, for a
+    /// level whose rows are shared (the GraphQL levels): the rows are
+    /// never moved once decoded.
+    pub async fn batch_get_direct_children_shared(
+        &self,
+        parent_ids: &[String],
+        window: &ChildWindow,
+        scope: &Scope,
+    ) -> StoreResult<HashMap<String, Vec<Arc<Execution>>>> {
+        self.batch_get_direct_children_as(parent_ids, window, scope)
+            .await
+    }
+
+    async fn batch_get_direct_children_as<T>(
+        &self,
+        parent_ids: &[String],
+        window: &ChildWindow,
+        scope: &Scope,
+    ) -> StoreResult<HashMap<String, Vec<T>>>
+    where
+        T: From<Execution> + Borrow<Execution>,
+    {
+        let mut children: HashMap<String, Vec<T>> = parent_ids
             .iter()
             .map(|id| (id.clone(), Vec::new()))
             .collect();
@@ -408,13 +437,10 @@ impl ExecutionStore {
             },
         );
         sql.push(" ORDER BY r.created_at, r.id");
-        let rows = Self::query_executions_within(&self.reads, sql, window.max_rows).await?;
+        let rows: Vec<T> = Self::query_executions_within(&self.reads, sql, window.max_rows).await?;
         for child in rows {
-            if let Some(list) = child
-                .parent_execution_id
-                .as_ref()
-                .and_then(|parent| children.get_mut(parent))
-            {
+            let parent = child.borrow().parent_execution_id.as_deref();
+            if let Some(list) = parent.and_then(|parent| children.get_mut(parent)) {
                 list.push(child);
             }
         }
