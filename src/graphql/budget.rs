@@ -80,6 +80,18 @@ impl RowBudget {
             return load(None).await;
         };
         let _alone = budget.gate().await;
+        Self::within(Some(budget), load, count).await
+    }
+
+    /// `bounded` for a caller that already holds the gate.
+    pub async fn within<T>(
+        budget: Option<&RowBudget>,
+        load: impl AsyncFnOnce(Option<i64>) -> StoreResult<Vec<T>>,
+        count: impl Fn(&T) -> usize,
+    ) -> StoreResult<Vec<T>> {
+        let Some(budget) = budget else {
+            return load(None).await;
+        };
         let rows = match load(Some(budget.remaining())).await {
             Err(StoreError::TooManyRows { .. }) => return Err(budget.exceeded()),
             other => other?,

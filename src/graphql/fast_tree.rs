@@ -27,7 +27,7 @@ use async_graphql::{
 };
 
 use super::fields::{write_str, FieldValue, Id, OptId};
-use super::levels::{Level, Row, Window};
+use super::levels::{Children, Level, Row, Window};
 use super::loaders::Loaders;
 use super::types::{Execution, ExecutionTreeNode, Scalar};
 use crate::store::{self, Columns, TreeNode};
@@ -132,17 +132,16 @@ impl Plan {
         self.columns
     }
 
-    /// Loads what this plan needs of `level` and of the levels below it;
-    /// the number of rows loaded below it.
+    /// Loads what this plan needs of `level` and of the levels below it.
     fn prefetch<'a>(
         &'a self,
         level: &'a Level,
         loaders: &'a Loaders,
     ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = async_graphql::Result<usize>> + Send + 'a>,
+        Box<dyn std::future::Future<Output = async_graphql::Result<Loaded>> + Send + 'a>,
     > {
         Box::pin(async move {
-            let mut rows = 0;
+            let mut loaded = Loaded::default();
             for entry in &self.entries {
                 match entry {
                     Entry::ChildCount(_) => {
@@ -150,13 +149,14 @@ impl Plan {
                     }
                     Entry::Children { window, plan, .. } => {
                         let children = level.children(loaders, window).await?;
-                        rows += children.level.len();
-                        rows += plan.prefetch(&children.level, loaders).await?;
+                        let below = plan.prefetch(&children.level, loaders).await?;
+                        loaded.rows += children.level.len() + below.rows;
+                        loaded.children.push((children, below));
                     }
                     Entry::Scalar(..) | Entry::Typename(_) => {}
                 }
             }
-            Ok(rows)
+            Ok(loaded)
         })
     }
 
@@ -166,9 +166,10 @@ impl Plan {
         self.entries.len() * 40
     }
 
-    /// Writes `row`'s object (its level prefetched).
-    fn write(&self, row: &store::Execution, level: &Level, out: &mut Vec<u8>) {
+    /// Writes `row`'s object; `loaded` is what `prefetch` loaded for its level.
+    fn write(&self, row: &store::Execution, level: &Level, loaded: &Loaded, out: &mut Vec<u8>) {
         out.push(b'{');
+        let mut below = loaded.children.iter();
         for (i, entry) in self.entries.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -191,16 +192,16 @@ impl Plan {
                         .unwrap_or(0) as i32;
                     count.write_json(out);
                 }
-                Entry::Children { key, window, plan } => {
+                Entry::Children { key, plan, .. } => {
                     write_key(out, key);
                     out.push(b'[');
-                    if let Some(children) = level.loaded_children(window) {
+                    if let Some((children, loaded)) = below.next() {
                         let rows = children.by_parent.get(&row.id).map(Vec::as_slice);
                         for (j, child) in rows.unwrap_or_default().iter().enumerate() {
                             if j > 0 {
                                 out.push(b',');
                             }
-                            plan.write(child, &children.level, out);
+                            plan.write(child, &children.level, loaded, out);
                         }
                     }
                     out.push(b']');
@@ -209,6 +210,15 @@ impl Plan {
         }
         out.push(b'}');
     }
+}
+
+/// What `Plan::prefetch` loaded for a level: for each `children` entry of
+/// the plan, in order, the children and what was loaded for them in turn.
+#[derive(Default)]
+struct Loaded {
+    children: Vec<(Arc<Children>, Loaded)>,
+    /// Rows loaded below the level, in all.
+    rows: usize,
 }
 
 fn write_key(out: &mut Vec<u8>, key: &Name) {
@@ -257,9 +267,9 @@ pub async fn execution(
 ) -> async_graphql::Result<Value> {
     let row: Row = Arc::new(row);
     let level = Level::of([&row]);
-    let rows = 1 + plan.prefetch(&level, loaders).await?;
-    let mut out = Vec::with_capacity(rows * plan.row_bytes());
-    plan.write(&row, &level, &mut out);
+    let loaded = plan.prefetch(&level, loaders).await?;
+    let mut out = Vec::with_capacity((1 + loaded.rows) * plan.row_bytes());
+    plan.write(&row, &level, &loaded, &mut out);
     answer(raw, out)
 }
 
@@ -277,19 +287,23 @@ pub async fn tree(
         .unzip();
     let level = Level::of(&rows);
     let mut row_bytes = plan.0.len() * 24;
+    // One per `execution` entry (aliases may ask for several), in order.
+    let mut loaded = Vec::new();
     for entry in &plan.0 {
         if let NodeEntry::Execution(_, p) = entry {
-            p.prefetch(&level, loaders).await?;
+            loaded.push(p.prefetch(&level, loaders).await?);
             row_bytes += p.row_bytes();
         }
     }
     let mut out = Vec::with_capacity(rows.len() * row_bytes);
     out.push(b'[');
+    let nothing = Loaded::default();
     for (n, (row, depth)) in rows.iter().zip(levels).enumerate() {
         if n > 0 {
             out.push(b',');
         }
         out.push(b'{');
+        let mut loaded = loaded.iter();
         for (i, entry) in plan.0.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -313,7 +327,8 @@ pub async fn tree(
                 }
                 NodeEntry::Execution(k, p) => {
                     write_key(&mut out, k);
-                    p.write(row, &level, &mut out);
+                    let below = loaded.next().unwrap_or(&nothing);
+                    p.write(row, &level, below, &mut out);
                 }
             }
         }

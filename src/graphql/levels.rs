@@ -124,6 +124,11 @@ impl Level {
         let cell = self.children_cell(window)?;
         let children = cell
             .get_or_try_init(|| async {
+                // Alone in the request while it loads: see `ChildrenLoader`.
+                let _alone = match &loaders.budget {
+                    Some(budget) => Some(budget.gate().await),
+                    None => None,
+                };
                 let keys = self.rows.iter().map(|row| ChildKey {
                     parent: row.id.clone(),
                     window: window.clone(),
@@ -140,11 +145,6 @@ impl Level {
             })
             .await?;
         Ok(children.clone())
-    }
-
-    /// Children already loaded in `window` (after `children`).
-    pub fn loaded_children(&self, window: &Window) -> Option<Arc<Children>> {
-        self.children_cell(window).ok()?.get().cloned()
     }
 
     /// The number of direct children of every execution of this level.

@@ -48,7 +48,10 @@ pub struct ChildKey {
 
 /// `children` over `batch_get_direct_children`: one statement per distinct
 /// window among the keys it is handed (a level hands all its parents at
-/// once), each within what is left of the request's row budget.
+/// once), each within what is left of the request's row budget. Its one
+/// caller, `Level::children`, holds the budget's gate across the load, so
+/// two levels' loads never merge into one batch (the budget counts each
+/// level's rows, as many times as the answer holds them).
 pub struct ChildrenLoader {
     store: ExecutionStore,
     scope: Scope,
@@ -83,7 +86,7 @@ impl Loader<ChildKey> for ChildrenLoader {
                     .await?;
                 Ok(vec![map])
             };
-            let mut maps = RowBudget::bounded(self.budget.as_ref(), load, |m| {
+            let mut maps = RowBudget::within(self.budget.as_ref(), load, |m| {
                 m.values().map(Vec::len).sum()
             })
             .await
@@ -103,6 +106,8 @@ impl Loader<ChildKey> for ChildrenLoader {
 pub struct Loaders {
     pub store: ExecutionStore,
     pub scope: Scope,
+    /// The request's row budget; None for a subscription's connection.
+    pub budget: Option<RowBudget>,
     pub children: DataLoader<ChildrenLoader>,
     pub claim_executions: DataLoader<ExecutionLoader>,
 }
@@ -114,6 +119,7 @@ impl Loaders {
         Self {
             store: store.clone(),
             scope: scope.clone(),
+            budget: budget.clone(),
             // A level hands over all its keys at once: nothing to wait for,
             // and no batch to split.
             children: DataLoader::new(

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveEnum, QueryResult};
-use sqlx::{Column, Row};
+use sqlx::{Column, ColumnIndex, Decode, Row};
 
 use super::{Execution, ExecutionStatus, StoreError, StoreResult};
 
@@ -114,74 +114,69 @@ fn positions<R: Row>(row: &R) -> StoreResult<[Option<usize>; COLUMNS.len()]> {
     Ok(at)
 }
 
-/// Reads one row of either backend: the types are the ones SeaORM's
-/// decoders ask sqlx for, so values come out the same. (Unchecked: the
-/// columns are `executions`' own, their types fixed by the migrations.)
-/// A column not selected reads as its type's empty value.
-macro_rules! decode_row {
-    ($row:expr, $at:expr) => {{
-        let (row, at) = ($row, $at);
-        let text = |i: usize| match at[i] {
-            Some(at) => row.try_get_unchecked::<String, _>(at).map_err(decode_error),
-            None => Ok(String::new()),
-        };
-        let opt_text = |i: usize| match at[i] {
-            Some(at) => row
-                .try_get_unchecked::<Option<String>, _>(at)
-                .map_err(decode_error),
-            None => Ok(None),
-        };
-        let time = |i: usize| match at[i] {
-            Some(at) => row
-                .try_get_unchecked::<DateTime<Utc>, _>(at)
-                .map_err(decode_error),
-            None => Ok(DateTime::<Utc>::UNIX_EPOCH),
-        };
-        let opt_time = |i: usize| match at[i] {
-            Some(at) => row
-                .try_get_unchecked::<Option<DateTime<Utc>>, _>(at)
-                .map_err(decode_error),
-            None => Ok(None),
-        };
-        let json = |i: usize| match at[i] {
-            Some(at) => row
-                .try_get::<Option<serde_json::Value>, _>(at)
-                .map_err(decode_error),
-            None => Ok(None),
-        };
-        let int = |i: usize| match at[i] {
-            Some(at) => row.try_get_unchecked::<i32, _>(at).map_err(decode_error),
-            None => Ok(0),
-        };
-        let state = |i: usize| match at[i] {
-            Some(_) => status(text(i)?),
-            None => Ok(ExecutionStatus::Created),
-        };
-        Execution {
-            id: text(0)?,
-            flow_id: text(1)?,
-            owner_id: text(2)?,
-            root_execution_id: text(3)?,
-            parent_execution_id: opt_text(4)?,
-            status: state(5)?,
-            execution_depth: int(6)?,
-            created_at: time(7)?,
-            updated_at: time(8)?,
-            started_at: opt_time(9)?,
-            completed_at: opt_time(10)?,
-            error_message: opt_text(11)?,
-            error_node_id: opt_text(12)?,
-            options: json(13)?,
-            integration: json(14)?,
-            external_events: json(15)?,
-            failure_count: int(16)?,
-            last_failure_reason: opt_text(17)?,
-            last_failure_at: opt_time(18)?,
-            processing_started_at: opt_time(19)?,
-            processing_worker_id: opt_text(20)?,
-            lease_expires_at: opt_time(21)?,
-        }
-    }};
+/// One column of `row` at `at`, or `absent` when it was not selected. The
+/// value goes straight through the type's decoder: the types are the ones
+/// SeaORM's decoders ask sqlx for, so values come out the same, but without
+/// sqlx's per-value type check and its large error on each step (the
+/// columns are `executions`' own, their types fixed by the migrations).
+fn get<'r, R, T>(row: &'r R, at: Option<usize>, absent: T) -> StoreResult<T>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    T: Decode<'r, R::Database>,
+{
+    let Some(at) = at else {
+        return Ok(absent);
+    };
+    let value = row.try_get_raw(at).map_err(decode_error)?;
+    T::decode(value).map_err(|e| StoreError::Database(sea_orm::DbErr::Type(e.to_string())))
+}
+
+/// One row of either backend as an `Execution`.
+fn decode_row<'r, R>(row: &'r R, at: &[Option<usize>; COLUMNS.len()]) -> StoreResult<Execution>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    String: Decode<'r, R::Database>,
+    Option<String>: Decode<'r, R::Database>,
+    i32: Decode<'r, R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database>,
+    Option<DateTime<Utc>>: Decode<'r, R::Database>,
+    Option<serde_json::Value>: Decode<'r, R::Database>,
+{
+    let text = |i: usize| get(row, at[i], String::new());
+    let opt_text = |i: usize| get(row, at[i], None::<String>);
+    let time = |i: usize| get(row, at[i], DateTime::<Utc>::UNIX_EPOCH);
+    let opt_time = |i: usize| get(row, at[i], None::<DateTime<Utc>>);
+    let json = |i: usize| get(row, at[i], None::<serde_json::Value>);
+    let int = |i: usize| get(row, at[i], 0i32);
+    Ok(Execution {
+        id: text(0)?,
+        flow_id: text(1)?,
+        owner_id: text(2)?,
+        root_execution_id: text(3)?,
+        parent_execution_id: opt_text(4)?,
+        status: match at[5] {
+            Some(_) => status(text(5)?)?,
+            None => ExecutionStatus::Created,
+        },
+        execution_depth: int(6)?,
+        created_at: time(7)?,
+        updated_at: time(8)?,
+        started_at: opt_time(9)?,
+        completed_at: opt_time(10)?,
+        error_message: opt_text(11)?,
+        error_node_id: opt_text(12)?,
+        options: json(13)?,
+        integration: json(14)?,
+        external_events: json(15)?,
+        failure_count: int(16)?,
+        last_failure_reason: opt_text(17)?,
+        last_failure_at: opt_time(18)?,
+        processing_started_at: opt_time(19)?,
+        processing_worker_id: opt_text(20)?,
+        lease_expires_at: opt_time(21)?,
+    })
 }
 
 impl ExecutionDecoder {
@@ -191,14 +186,14 @@ impl ExecutionDecoder {
                 Some(at) => at,
                 None => *self.at.insert(positions(row)?),
             };
-            return Ok(decode_row!(row, at));
+            return decode_row(row, &at);
         }
         if let Some(row) = result.try_as_sqlite_row() {
             let at = match self.at {
                 Some(at) => at,
                 None => *self.at.insert(positions(row)?),
             };
-            return Ok(decode_row!(row, at));
+            return decode_row(row, &at);
         }
         Err(StoreError::Database(sea_orm::DbErr::Type(
             "a row of no known backend".into(),
