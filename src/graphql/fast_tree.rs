@@ -25,6 +25,7 @@ use async_graphql::registry::Registry;
 use async_graphql::{
     ContextSelectionSet, Name, OutputType, Positioned, SelectionField, ServerResult, Value,
 };
+use axum::body::Bytes;
 
 use super::fields::{write_str, FieldValue, Id, OptId};
 use super::levels::{Children, Level, Row, Window};
@@ -365,39 +366,42 @@ impl RawAnswers {
         Value::String(format!("{}{}", *PLACEHOLDER, answers.len() - 1))
     }
 
-    /// `body` with every placeholder replaced by its answer; None when the
-    /// fast path wrote nothing for this request.
-    pub fn splice(&self, body: &[u8]) -> Option<Vec<u8>> {
-        let answers = self.0.lock().unwrap_or_else(|e| e.into_inner());
+    /// `body` cut at each placeholder, its answer in between: the pieces
+    /// of the response, in order, nothing copied. None when the fast path
+    /// wrote nothing for this request.
+    pub fn splice(&self, body: &Bytes) -> Option<Vec<Bytes>> {
+        let mut answers = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
         if answers.is_empty() {
             return None;
         }
         let marker = format!("\"{}", *PLACEHOLDER);
         let finder = memchr::memmem::Finder::new(marker.as_bytes());
-        let total: usize = answers.iter().map(Vec::len).sum();
-        let mut out = Vec::with_capacity(body.len() + total);
-        let mut rest = body;
-        while let Some(at) = finder.find(rest) {
-            out.extend_from_slice(&rest[..at]);
-            let after = &rest[at + marker.len()..];
-            let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
-            let index = std::str::from_utf8(&after[..digits])
+        let mut pieces = Vec::with_capacity(2 * answers.len() + 1);
+        let (mut start, mut from) = (0, 0);
+        while let Some(found) = finder.find(&body[from..]) {
+            let at = from + found;
+            let after = at + marker.len();
+            let digits = body[after..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            let index = std::str::from_utf8(&body[after..after + digits])
                 .ok()
                 .and_then(|d| d.parse::<usize>().ok());
-            match (index.and_then(|i| answers.get(i)), after.get(digits)) {
-                (Some(answer), Some(b'"')) => {
-                    out.extend_from_slice(answer);
-                    rest = &after[digits + 1..];
+            let closed = body.get(after + digits) == Some(&b'"');
+            match index.and_then(|i| answers.get_mut(i)) {
+                Some(answer) if closed => {
+                    pieces.push(body.slice(start..at));
+                    pieces.push(Bytes::from(std::mem::take(answer)));
+                    start = after + digits + 1;
+                    from = start;
                 }
                 // Not one of ours after all: keep it as it is.
-                _ => {
-                    out.extend_from_slice(&rest[at..at + marker.len()]);
-                    rest = after;
-                }
+                _ => from = after,
             }
         }
-        out.extend_from_slice(rest);
-        Some(out)
+        pieces.push(body.slice(start..));
+        Some(pieces)
     }
 }
 
