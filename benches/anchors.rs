@@ -301,6 +301,100 @@ async fn statements_per_request(db: &DatabaseConnection, url: &str, body: &Value
 
 // ---------------------------------------------------------------- pgbench floor
 
+/// The statements execstore sends to PostgreSQL for one request, each with
+/// its parameters written in, as a pgbench script: PostgreSQL logs every
+/// statement (`log_min_duration_statement = 0`) while the request runs
+/// alone, and the log's `execute` lines and their parameters are read back.
+async fn statements_sent(
+    db: &DatabaseConnection,
+    cluster: &testkit::throwaway_pg::Cluster,
+    url: &str,
+    body: &Value,
+) -> String {
+    let log = cluster.dir.join("postgres.log");
+    exec(db, "ALTER SYSTEM SET log_min_duration_statement = 0").await;
+    exec(db, "SELECT pg_reload_conf()").await;
+    // Every backend rereads the settings before its next statement.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) as usize;
+    post(url, body).await;
+    let text = std::fs::read(&log).expect("postgres.log");
+    exec(db, "ALTER SYSTEM RESET log_min_duration_statement").await;
+    exec(db, "SELECT pg_reload_conf()").await;
+    let text = String::from_utf8_lossy(&text[from.min(text.len())..]).into_owned();
+    // Entries: a line with the prefix, continuation lines start with a tab.
+    let mut entries: Vec<String> = Vec::new();
+    for line in text.lines() {
+        match (line.strip_prefix('\t'), entries.last_mut()) {
+            (Some(more), Some(last)) => {
+                last.push(' ');
+                last.push_str(more);
+            }
+            _ => entries.push(line.to_owned()),
+        }
+    }
+    let mut script = String::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let Some(at) = entry.find(" execute ") else {
+            continue;
+        };
+        let Some(colon) = entry[at..].find(": ") else {
+            continue;
+        };
+        let mut sql = entry[at + colon + 2..].to_owned();
+        // Only the request's reads of executions (not the server's own
+        // background statements on other tables).
+        if !sql.starts_with("SELECT")
+            || !sql.contains("executions")
+            || sql.contains("execution_events")
+        {
+            continue;
+        }
+        let parameters = entries
+            .get(i + 1)
+            .and_then(|next| next.split_once("DETAIL:  parameters: "))
+            .map(|(_, p)| parse_parameters(p))
+            .unwrap_or_default();
+        // Highest first, so $1 does not eat the start of $10.
+        for (n, value) in parameters.iter().enumerate().rev() {
+            sql = sql.replace(&format!("${}", n + 1), value);
+        }
+        script.push_str(&sql);
+        script.push_str(";\n");
+    }
+    script
+}
+
+/// `$1 = 'a', $2 = NULL, $3 = 'it''s'` → the literals, in order.
+fn parse_parameters(text: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    let mut rest = text;
+    while let Some(eq) = rest.find(" = ") {
+        rest = &rest[eq + 3..];
+        if let Some(after) = rest.strip_prefix("NULL") {
+            values.push("NULL".to_owned());
+            rest = after;
+            continue;
+        }
+        // A quoted literal: '' is a quote inside it.
+        let bytes = rest.as_bytes();
+        let mut end = 1;
+        while end < bytes.len() {
+            if bytes[end] == b'\'' {
+                if bytes.get(end + 1) == Some(&b'\'') {
+                    end += 2;
+                    continue;
+                }
+                break;
+            }
+            end += 1;
+        }
+        values.push(rest[..=end.min(rest.len() - 1)].to_owned());
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    values
+}
+
 fn floor_drain_script(flow: &str, limit: usize) -> String {
     format!(
         "WITH candidates AS (SELECT e.id FROM executions e WHERE e.status = 'created' AND e.flow_id = '{flow}' \
@@ -368,6 +462,18 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
         );
     }
     let es_statements = statements_per_request(&db, &es_url, &es_tree).await;
+    step("the tree's database floor: its statements replayed by pgbench");
+    let floor_script = statements_sent(&db, &cluster, &es_url, &es_tree).await;
+    assert_eq!(
+        floor_script.matches(";\n").count() as i64,
+        es_statements,
+        "every statement of the tree request captured: {floor_script:.300}"
+    );
+    let tree_floor_ms = median(
+        (0..s.rounds)
+            .map(|_| pgbench_p50(&cluster, &floor_script, s.seconds))
+            .collect(),
+    );
     let pg_statements = match &pg_url {
         Some(u) => Some(statements_per_request(&db, u, &pg_tree).await),
         None => None,
@@ -488,7 +594,7 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
         .collect();
     let mut http_rows = Vec::new();
     let mut rss = (f64::NAN, f64::NAN);
-    let mut sqlite_tree = Run::default();
+    let mut sqlite_tree = SqliteTree::default();
     if !only_claims {
         http_rows = read(scenarios.clone()).await;
         // Memory: the peak over all read loads, then what is left once idle.
@@ -590,6 +696,7 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
         rss_idle_mb: rss.1,
         sqlite_tree,
         tree_nodes,
+        tree_floor_ms,
     };
     report(
         &extra,
@@ -606,11 +713,95 @@ async fn run(s: Sizes, smoke: bool, only_claims: bool) -> String {
     )
 }
 
+/// The read path's targets (issue #17), each against its figure of this run.
+fn tree_targets(extra: &Extra, http_rows: &[Row], rss_mb: f64) -> String {
+    let row = |prefix: &str, suffix: &str| {
+        http_rows
+            .iter()
+            .find(|r| r.name.starts_with(prefix) && r.name.ends_with(suffix))
+    };
+    let mut out = String::from("## The tree read against its targets\n\n");
+    out.push_str(&format!(
+        "The floor is the tree request's own statements (captured from PostgreSQL's log while the request ran alone, parameters written in) \
+         replayed back to back by one pgbench client on the same database: p50 **{:.1} ms**.\n\n",
+        extra.tree_floor_ms
+    ));
+    out.push_str("| target | measured | |\n|---|---:|---|\n");
+    let mut line = |what: String, value: String, met: bool| {
+        out.push_str(&format!(
+            "| {what} | {value} | {} |\n",
+            if met { "met" } else { "**missed**" }
+        ));
+    };
+    if let Some(t1) = row("tree", "@1") {
+        let ratio = t1.execstore.p50_ms / extra.tree_floor_ms;
+        line(
+            "tree @1 p50 ≤ 1.5 × the database floor".into(),
+            format!("{:.1} ms = {ratio:.2}×", t1.execstore.p50_ms),
+            ratio <= 1.5,
+        );
+        if let Some(a) = &t1.anchor {
+            let ratio = t1.execstore.p50_ms / a.p50_ms;
+            line(
+                "tree @1 p50 ≤ 0.25 × PostGraphile's".into(),
+                format!("{ratio:.2}×"),
+                ratio <= 0.25,
+            );
+        }
+    }
+    if let Some(t16) = row("tree", "@16") {
+        if let Some(a) = &t16.anchor {
+            let ratio = t16.execstore.rps / a.rps;
+            line(
+                "tree @16 throughput ≥ 5 × PostGraphile's".into(),
+                format!("{ratio:.2}×"),
+                ratio >= 5.0,
+            );
+        }
+    }
+    line(
+        "peak RSS, PostgreSQL, ≤ 96 MB".into(),
+        format!("{rss_mb:.1} MB"),
+        rss_mb <= 96.0,
+    );
+    line(
+        "RSS 10 s after, PostgreSQL, ≤ 48 MB".into(),
+        format!("{:.1} MB", extra.rss_idle_mb),
+        extra.rss_idle_mb <= 48.0,
+    );
+    line(
+        "peak RSS, SQLite, ≤ 96 MB".into(),
+        format!("{:.1} MB", extra.sqlite_tree.peak_mb),
+        extra.sqlite_tree.peak_mb <= 96.0,
+    );
+    line(
+        "RSS 10 s after, SQLite, ≤ 48 MB".into(),
+        format!("{:.1} MB", extra.sqlite_tree.idle_mb),
+        extra.sqlite_tree.idle_mb <= 48.0,
+    );
+    if let Some(flat) = row("executionTree", "@1") {
+        line(
+            "flat executionTree p50 ≤ 50 ms".into(),
+            format!("{:.1} ms", flat.execstore.p50_ms),
+            flat.execstore.p50_ms <= 50.0,
+        );
+    }
+    line(
+        "SQLite tree p50 ≤ 80 ms".into(),
+        format!("{:.1} ms", extra.sqlite_tree.at1.p50_ms),
+        extra.sqlite_tree.at1.p50_ms <= 80.0,
+    );
+    out.push('\n');
+    out
+}
+
 /// Figures of the tree issue's targets, beside the anchors' table.
 struct Extra {
     rss_idle_mb: f64,
-    sqlite_tree: Run,
+    sqlite_tree: SqliteTree,
     tree_nodes: usize,
+    /// p50 of the tree request's own statements replayed by pgbench.
+    tree_floor_ms: f64,
 }
 
 /// 2,000,000 (or `n`) executions unrelated to every workload: roots with
@@ -629,8 +820,13 @@ async fn load_extra(db: &DatabaseConnection, n: usize) {
     exec(db, "VACUUM ANALYZE").await;
 }
 
-/// The tree workload on a SQLite file: the server's p50 at 1 connection.
-async fn sqlite_tree_run(binary: &Path, s: &Sizes, es_tree: &Value, tree_nodes: usize) -> Run {
+/// The tree workload on a SQLite file, on a server of its own.
+async fn sqlite_tree_run(
+    binary: &Path,
+    s: &Sizes,
+    es_tree: &Value,
+    tree_nodes: usize,
+) -> SqliteTree {
     use sea_orm::{ActiveValue::Set, EntityTrait};
     let dir = std::env::temp_dir().join(format!("execstore-anchors-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -680,6 +876,7 @@ async fn sqlite_tree_run(binary: &Path, s: &Sizes, es_tree: &Value, tree_nodes: 
         db.close().await.ok();
     }
     let (server, url) = start_execstore(binary, &url).await;
+    let pid = server.child.id();
     let got = post(&url, es_tree).await;
     assert_eq!(
         count_nodes(&got["data"]["execution"], "children"),
@@ -687,26 +884,48 @@ async fn sqlite_tree_run(binary: &Path, s: &Sizes, es_tree: &Value, tree_nodes: 
         "SQLite tree"
     );
     let accept: Accept = Arc::new(|b: &[u8]| !b.windows(9).any(|w| w == b"\"errors\":"));
-    let mut runs = Vec::new();
-    for _ in 0..s.rounds {
-        runs.push(
-            drive(
-                &url,
-                1,
-                s.seconds,
-                1_000_000,
-                Arc::new({
-                    let body = es_tree.clone();
-                    move |_| body.clone()
-                }),
-                accept.clone(),
-            )
-            .await,
-        );
+    let mut out = SqliteTree::default();
+    for conns in [1, 16] {
+        let mut runs = Vec::new();
+        for _ in 0..s.rounds {
+            runs.push(
+                drive(
+                    &url,
+                    conns,
+                    s.seconds,
+                    1_000_000,
+                    Arc::new({
+                        let body = es_tree.clone();
+                        move |_| body.clone()
+                    }),
+                    accept.clone(),
+                )
+                .await,
+            );
+        }
+        if conns == 1 {
+            out.at1 = median_run(&runs);
+        } else {
+            out.at16 = median_run(&runs);
+        }
     }
+    // Memory: the peak over both loads, then what is left once idle.
+    out.peak_mb = peak_rss_mb(pid);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    out.idle_mb = current_rss_mb(pid);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
-    median_run(&runs)
+    out
+}
+
+/// The tree on a SQLite file: p50 at 1 connection, throughput at 16, and
+/// the server's memory.
+#[derive(Default)]
+struct SqliteTree {
+    at1: Run,
+    at16: Run,
+    peak_mb: f64,
+    idle_mb: f64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -796,9 +1015,16 @@ fn report(
         extra.rss_idle_mb
     ));
     out.push_str(&format!(
-        "SQLite (a file, the same {}-node tree, 1 connection): p50 **{:.1} ms**, {:.1} req/s.\n\n",
-        extra.tree_nodes, extra.sqlite_tree.p50_ms, extra.sqlite_tree.rps
+        "SQLite (a file, the same {}-node tree, a server of its own): 1 connection p50 **{:.1} ms**, {:.1} req/s; \
+         16 connections {:.1} req/s; peak RSS **{:.1} MB**, RSS 10 s after **{:.1} MB**.\n\n",
+        extra.tree_nodes,
+        extra.sqlite_tree.at1.p50_ms,
+        extra.sqlite_tree.at1.rps,
+        extra.sqlite_tree.at16.rps,
+        extra.sqlite_tree.peak_mb,
+        extra.sqlite_tree.idle_mb
     ));
+    out.push_str(&tree_targets(extra, http_rows, rss_mb));
     let p50 = |prefix: &str, suffix: &str| {
         http_rows
             .iter()

@@ -341,6 +341,42 @@ pub fn pgbench(cluster: &Cluster, clients: usize, args: &[&str], script: &str) -
     (tps, wall)
 }
 
+/// The median latency in ms of one pgbench client running `script` back to
+/// back for `seconds` (from pgbench's per-transaction log).
+pub fn pgbench_p50(cluster: &Cluster, script: &str, seconds: f64) -> f64 {
+    let dir = std::env::temp_dir();
+    let name = format!("execstore-pgbench-log-{}", std::process::id());
+    let prefix = dir.join(&name);
+    let seconds = (seconds.ceil() as u64).max(1).to_string();
+    pgbench(
+        cluster,
+        1,
+        &["-T", &seconds, "-l", "--log-prefix", path_text(&prefix)],
+        script,
+    );
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("temp dir").flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if !file.starts_with(&format!("{name}.")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        // client transaction_no time_us script_no epoch epoch_us
+        latencies.extend(
+            text.lines()
+                .filter_map(|l| l.split_whitespace().nth(2))
+                .filter_map(|t| t.parse::<f64>().ok())
+                .map(|us| us / 1000.0),
+        );
+        let _ = std::fs::remove_file(entry.path());
+    }
+    median(latencies)
+}
+
+fn path_text(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 temp path")
+}
+
 pub const TAKE_OVER: &str = "ON CONFLICT (execution_id) DO UPDATE SET worker_id = excluded.worker_id, \
     claimed_at = excluded.claimed_at, expires_at = excluded.expires_at, heartbeat_at = excluded.heartbeat_at, status = 'active' \
     WHERE execution_claims.status <> 'active' OR execution_claims.expires_at < excluded.claimed_at OR execution_claims.worker_id = excluded.worker_id";
