@@ -31,15 +31,15 @@ use super::fields::{write_str, FieldValue, Id, OptId};
 use super::levels::{Children, Level, Row, Window};
 use super::loaders::Loaders;
 use super::types::{Execution, ExecutionTreeNode, Scalar};
-use crate::store::{self, Columns, TreeNode};
+use crate::store::{self, Columns};
 
 enum Entry {
-    Scalar(Name, Scalar),
-    Typename(Name),
+    Scalar(Key, Scalar),
+    Typename(Key),
     /// One count statement for the whole level.
-    ChildCount(Name),
+    ChildCount(Key),
     Children {
-        key: Name,
+        key: Key,
         window: Window,
         plan: Plan,
     },
@@ -54,13 +54,27 @@ pub struct Plan {
 
 /// Response keys of one selection, to refuse a key asked twice (merging
 /// same-key selections is left to the generic path).
-fn unique_key(seen: &mut Vec<Name>, field: &SelectionField<'_>) -> Option<Name> {
+fn unique_key(seen: &mut Vec<Name>, field: &SelectionField<'_>) -> Option<Key> {
     let key = Name::new(field.alias().unwrap_or(field.name()));
     if seen.contains(&key) {
         return None;
     }
-    seen.push(key.clone());
-    Some(key)
+    let written = Key::of(&key);
+    seen.push(key);
+    Some(written)
+}
+
+/// A response key as written before its value: `"key":`, escaped once
+/// when the plan is made, not once per row.
+struct Key(Box<[u8]>);
+
+impl Key {
+    fn of(name: &str) -> Key {
+        let mut out = Vec::with_capacity(name.len() + 3);
+        write_str(&mut out, name);
+        out.push(b':');
+        Key(out.into_boxed_slice())
+    }
 }
 
 impl Plan {
@@ -222,17 +236,16 @@ struct Loaded {
     rows: usize,
 }
 
-fn write_key(out: &mut Vec<u8>, key: &Name) {
-    write_str(out, key.as_str());
-    out.push(b':');
+fn write_key(out: &mut Vec<u8>, key: &Key) {
+    out.extend_from_slice(&key.0);
 }
 
 enum NodeEntry {
-    Id(Name),
-    ParentId(Name),
-    Level(Name),
-    Typename(Name),
-    Execution(Name, Plan),
+    Id(Key),
+    ParentId(Key),
+    Level(Key),
+    Typename(Key),
+    Execution(Key, Plan),
 }
 
 pub struct TreeNodePlan(Vec<NodeEntry>);
@@ -279,13 +292,11 @@ pub async fn execution(
 pub async fn tree(
     loaders: &Loaders,
     raw: Option<&RawAnswers>,
-    nodes: Vec<TreeNode>,
+    rows: Vec<Row>,
     plan: &TreeNodePlan,
 ) -> async_graphql::Result<Value> {
-    let (levels, rows): (Vec<i32>, Vec<Row>) = nodes
-        .into_iter()
-        .map(|n| (n.level, Arc::new(n.execution)))
-        .unzip();
+    // A node's level: its depth below the first node's (the one asked for).
+    let base_depth = rows.first().map_or(0, |row| row.execution_depth);
     let level = Level::of(&rows);
     let mut row_bytes = plan.0.len() * 24;
     // One per `execution` entry (aliases may ask for several), in order.
@@ -299,7 +310,8 @@ pub async fn tree(
     let mut out = Vec::with_capacity(rows.len() * row_bytes);
     out.push(b'[');
     let nothing = Loaded::default();
-    for (n, (row, depth)) in rows.iter().zip(levels).enumerate() {
+    for (n, row) in rows.iter().enumerate() {
+        let depth = row.execution_depth - base_depth;
         if n > 0 {
             out.push(b',');
         }

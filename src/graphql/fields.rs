@@ -39,6 +39,15 @@ pub struct OptId<'r>(pub Option<&'r str>);
 pub struct CursorOf<'r>(pub &'r store::Execution);
 
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    // JSON escapes only control characters, '"' and '\\'; ids and names
+    // rarely hold any, and are then copied as they are.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Writing to a Vec cannot fail; serde_json escapes exactly as it does
     // for async-graphql's response.
     let _ = serde_json::to_writer(&mut *out, s);
@@ -300,6 +309,30 @@ mod tests {
             assert!(
                 store::Columns::is_column(scalar.column()) || *name == "cursor",
                 "{name} reads no column of its own"
+            );
+        }
+    }
+
+    /// Strings come out as serde_json writes them (async-graphql's
+    /// response), escapes included.
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for text in [
+            "plain-id.0",
+            "",
+            "quote \" here",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "ünïcode ✓",
+            "\u{7f}",
+            "/",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, text);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(text).unwrap()
             );
         }
     }

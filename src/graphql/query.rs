@@ -149,11 +149,11 @@ impl QueryRoot {
             .flatten();
         // The fast path reads the columns its selection writes.
         let columns = plan.as_ref().map_or(s::Columns::ALL, |p| p.columns());
-        let nodes = RowBudget::bounded(
+        let rows = RowBudget::bounded(
             budget.as_ref(),
             async |max_rows| {
                 store
-                    .get_execution_tree_of(&execution_id, max_rows, columns, &scope)
+                    .get_execution_tree_shared(&execution_id, max_rows, columns, &scope)
                     .await
             },
             |_| 1,
@@ -162,19 +162,17 @@ impl QueryRoot {
         .gql()?;
         if let Some(plan) = plan {
             let raw = ctx.data_opt::<RawAnswers>();
-            let answer = fast_tree::tree(loaders(ctx)?, raw, nodes, &plan).await?;
+            let answer = fast_tree::tree(loaders(ctx)?, raw, rows, &plan).await?;
             return Ok(Answer::built(answer));
         }
-        let (levels, rows): (Vec<_>, Vec<_>) =
-            nodes.into_iter().map(|n| (n.level, n.execution)).unzip();
+        let base_depth = rows.first().map_or(0, |row| row.execution_depth);
         Ok(Answer::Generic(
-            Execution::level(rows)
+            Execution::level_shared(rows)
                 .into_iter()
-                .zip(levels)
-                .map(|(execution, level)| ExecutionTreeNode {
+                .map(|execution| ExecutionTreeNode {
                     id: ID(execution.row().id.clone()),
                     parent_id: execution.row().parent_execution_id.clone().map(ID),
-                    level,
+                    level: execution.row().execution_depth - base_depth,
                     execution,
                 })
                 .collect(),

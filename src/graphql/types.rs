@@ -58,7 +58,11 @@ pub struct Execution {
 impl Execution {
     /// Wraps executions fetched together, so their relations batch together.
     pub fn level(rows: Vec<store::Execution>) -> Vec<Execution> {
-        let rows: Vec<Row> = rows.into_iter().map(Arc::new).collect();
+        Self::level_shared(rows.into_iter().map(Arc::new).collect())
+    }
+
+    /// `level` of rows already shared.
+    pub fn level_shared(rows: Vec<Row>) -> Vec<Execution> {
         let level = Level::of(&rows);
         Self::of_level(&rows, &level)
     }

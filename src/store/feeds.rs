@@ -272,18 +272,39 @@ impl ExecutionStore {
         max_rows: Option<i64>,
         scope: &Scope,
     ) -> StoreResult<Vec<TreeNode>> {
-        self.get_execution_tree_of(execution_id, max_rows, Columns::ALL, scope)
-            .await
+        let rows: Vec<Execution> = self
+            .tree_rows(execution_id, max_rows, Columns::ALL, scope)
+            .await?;
+        let base_depth = rows.first().map(|e| e.execution_depth).unwrap_or(0);
+        Ok(rows
+            .into_iter()
+            .map(|execution| TreeNode {
+                level: execution.execution_depth - base_depth,
+                execution,
+            })
+            .collect())
     }
 
-    /// `get_execution_tree_within` reading only `columns` (and the keys).
-    pub async fn get_execution_tree_of(
+    /// `get_execution_tree_within` as shared rows (in the tree's order; a
+    /// node's level is its depth minus the first row's), reading only
+    /// `columns` (and the keys).
+    pub async fn get_execution_tree_shared(
         &self,
         execution_id: &str,
         max_rows: Option<i64>,
         columns: Columns,
         scope: &Scope,
-    ) -> StoreResult<Vec<TreeNode>> {
+    ) -> StoreResult<Vec<Arc<Execution>>> {
+        self.tree_rows(execution_id, max_rows, columns, scope).await
+    }
+
+    async fn tree_rows<T: From<Execution>>(
+        &self,
+        execution_id: &str,
+        max_rows: Option<i64>,
+        columns: Columns,
+        scope: &Scope,
+    ) -> StoreResult<Vec<T>> {
         validate::id("executionId", execution_id)?;
         let mut sql =
             Sql::new("WITH RECURSIVE subtree AS (SELECT x.* FROM executions x WHERE x.id = ");
@@ -312,16 +333,7 @@ impl ExecutionStore {
              WHERE r.id = {p} AND r.parent_execution_id IS NULL)) t \
              ORDER BY t.execution_depth, t.created_at, t.id"
         ));
-        let rows: Vec<Execution> =
-            Self::query_executions_within(&self.reads, sql, max_rows).await?;
-        let base_depth = rows.first().map(|e| e.execution_depth).unwrap_or(0);
-        Ok(rows
-            .into_iter()
-            .map(|execution| TreeNode {
-                level: execution.execution_depth - base_depth,
-                execution,
-            })
-            .collect())
+        Self::query_executions_within(&self.reads, sql, max_rows).await
     }
 
     /// `getChildFeed`: every descendant of a root, newest first; with
