@@ -389,8 +389,9 @@ fn parse_parameters(text: &str) -> Vec<String> {
             }
             end += 1;
         }
-        values.push(rest[..=end.min(rest.len() - 1)].to_owned());
-        rest = &rest[(end + 1).min(rest.len())..];
+        let end = end.min(rest.len().saturating_sub(1));
+        values.push(rest.get(..=end).unwrap_or_default().to_owned());
+        rest = rest.get(end + 1..).unwrap_or_default();
     }
     values
 }

@@ -58,7 +58,8 @@ async fn give_memory_back_when_idle() {
                 tokio::spawn(async { unsafe { libmimalloc_sys::mi_collect(true) } });
             }
             // SAFETY: malloc_trim only releases the C allocator's free memory.
-            unsafe { libc::malloc_trim(0) };
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) });
         }
     }
 }

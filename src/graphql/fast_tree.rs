@@ -142,11 +142,6 @@ impl Plan {
         Some(TreeNodePlan(entries))
     }
 
-    /// The columns the rows of its level need.
-    pub fn columns(&self) -> Columns {
-        self.columns
-    }
-
     /// Loads what this plan needs of `level` and of the levels below it.
     fn prefetch<'a>(
         &'a self,
@@ -200,12 +195,7 @@ impl Plan {
                 }
                 Entry::ChildCount(key) => {
                     write_key(out, key);
-                    let count = level
-                        .loaded_child_counts()
-                        .and_then(|counts| counts.get(&row.id))
-                        .copied()
-                        .unwrap_or(0) as i32;
-                    count.write_json(out);
+                    level.loaded_child_count(&row.id).write_json(out);
                 }
                 Entry::Children { key, plan, .. } => {
                     write_key(out, key);
@@ -251,15 +241,16 @@ enum NodeEntry {
 pub struct TreeNodePlan(Vec<NodeEntry>);
 
 impl TreeNodePlan {
-    /// The columns the nodes' rows need.
+    /// The columns the nodes' rows need: what every `execution` entry
+    /// (aliases may ask for several) writes.
     pub fn columns(&self) -> Columns {
         self.0
             .iter()
-            .find_map(|entry| match entry {
+            .filter_map(|entry| match entry {
                 NodeEntry::Execution(_, plan) => Some(plan.columns),
                 _ => None,
             })
-            .unwrap_or(Columns::KEYS)
+            .fold(Columns::KEYS, Columns::union)
     }
 }
 
@@ -295,8 +286,7 @@ pub async fn tree(
     rows: Vec<Row>,
     plan: &TreeNodePlan,
 ) -> async_graphql::Result<Value> {
-    // A node's level: its depth below the first node's (the one asked for).
-    let base_depth = rows.first().map_or(0, |row| row.execution_depth);
+    let depths = store::tree_levels(&rows);
     let level = Level::of(&rows);
     let mut row_bytes = plan.0.len() * 24;
     // One per `execution` entry (aliases may ask for several), in order.
@@ -310,8 +300,7 @@ pub async fn tree(
     let mut out = Vec::with_capacity(rows.len() * row_bytes);
     out.push(b'[');
     let nothing = Loaded::default();
-    for (n, row) in rows.iter().enumerate() {
-        let depth = row.execution_depth - base_depth;
+    for (n, (row, depth)) in rows.iter().zip(depths).enumerate() {
         if n > 0 {
             out.push(b',');
         }
@@ -402,7 +391,8 @@ impl RawAnswers {
                 .and_then(|d| d.parse::<usize>().ok());
             let closed = body.get(after + digits) == Some(&b'"');
             match index.and_then(|i| answers.get_mut(i)) {
-                Some(answer) if closed => {
+                // Each answer once (an empty one was taken already).
+                Some(answer) if closed && !answer.is_empty() => {
                     pieces.push(body.slice(start..at));
                     pieces.push(Bytes::from(std::mem::take(answer)));
                     start = after + digits + 1;
@@ -413,6 +403,12 @@ impl RawAnswers {
             }
         }
         pieces.push(body.slice(start..));
+        let unplaced = answers.iter().filter(|a| !a.is_empty()).count();
+        if unplaced > 0 {
+            // An answer whose placeholder is not in the body (the field was
+            // nulled by an error elsewhere in its parent): nothing to place.
+            tracing::debug!(unplaced, "fast-path answers without a placeholder");
+        }
         Some(pieces)
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! What a read yields is a [`FieldValue`]: it knows the schema type the
 //! getter returns (`output`) and writes exactly the JSON async-graphql would
-//! serialise for that output (`write_json`), without allocating.
+//! serialise for that output (`write_json`), without allocating (but for
+//! `cursor`, encoded through one string).
 
 use std::io::Write;
 

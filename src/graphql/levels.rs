@@ -10,11 +10,12 @@
 //! with no timer deciding the batches.
 //!
 //! `children` goes through a DataLoader over `batch_get_direct_children`
-//! (`ChildrenLoader`): a level hands it all its parents at once, the loader
-//! groups them by window (aliases may ask for different `first`/`after`) and
-//! runs one statement per window within the request's row budget. The other
-//! relations call the store directly: a DataLoader would only pass the level's
-//! keys through.
+//! (`ChildrenLoader`): a level hands it all its parents at once and gets one
+//! statement for them, within the request's row budget. Each window asked of
+//! a level (aliases may ask for different `first`/`after`) is a load of its
+//! own, one after another: a level's load holds the budget's gate, so the
+//! budget sees each load whole. The other relations call the store
+//! directly.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -74,10 +75,15 @@ pub struct Related {
     pub level: Arc<Level>,
 }
 
+/// One window's children of a level, loaded (or refused) once.
+type ChildrenCell = Arc<OnceCell<GqlResult<Arc<Children>>>>;
+
 pub struct Level {
     rows: Vec<Row>,
     /// One load per window asked of this level.
-    children: Mutex<HashMap<Window, Arc<OnceCell<Arc<Children>>>>>,
+    /// A refused load (over budget) is kept too: the level's other fields
+    /// get the same error instead of each trying again.
+    children: Mutex<HashMap<Window, ChildrenCell>>,
     parents: OnceCell<Related>,
     roots: OnceCell<Related>,
     child_counts: OnceCell<HashMap<String, i64>>,
@@ -111,7 +117,7 @@ impl Level {
         self.rows.iter().map(|row| row.id.clone()).collect()
     }
 
-    fn children_cell(&self, window: &Window) -> GqlResult<Arc<OnceCell<Arc<Children>>>> {
+    fn children_cell(&self, window: &Window) -> GqlResult<ChildrenCell> {
         let mut cells = self
             .children
             .lock()
@@ -123,7 +129,7 @@ impl Level {
     pub async fn children(&self, loaders: &Loaders, window: &Window) -> GqlResult<Arc<Children>> {
         let cell = self.children_cell(window)?;
         let children = cell
-            .get_or_try_init(|| async {
+            .get_or_init(|| async {
                 // Alone in the request while it loads: see `ChildrenLoader`.
                 let _alone = match &loaders.budget {
                     Some(budget) => Some(budget.gate().await),
@@ -141,10 +147,10 @@ impl Level {
                     .map(|(key, rows)| (key.parent, rows))
                     .collect();
                 let level = Level::of(by_parent.values().flatten());
-                Ok::<_, async_graphql::Error>(Arc::new(Children { by_parent, level }))
+                Ok(Arc::new(Children { by_parent, level }))
             })
-            .await?;
-        Ok(children.clone())
+            .await;
+        children.clone()
     }
 
     /// The number of direct children of every execution of this level.
@@ -160,9 +166,11 @@ impl Level {
             .await
     }
 
-    /// Child counts already loaded (after `child_counts`).
-    pub fn loaded_child_counts(&self) -> Option<&HashMap<String, i64>> {
-        self.child_counts.get()
+    /// `id`'s number of children, once `child_counts` has loaded them.
+    pub fn loaded_child_count(&self, id: &str) -> i32 {
+        let counts = self.child_counts.get();
+        let count = counts.and_then(|c| c.get(id)).copied().unwrap_or(0);
+        i32::try_from(count).unwrap_or(i32::MAX)
     }
 
     pub async fn claims(&self, loaders: &Loaders) -> GqlResult<&HashMap<String, store::Claim>> {

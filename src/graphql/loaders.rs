@@ -47,11 +47,12 @@ pub struct ChildKey {
 }
 
 /// `children` over `batch_get_direct_children`: one statement per distinct
-/// window among the keys it is handed (a level hands all its parents at
-/// once), each within what is left of the request's row budget. Its one
-/// caller, `Level::children`, holds the budget's gate across the load, so
-/// two levels' loads never merge into one batch (the budget counts each
-/// level's rows, as many times as the answer holds them).
+/// window among the keys it is handed, each within what is left of the
+/// request's row budget. Its one caller, `Level::children`, hands it a
+/// level's parents in one window and holds the budget's gate across the
+/// load (so it charges with `RowBudget::within`): two levels' loads never
+/// merge into one batch, and the budget counts each level's rows (two trees
+/// under two aliases count twice, though their rows are the same).
 pub struct ChildrenLoader {
     store: ExecutionStore,
     scope: Scope,

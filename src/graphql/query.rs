@@ -165,14 +165,15 @@ impl QueryRoot {
             let answer = fast_tree::tree(loaders(ctx)?, raw, rows, &plan).await?;
             return Ok(Answer::built(answer));
         }
-        let base_depth = rows.first().map_or(0, |row| row.execution_depth);
+        let levels = s::tree_levels(&rows);
         Ok(Answer::Generic(
             Execution::level_shared(rows)
                 .into_iter()
-                .map(|execution| ExecutionTreeNode {
+                .zip(levels)
+                .map(|(execution, level)| ExecutionTreeNode {
                     id: ID(execution.row().id.clone()),
                     parent_id: execution.row().parent_execution_id.clone().map(ID),
-                    level: execution.row().execution_depth - base_depth,
+                    level,
                     execution,
                 })
                 .collect(),

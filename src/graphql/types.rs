@@ -184,8 +184,8 @@ execution_object! {
 
         /// Number of direct children.
         async fn child_count(&self, ctx: &Context<'_>) -> GqlResult<i32> {
-            let counts = self.level.child_counts(loaders(ctx)?).await?;
-            Ok(counts.get(&self.row.id).copied().unwrap_or(0) as i32)
+            self.level.child_counts(loaders(ctx)?).await?;
+            Ok(self.level.loaded_child_count(&self.row.id))
         }
 
         /// The claim row, in whatever status; null when never claimed.

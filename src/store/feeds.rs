@@ -63,6 +63,15 @@ pub struct RootExecution {
     pub total_nested: i64,
 }
 
+/// Each row's level in a tree read (rows in the tree's order, the execution
+/// asked for first): its depth below the first row's.
+pub fn tree_levels<T: Borrow<Execution>>(rows: &[T]) -> Vec<i32> {
+    let base = rows.first().map_or(0, |row| row.borrow().execution_depth);
+    rows.iter()
+        .map(|row| row.borrow().execution_depth - base)
+        .collect()
+}
+
 /// Which children of each parent a batch returns.
 #[derive(Clone, Debug)]
 pub struct ChildWindow {
@@ -275,13 +284,11 @@ impl ExecutionStore {
         let rows: Vec<Execution> = self
             .tree_rows(execution_id, max_rows, Columns::ALL, scope)
             .await?;
-        let base_depth = rows.first().map(|e| e.execution_depth).unwrap_or(0);
+        let levels = tree_levels(&rows);
         Ok(rows
             .into_iter()
-            .map(|execution| TreeNode {
-                level: execution.execution_depth - base_depth,
-                execution,
-            })
+            .zip(levels)
+            .map(|(execution, level)| TreeNode { level, execution })
             .collect())
     }
 

@@ -38,7 +38,9 @@ pub use cursor::Cursor;
 pub use error::{StoreError, StoreResult};
 pub use events::{EventBus, EventKind, EventLogStats, LoggedEvent, Position};
 pub use executions::{CreateExecution, StatusUpdate};
-pub use feeds::{ChildWindow, ExecutionStats, Page, RootExecution, RootFilter, TreeNode};
+pub use feeds::{
+    tree_levels, ChildWindow, ExecutionStats, Page, RootExecution, RootFilter, TreeNode,
+};
 pub use flows::Flow;
 pub use group_commit::{GroupCommitStats, MAX_GROUP};
 pub use janitor::{JanitorReport, JanitorSettings, PRUNE_BATCH, RUNS_BATCH};

@@ -16,15 +16,28 @@ use super::{Execution, ExecutionStatus, StoreError, StoreResult};
 /// Which columns of `executions` a read selects. Reads the fast path makes
 /// for a selection ask only for the columns its fields need (and the keys:
 /// `id`, `parent_execution_id`, `created_at`, `execution_depth`); the columns
-/// left out come back as empty values, never read. Everything else reads
-/// whole rows (`Columns::ALL`).
+/// left out come back as empty values (an empty text, the epoch, CREATED).
+/// Such rows live only in the fast path's levels, which write nothing but
+/// their plan's fields and load nothing but children and child counts (no
+/// parents, roots or claims). Everything else reads whole rows
+/// (`Columns::ALL`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Columns(u32);
 
 impl Columns {
     pub const ALL: Columns = Columns((1 << COLUMNS.len()) - 1);
     /// What levels are built on: identity, parent, order, depth.
-    pub const KEYS: Columns = Columns(1 << 0 | 1 << 4 | 1 << 6 | 1 << 7);
+    pub const KEYS: Columns = Columns(
+        1 << column("id")
+            | 1 << column("parent_execution_id")
+            | 1 << column("execution_depth")
+            | 1 << column("created_at"),
+    );
+
+    /// Both sets of columns.
+    pub fn union(self, other: Columns) -> Columns {
+        Columns(self.0 | other.0)
+    }
 
     /// These columns and `column` (a name that is not a column adds nothing).
     pub fn with(self, column: &str) -> Columns {
@@ -53,8 +66,37 @@ impl Columns {
     }
 }
 
+/// The position of `name` in `COLUMNS`. Only called in constants and
+/// `const` blocks: a name that is not there fails the build, never a request.
+#[allow(clippy::panic)]
+const fn column(name: &str) -> usize {
+    let mut i = 0;
+    while i < COLUMNS.len() {
+        if const_eq(COLUMNS[i], name) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a column of executions")
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// The columns of `executions`, in `Execution`'s field order (`Columns`
-/// numbers them so).
+/// numbers them so, and `decode_row` reads them by these names).
 const COLUMNS: [&str; 22] = [
     "id",
     "flow_id",
@@ -151,31 +193,31 @@ where
     let json = |i: usize| get(row, at[i], None::<serde_json::Value>);
     let int = |i: usize| get(row, at[i], 0i32);
     Ok(Execution {
-        id: text(0)?,
-        flow_id: text(1)?,
-        owner_id: text(2)?,
-        root_execution_id: text(3)?,
-        parent_execution_id: opt_text(4)?,
-        status: match at[5] {
-            Some(_) => status(text(5)?)?,
+        id: text(const { column("id") })?,
+        flow_id: text(const { column("flow_id") })?,
+        owner_id: text(const { column("owner_id") })?,
+        root_execution_id: text(const { column("root_execution_id") })?,
+        parent_execution_id: opt_text(const { column("parent_execution_id") })?,
+        status: match at[const { column("status") }] {
+            Some(_) => status(text(const { column("status") })?)?,
             None => ExecutionStatus::Created,
         },
-        execution_depth: int(6)?,
-        created_at: time(7)?,
-        updated_at: time(8)?,
-        started_at: opt_time(9)?,
-        completed_at: opt_time(10)?,
-        error_message: opt_text(11)?,
-        error_node_id: opt_text(12)?,
-        options: json(13)?,
-        integration: json(14)?,
-        external_events: json(15)?,
-        failure_count: int(16)?,
-        last_failure_reason: opt_text(17)?,
-        last_failure_at: opt_time(18)?,
-        processing_started_at: opt_time(19)?,
-        processing_worker_id: opt_text(20)?,
-        lease_expires_at: opt_time(21)?,
+        execution_depth: int(const { column("execution_depth") })?,
+        created_at: time(const { column("created_at") })?,
+        updated_at: time(const { column("updated_at") })?,
+        started_at: opt_time(const { column("started_at") })?,
+        completed_at: opt_time(const { column("completed_at") })?,
+        error_message: opt_text(const { column("error_message") })?,
+        error_node_id: opt_text(const { column("error_node_id") })?,
+        options: json(const { column("options") })?,
+        integration: json(const { column("integration") })?,
+        external_events: json(const { column("external_events") })?,
+        failure_count: int(const { column("failure_count") })?,
+        last_failure_reason: opt_text(const { column("last_failure_reason") })?,
+        last_failure_at: opt_time(const { column("last_failure_at") })?,
+        processing_started_at: opt_time(const { column("processing_started_at") })?,
+        processing_worker_id: opt_text(const { column("processing_worker_id") })?,
+        lease_expires_at: opt_time(const { column("lease_expires_at") })?,
     })
 }
 
