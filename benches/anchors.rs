@@ -760,26 +760,25 @@ fn tree_targets(extra: &Extra, http_rows: &[Row], rss_mb: f64) -> String {
             );
         }
     }
-    line(
-        "peak RSS, PostgreSQL, ≤ 96 MB".into(),
-        format!("{rss_mb:.1} MB"),
-        rss_mb <= 96.0,
-    );
-    line(
-        "RSS 10 s after, PostgreSQL, ≤ 48 MB".into(),
-        format!("{:.1} MB", extra.rss_idle_mb),
-        extra.rss_idle_mb <= 48.0,
-    );
-    line(
-        "peak RSS, SQLite, ≤ 96 MB".into(),
-        format!("{:.1} MB", extra.sqlite_tree.peak_mb),
-        extra.sqlite_tree.peak_mb <= 96.0,
-    );
-    line(
-        "RSS 10 s after, SQLite, ≤ 48 MB".into(),
-        format!("{:.1} MB", extra.sqlite_tree.idle_mb),
-        extra.sqlite_tree.idle_mb <= 48.0,
-    );
+    for (backend, peak, idle) in [
+        ("PostgreSQL", rss_mb, extra.rss_idle_mb),
+        (
+            "SQLite",
+            extra.sqlite_tree.peak_mb,
+            extra.sqlite_tree.idle_mb,
+        ),
+    ] {
+        line(
+            format!("peak RSS, {backend}, ≤ 96 MB"),
+            format!("{peak:.1} MB"),
+            peak <= 96.0,
+        );
+        line(
+            format!("RSS 10 s after, {backend}, ≤ 48 MB"),
+            format!("{idle:.1} MB"),
+            idle <= 48.0,
+        );
+    }
     if let Some(flat) = row("executionTree", "@1") {
         line(
             "flat executionTree p50 ≤ 50 ms".into(),

@@ -76,11 +76,11 @@ impl RowBudget {
         load: impl AsyncFnOnce(Option<i64>) -> StoreResult<Vec<T>>,
         count: impl Fn(&T) -> usize,
     ) -> StoreResult<Vec<T>> {
-        let Some(budget) = budget else {
-            return load(None).await;
+        let _alone = match budget {
+            Some(budget) => Some(budget.gate().await),
+            None => None,
         };
-        let _alone = budget.gate().await;
-        Self::within(Some(budget), load, count).await
+        Self::within(budget, load, count).await
     }
 
     /// `bounded` for a caller that already holds the gate.
