@@ -161,37 +161,46 @@ fn positions<R: Row>(row: &R) -> StoreResult<[Option<usize>; COLUMNS.len()]> {
 /// SeaORM's decoders ask sqlx for, so values come out the same, but without
 /// sqlx's per-value type check and its large error on each step (the
 /// columns are `executions`' own, their types fixed by the migrations).
-fn get<'r, R, T>(row: &'r R, at: Option<usize>, absent: T) -> StoreResult<T>
+///
+/// The first row of a result is read with the check (`checked`), so a
+/// column whose type no longer matches (a migration that changed it) fails
+/// loudly instead of being misread.
+fn get<'r, R, T>(row: &'r R, at: Option<usize>, absent: T, checked: bool) -> StoreResult<T>
 where
     R: Row,
     usize: ColumnIndex<R>,
-    T: Decode<'r, R::Database>,
+    T: Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let Some(at) = at else {
         return Ok(absent);
     };
+    if checked {
+        return row.try_get::<T, _>(at).map_err(decode_error);
+    }
     let value = row.try_get_raw(at).map_err(decode_error)?;
     T::decode(value).map_err(|e| StoreError::Database(sea_orm::DbErr::Type(e.to_string())))
 }
 
 /// One row of either backend as an `Execution`.
-fn decode_row<'r, R>(row: &'r R, at: &[Option<usize>; COLUMNS.len()]) -> StoreResult<Execution>
+fn decode_row<'r, R>(
+    row: &'r R,
+    at: &[Option<usize>; COLUMNS.len()],
+    checked: bool,
+) -> StoreResult<Execution>
 where
     R: Row,
     usize: ColumnIndex<R>,
-    String: Decode<'r, R::Database>,
-    Option<String>: Decode<'r, R::Database>,
-    i32: Decode<'r, R::Database>,
-    DateTime<Utc>: Decode<'r, R::Database>,
-    Option<DateTime<Utc>>: Decode<'r, R::Database>,
-    Option<serde_json::Value>: Decode<'r, R::Database>,
+    String: Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i32: Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    serde_json::Value: Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let text = |i: usize| get(row, at[i], String::new());
-    let opt_text = |i: usize| get(row, at[i], None::<String>);
-    let time = |i: usize| get(row, at[i], DateTime::<Utc>::UNIX_EPOCH);
-    let opt_time = |i: usize| get(row, at[i], None::<DateTime<Utc>>);
-    let json = |i: usize| get(row, at[i], None::<serde_json::Value>);
-    let int = |i: usize| get(row, at[i], 0i32);
+    let text = |i: usize| get(row, at[i], String::new(), checked);
+    let opt_text = |i: usize| get(row, at[i], None::<String>, checked);
+    let time = |i: usize| get(row, at[i], DateTime::<Utc>::UNIX_EPOCH, checked);
+    let opt_time = |i: usize| get(row, at[i], None::<DateTime<Utc>>, checked);
+    let json = |i: usize| get(row, at[i], None::<serde_json::Value>, checked);
+    let int = |i: usize| get(row, at[i], 0i32, checked);
     Ok(Execution {
         id: text(const { column("id") })?,
         flow_id: text(const { column("flow_id") })?,
@@ -223,22 +232,66 @@ where
 
 impl ExecutionDecoder {
     pub(crate) fn decode(&mut self, result: &QueryResult) -> StoreResult<Execution> {
+        // The first row finds the positions and is read with type checks.
+        let first = self.at.is_none();
         if let Some(row) = result.try_as_pg_row() {
             let at = match self.at {
                 Some(at) => at,
                 None => *self.at.insert(positions(row)?),
             };
-            return decode_row(row, &at);
+            return decode_row(row, &at, first);
         }
         if let Some(row) = result.try_as_sqlite_row() {
             let at = match self.at {
                 Some(at) => at,
                 None => *self.at.insert(positions(row)?),
             };
-            return decode_row(row, &at);
+            return decode_row(row, &at, first);
         }
         Err(StoreError::Database(sea_orm::DbErr::Type(
             "a row of no known backend".into(),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sqlx::sqlite::SqlitePool;
+
+    /// A column whose stored type does not match fails the read instead of
+    /// being misread (unchecked, a text depth would read as 0).
+    #[tokio::test]
+    async fn a_column_of_another_type_is_refused() {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        sqlx::query(
+            "CREATE TABLE executions (id TEXT, parent_execution_id TEXT, \
+             execution_depth INTEGER, created_at TEXT)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let read = |depth: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query("DELETE FROM executions")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                sqlx::query(&format!(
+                    "INSERT INTO executions VALUES ('a', NULL, {depth}, '2026-01-01T00:00:00+00:00')"
+                ))
+                .execute(&pool)
+                .await
+                .unwrap();
+                let row = sqlx::query("SELECT * FROM executions")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                ExecutionDecoder::default().decode(&QueryResult::from(row))
+            }
+        };
+        assert_eq!(read("3").await.unwrap().execution_depth, 3);
+        assert!(read("'deep'").await.is_err());
     }
 }
