@@ -45,8 +45,13 @@ impl RowBudget {
         }
     }
 
-    pub async fn gate(&self) -> MutexGuard<'_, ()> {
-        self.0.gate.lock().await
+    /// The budget's gate, held while a load runs alone (None without a
+    /// budget: nothing to wait for).
+    pub async fn alone(budget: Option<&RowBudget>) -> Option<MutexGuard<'_, ()>> {
+        match budget {
+            Some(budget) => Some(budget.0.gate.lock().await),
+            None => None,
+        }
     }
 
     pub fn remaining(&self) -> i64 {
@@ -76,10 +81,7 @@ impl RowBudget {
         load: impl AsyncFnOnce(Option<i64>) -> StoreResult<Vec<T>>,
         count: impl Fn(&T) -> usize,
     ) -> StoreResult<Vec<T>> {
-        let _alone = match budget {
-            Some(budget) => Some(budget.gate().await),
-            None => None,
-        };
+        let _alone = Self::alone(budget).await;
         Self::within(budget, load, count).await
     }
 

@@ -27,19 +27,24 @@ use async_graphql::{
 };
 use axum::body::Bytes;
 
-use super::fields::{write_str, FieldValue, Id, OptId};
+use super::fields::{write_str, FieldValue, Id};
 use super::levels::{Children, Level, Row, Window};
 use super::loaders::Loaders;
 use super::types::{Execution, ExecutionTreeNode, Scalar};
 use crate::store::{self, Columns};
 
-enum Entry {
-    Scalar(Key, Scalar),
-    Typename(Key),
+/// One response key of an `Execution` object, and what answers it.
+struct Entry {
+    key: Key,
+    field: Field,
+}
+
+enum Field {
+    Scalar(Scalar),
+    Typename,
     /// One count statement for the whole level.
-    ChildCount(Key),
+    ChildCount,
     Children {
-        key: Key,
         window: Window,
         plan: Plan,
     },
@@ -92,7 +97,7 @@ impl Plan {
         let mut columns = Columns::KEYS;
         for sub in field.selection_set() {
             let key = unique_key(&mut seen, &sub)?;
-            entries.push(match sub.name() {
+            let field = match sub.name() {
                 "children" => {
                     let (mut first, mut after) = (None, None);
                     for (name, value) in sub.arguments().ok()? {
@@ -107,16 +112,17 @@ impl Plan {
                     let mut window = Window::new(first, after.as_deref()).ok()?;
                     let plan = Self::execution_fields(&sub)?;
                     window.columns = plan.columns;
-                    Entry::Children { key, window, plan }
+                    Field::Children { window, plan }
                 }
-                "childCount" => Entry::ChildCount(key),
-                "__typename" => Entry::Typename(key),
+                "childCount" => Field::ChildCount,
+                "__typename" => Field::Typename,
                 name => {
                     let scalar = Scalar::of(name)?;
                     columns = columns.with(scalar.column());
-                    Entry::Scalar(key, scalar)
+                    Field::Scalar(scalar)
                 }
-            });
+            };
+            entries.push(Entry { key, field });
         }
         Some(Plan { entries, columns })
     }
@@ -130,14 +136,15 @@ impl Plan {
         let mut entries = Vec::new();
         for sub in field.selection_set() {
             let key = unique_key(&mut seen, &sub)?;
-            entries.push(match sub.name() {
-                "id" => NodeEntry::Id(key),
-                "parentId" => NodeEntry::ParentId(key),
-                "level" => NodeEntry::Level(key),
-                "__typename" => NodeEntry::Typename(key),
-                "execution" => NodeEntry::Execution(key, Self::execution_fields(&sub)?),
+            let field = match sub.name() {
+                "id" => NodeField::Id,
+                "parentId" => NodeField::ParentId,
+                "level" => NodeField::Level,
+                "__typename" => NodeField::Typename,
+                "execution" => NodeField::Execution(Self::execution_fields(&sub)?),
                 _ => return None,
-            });
+            };
+            entries.push(NodeEntry { key, field });
         }
         Some(TreeNodePlan(entries))
     }
@@ -153,17 +160,17 @@ impl Plan {
         Box::pin(async move {
             let mut loaded = Loaded::default();
             for entry in &self.entries {
-                match entry {
-                    Entry::ChildCount(_) => {
+                match &entry.field {
+                    Field::ChildCount => {
                         level.child_counts(loaders).await?;
                     }
-                    Entry::Children { window, plan, .. } => {
+                    Field::Children { window, plan } => {
                         let children = level.children(loaders, window).await?;
                         let below = plan.prefetch(&children.level, loaders).await?;
                         loaded.rows += children.level.len() + below.rows;
                         loaded.children.push((children, below));
                     }
-                    Entry::Scalar(..) | Entry::Typename(_) => {}
+                    Field::Scalar(_) | Field::Typename => {}
                 }
             }
             Ok(loaded)
@@ -184,21 +191,12 @@ impl Plan {
             if i > 0 {
                 out.push(b',');
             }
-            match entry {
-                Entry::Scalar(key, scalar) => {
-                    write_key(out, key);
-                    scalar.write(row, out);
-                }
-                Entry::Typename(key) => {
-                    write_key(out, key);
-                    write_str(out, "Execution");
-                }
-                Entry::ChildCount(key) => {
-                    write_key(out, key);
-                    level.loaded_child_count(&row.id).write_json(out);
-                }
-                Entry::Children { key, plan, .. } => {
-                    write_key(out, key);
+            out.extend_from_slice(&entry.key.0);
+            match &entry.field {
+                Field::Scalar(scalar) => scalar.write(row, out),
+                Field::Typename => write_str(out, "Execution"),
+                Field::ChildCount => level.loaded_child_count(&row.id).write_json(out),
+                Field::Children { plan, .. } => {
                     out.push(b'[');
                     if let Some((children, loaded)) = below.next() {
                         let rows = children.by_parent.get(&row.id).map(Vec::as_slice);
@@ -226,16 +224,18 @@ struct Loaded {
     rows: usize,
 }
 
-fn write_key(out: &mut Vec<u8>, key: &Key) {
-    out.extend_from_slice(&key.0);
+/// One response key of an `ExecutionTreeNode` object, and what answers it.
+struct NodeEntry {
+    key: Key,
+    field: NodeField,
 }
 
-enum NodeEntry {
-    Id(Key),
-    ParentId(Key),
-    Level(Key),
-    Typename(Key),
-    Execution(Key, Plan),
+enum NodeField {
+    Id,
+    ParentId,
+    Level,
+    Typename,
+    Execution(Plan),
 }
 
 pub struct TreeNodePlan(Vec<NodeEntry>);
@@ -246,8 +246,8 @@ impl TreeNodePlan {
     pub fn columns(&self) -> Columns {
         self.0
             .iter()
-            .filter_map(|entry| match entry {
-                NodeEntry::Execution(_, plan) => Some(plan.columns),
+            .filter_map(|entry| match &entry.field {
+                NodeField::Execution(plan) => Some(plan.columns),
                 _ => None,
             })
             .fold(Columns::KEYS, Columns::union)
@@ -292,7 +292,7 @@ pub async fn tree(
     // One per `execution` entry (aliases may ask for several), in order.
     let mut loaded = Vec::new();
     for entry in &plan.0 {
-        if let NodeEntry::Execution(_, p) = entry {
+        if let NodeField::Execution(p) = &entry.field {
             loaded.push(p.prefetch(&level, loaders).await?);
             row_bytes += p.row_bytes();
         }
@@ -310,25 +310,17 @@ pub async fn tree(
             if i > 0 {
                 out.push(b',');
             }
-            match entry {
-                NodeEntry::Id(k) => {
-                    write_key(&mut out, k);
-                    Id(&row.id).write_json(&mut out);
-                }
-                NodeEntry::ParentId(k) => {
-                    write_key(&mut out, k);
-                    OptId(row.parent_execution_id.as_deref()).write_json(&mut out);
-                }
-                NodeEntry::Level(k) => {
-                    write_key(&mut out, k);
-                    depth.write_json(&mut out);
-                }
-                NodeEntry::Typename(k) => {
-                    write_key(&mut out, k);
-                    write_str(&mut out, "ExecutionTreeNode");
-                }
-                NodeEntry::Execution(k, p) => {
-                    write_key(&mut out, k);
+            out.extend_from_slice(&entry.key.0);
+            match &entry.field {
+                NodeField::Id => Id(&row.id).write_json(&mut out),
+                NodeField::ParentId => row
+                    .parent_execution_id
+                    .as_deref()
+                    .map(Id)
+                    .write_json(&mut out),
+                NodeField::Level => depth.write_json(&mut out),
+                NodeField::Typename => write_str(&mut out, "ExecutionTreeNode"),
+                NodeField::Execution(p) => {
                     let below = loaded.next().unwrap_or(&nothing);
                     p.write(row, &level, below, &mut out);
                 }

@@ -33,9 +33,6 @@ pub trait FieldValue {
 /// Text that the schema types as `ID`.
 pub struct Id<'r>(pub &'r str);
 
-/// Text the schema types as `ID`, or null.
-pub struct OptId<'r>(pub Option<&'r str>);
-
 /// The opaque `(createdAt, id)` cursor of a row.
 pub struct CursorOf<'r>(pub &'r store::Execution);
 
@@ -110,27 +107,25 @@ impl<'r> FieldValue for Id<'r> {
     }
 }
 
-impl<'r> FieldValue for OptId<'r> {
-    type Output = Option<ID>;
-    fn output(self) -> Option<ID> {
-        self.0.map(|s| ID(s.to_owned()))
-    }
-    fn write_json(&self, out: &mut Vec<u8>) {
-        match self.0 {
-            Some(s) => write_str(out, s),
-            None => out.extend_from_slice(b"null"),
-        }
-    }
-}
-
-impl<'r> FieldValue for Option<&'r str> {
-    type Output = Option<&'r str>;
+impl<'r> FieldValue for &'r str {
+    type Output = &'r str;
     fn output(self) -> Self {
         self
     }
     fn write_json(&self, out: &mut Vec<u8>) {
+        write_str(out, self);
+    }
+}
+
+/// Any field may be null: null, or the value as its own type writes it.
+impl<T: FieldValue> FieldValue for Option<T> {
+    type Output = Option<T::Output>;
+    fn output(self) -> Self::Output {
+        self.map(T::output)
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            Some(s) => write_str(out, s),
+            Some(value) => value.write_json(out),
             None => out.extend_from_slice(b"null"),
         }
     }
@@ -156,19 +151,6 @@ impl FieldValue for DateTime<Utc> {
     }
 }
 
-impl FieldValue for Option<DateTime<Utc>> {
-    type Output = Option<DateTime<Utc>>;
-    fn output(self) -> Self {
-        self
-    }
-    fn write_json(&self, out: &mut Vec<u8>) {
-        match self {
-            Some(t) => write_time(out, t),
-            None => out.extend_from_slice(b"null"),
-        }
-    }
-}
-
 impl FieldValue for store::ExecutionStatus {
     type Output = ExecutionStatus;
     fn output(self) -> ExecutionStatus {
@@ -184,18 +166,13 @@ impl FieldValue for store::ExecutionStatus {
     }
 }
 
-impl<'r> FieldValue for Option<&'r JsonValue> {
-    type Output = Option<Json<&'r JsonValue>>;
+impl<'r> FieldValue for &'r JsonValue {
+    type Output = Json<&'r JsonValue>;
     fn output(self) -> Self::Output {
-        self.map(Json)
+        Json(self)
     }
     fn write_json(&self, out: &mut Vec<u8>) {
-        match self {
-            Some(json) => {
-                let _ = serde_json::to_writer(&mut *out, json);
-            }
-            None => out.extend_from_slice(b"null"),
-        }
+        let _ = serde_json::to_writer(&mut *out, self);
     }
 }
 

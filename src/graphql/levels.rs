@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
+use super::budget::RowBudget;
 use super::error::{internal, GqlResult, OrGql};
 use super::loaders::{ChildKey, Loaders};
 use crate::store::{self, Columns, Cursor, StoreError, StoreResult};
@@ -131,10 +132,7 @@ impl Level {
         let children = cell
             .get_or_init(|| async {
                 // Alone in the request while it loads: see `ChildrenLoader`.
-                let _alone = match &loaders.budget {
-                    Some(budget) => Some(budget.gate().await),
-                    None => None,
-                };
+                let _alone = RowBudget::alone(loaders.budget.as_ref()).await;
                 let keys = self.rows.iter().map(|row| ChildKey {
                     parent: row.id.clone(),
                     window: window.clone(),
@@ -155,15 +153,13 @@ impl Level {
 
     /// The number of direct children of every execution of this level.
     pub async fn child_counts(&self, loaders: &Loaders) -> GqlResult<&HashMap<String, i64>> {
-        self.child_counts
-            .get_or_try_init(|| async {
-                loaders
-                    .store
-                    .count_direct_children(&self.ids(), &loaders.scope)
-                    .await
-                    .gql()
-            })
-            .await
+        self.per_level(&self.child_counts, async |ids| {
+            loaders
+                .store
+                .count_direct_children(&ids, &loaders.scope)
+                .await
+        })
+        .await
     }
 
     /// `id`'s number of children, once `child_counts` has loaded them.
@@ -174,29 +170,32 @@ impl Level {
     }
 
     pub async fn claims(&self, loaders: &Loaders) -> GqlResult<&HashMap<String, store::Claim>> {
-        self.claims
-            .get_or_try_init(|| async {
-                loaders
-                    .store
-                    .claims_for(&self.ids(), &loaders.scope)
-                    .await
-                    .gql()
-            })
-            .await
+        self.per_level(&self.claims, async |ids| {
+            loaders.store.claims_for(&ids, &loaders.scope).await
+        })
+        .await
     }
 
     pub async fn recovery_history(
         &self,
         loaders: &Loaders,
     ) -> GqlResult<&HashMap<String, Vec<store::Recovery>>> {
-        self.recovery
-            .get_or_try_init(|| async {
-                loaders
-                    .store
-                    .recovery_history_for(&self.ids(), &loaders.scope)
-                    .await
-                    .gql()
-            })
+        self.per_level(&self.recovery, async |ids| {
+            loaders
+                .store
+                .recovery_history_for(&ids, &loaders.scope)
+                .await
+        })
+        .await
+    }
+
+    /// `cell`, loaded once by `load` with the ids of the whole level.
+    async fn per_level<'a, V>(
+        &self,
+        cell: &'a OnceCell<V>,
+        load: impl AsyncFnOnce(Vec<String>) -> StoreResult<V>,
+    ) -> GqlResult<&'a V> {
+        cell.get_or_try_init(|| async { load(self.ids()).await.gql() })
             .await
     }
 

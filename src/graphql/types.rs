@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
 use super::error::{internal, GqlResult, OrGql};
-use super::fields::{execution_object, CursorOf, Id, OptId};
+use super::fields::{execution_object, CursorOf, Id};
 use super::levels::{Level, Row, Window};
 use super::loaders::Loaders;
 use crate::store::{self, ClaimRejection as StoreRejection};
@@ -100,7 +100,7 @@ execution_object! {
         "ownerId" owner_id: ID = |row| Id(&row.owner_id);
         "rootExecutionId" root_execution_id: ID = |row| Id(&row.root_execution_id);
         "parentExecutionId" parent_execution_id: Option<ID> =
-            |row| OptId(row.parent_execution_id.as_deref());
+            |row| row.parent_execution_id.as_deref().map(Id);
         "status" status: ExecutionStatus = |row| row.status;
         /// 0 for a root, the parent's depth + 1 otherwise.
         "executionDepth" execution_depth: i32 = |row| row.execution_depth;
