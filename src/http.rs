@@ -440,21 +440,20 @@ impl Executed {
     /// control), its body with the fast path's answers spliced in.
     async fn into_response(self) -> Response {
         let response = GraphQLResponse(self.response).into_response();
+        if self.raw.is_empty() {
+            return response;
+        }
         let (mut parts, body) = response.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        let body = match self.raw.splice(&bytes) {
-            Some(pieces) => {
-                let length: usize = pieces.iter().map(axum::body::Bytes::len).sum();
-                parts
-                    .headers
-                    .insert(axum::http::header::CONTENT_LENGTH, length.into());
-                let pieces = pieces.into_iter().map(Ok::<_, std::convert::Infallible>);
-                axum::body::Body::from_stream(futures_util::stream::iter(pieces))
-            }
-            None => axum::body::Body::from(bytes),
-        };
+        let pieces = self.raw.splice(&bytes);
+        let length: usize = pieces.iter().map(axum::body::Bytes::len).sum();
+        parts
+            .headers
+            .insert(axum::http::header::CONTENT_LENGTH, length.into());
+        let pieces = pieces.into_iter().map(Ok::<_, std::convert::Infallible>);
+        let body = axum::body::Body::from_stream(futures_util::stream::iter(pieces));
         Response::from_parts(parts, body)
     }
 }

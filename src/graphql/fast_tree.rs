@@ -359,14 +359,15 @@ impl RawAnswers {
         Value::String(format!("{}{}", *PLACEHOLDER, answers.len() - 1))
     }
 
+    /// True when the fast path wrote nothing for this request.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
     /// `body` cut at each placeholder, its answer in between: the pieces
-    /// of the response, in order, nothing copied. None when the fast path
-    /// wrote nothing for this request.
-    pub fn splice(&self, body: &Bytes) -> Option<Vec<Bytes>> {
+    /// of the response, in order, nothing copied.
+    pub fn splice(&self, body: &Bytes) -> Vec<Bytes> {
         let mut answers = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
-        if answers.is_empty() {
-            return None;
-        }
         let marker = format!("\"{}", *PLACEHOLDER);
         let finder = memchr::memmem::Finder::new(marker.as_bytes());
         let mut pieces = Vec::with_capacity(2 * answers.len() + 1);
@@ -401,7 +402,7 @@ impl RawAnswers {
             // nulled by an error elsewhere in its parent): nothing to place.
             tracing::debug!(unplaced, "fast-path answers without a placeholder");
         }
-        Some(pieces)
+        pieces
     }
 }
 

@@ -181,11 +181,12 @@ where
     T::decode(value).map_err(|e| StoreError::Database(sea_orm::DbErr::Type(e.to_string())))
 }
 
-/// One row of either backend as an `Execution`.
+/// One row of either backend as an `Execution`. The first row of a result
+/// (`positions_found` still None) finds the columns' positions and is read with
+/// type checks.
 fn decode_row<'r, R>(
     row: &'r R,
-    at: &[Option<usize>; COLUMNS.len()],
-    checked: bool,
+    positions_found: &mut Option<[Option<usize>; COLUMNS.len()]>,
 ) -> StoreResult<Execution>
 where
     R: Row,
@@ -195,6 +196,11 @@ where
     DateTime<Utc>: Decode<'r, R::Database> + sqlx::Type<R::Database>,
     serde_json::Value: Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
+    let checked = positions_found.is_none();
+    let at = match *positions_found {
+        Some(at) => at,
+        None => *positions_found.insert(positions(row)?),
+    };
     let text = |i: usize| get(row, at[i], String::new(), checked);
     let opt_text = |i: usize| get(row, at[i], None::<String>, checked);
     let time = |i: usize| get(row, at[i], DateTime::<Utc>::UNIX_EPOCH, checked);
@@ -232,21 +238,11 @@ where
 
 impl ExecutionDecoder {
     pub(crate) fn decode(&mut self, result: &QueryResult) -> StoreResult<Execution> {
-        // The first row finds the positions and is read with type checks.
-        let first = self.at.is_none();
         if let Some(row) = result.try_as_pg_row() {
-            let at = match self.at {
-                Some(at) => at,
-                None => *self.at.insert(positions(row)?),
-            };
-            return decode_row(row, &at, first);
+            return decode_row(row, &mut self.at);
         }
         if let Some(row) = result.try_as_sqlite_row() {
-            let at = match self.at {
-                Some(at) => at,
-                None => *self.at.insert(positions(row)?),
-            };
-            return decode_row(row, &at, first);
+            return decode_row(row, &mut self.at);
         }
         Err(StoreError::Database(sea_orm::DbErr::Type(
             "a row of no known backend".into(),
