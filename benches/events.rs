@@ -328,8 +328,14 @@ async fn run(sizes: Sizes, smoke: bool) -> String {
     out
 }
 
-const PG_OFF: &[&str] = &["ALTER TABLE executions DISABLE TRIGGER executions_logged"];
-const PG_ON: &[&str] = &["ALTER TABLE executions ENABLE TRIGGER executions_logged"];
+const PG_OFF: &[&str] = &[
+    "ALTER TABLE executions DISABLE TRIGGER executions_logged_insert",
+    "ALTER TABLE executions DISABLE TRIGGER executions_logged_update",
+];
+const PG_ON: &[&str] = &[
+    "ALTER TABLE executions ENABLE TRIGGER executions_logged_insert",
+    "ALTER TABLE executions ENABLE TRIGGER executions_logged_update",
+];
 const SQLITE_OFF: &[&str] = &[
     "DROP TRIGGER executions_logged_insert",
     "DROP TRIGGER executions_logged_update",

@@ -11,6 +11,8 @@ mod m20261125_000004_roots_by_status;
 mod m20261126_000005_event_log;
 mod m20261126_000006_finished_roots;
 mod m20261126_000007_run_search;
+mod m20261126_000008_events_per_statement;
+mod m20261126_000009_fewer_index_entries;
 
 pub struct Migrator;
 
@@ -25,6 +27,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_event_log::Migration),
             Box::new(m20261126_000006_finished_roots::Migration),
             Box::new(m20261126_000007_run_search::Migration),
+            Box::new(m20261126_000008_events_per_statement::Migration),
+            Box::new(m20261126_000009_fewer_index_entries::Migration),
         ]
     }
 }

@@ -58,7 +58,7 @@ SELECT x.id, x.flow_id, x.owner_id, x.root_execution_id, x.parent_execution_id, 
        CASE WHEN x.status = 'running' THEN $2 END,
        CASE WHEN x.status IN ('completed', 'failed', 'stopped') THEN $2 END,
        x.options, x.integration, x.external_events, 0
-FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS x(
+FROM json_to_recordset(CAST($1 AS json)) AS x(
     ord INT, id TEXT, flow_id TEXT, owner_id TEXT, root_execution_id TEXT,
     parent_execution_id TEXT, status TEXT, execution_depth INT,
     options JSONB, integration JSONB, external_events JSONB)

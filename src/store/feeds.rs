@@ -358,7 +358,11 @@ impl ExecutionStore {
         let p = sql.bind(root_execution_id.to_owned());
         let mut conditions = format!("root_execution_id = {p} AND id <> {p}");
         conditions.push_str(&sql.owner_filter("owner_id", scope));
-        self.keyset_page(sql, conditions, statuses, first, after)
+        // A run's executions are indexed by status then time, not by time
+        // alone (one index entry less per write), so newest first over the
+        // whole run is the merge of one range per status.
+        let statuses = statuses.unwrap_or(&ExecutionStatus::ALL);
+        self.keyset_page(sql, conditions, Some(statuses), first, after)
             .await
     }
 

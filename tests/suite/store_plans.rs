@@ -243,6 +243,34 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     )
     .await;
     run(
+        "childFeed (newest first, a page after a cursor)",
+        Box::pin(async {
+            let first = store
+                .get_child_feed("p4", None, Some(20), None, &owner)
+                .await
+                .unwrap();
+            let last = first.items.last().unwrap();
+            let after = execstore::store::Cursor::new(last.created_at, last.id.clone()).encode();
+            let page = store
+                .get_child_feed("p4", None, Some(20), Some(&after), &owner)
+                .await
+                .unwrap();
+            assert_eq!(page.items.len(), 20);
+        }),
+    )
+    .await;
+    run(
+        "directChildFeed (newest first)",
+        Box::pin(async {
+            let page = store
+                .get_direct_child_feed("p5", None, Some(20), None, &owner)
+                .await
+                .unwrap();
+            assert_eq!(page.items.len(), 20);
+        }),
+    )
+    .await;
+    run(
         "directChildFeed (status)",
         Box::pin(async {
             let page = store
@@ -277,7 +305,7 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         )
         .await;
     }
-    assert_eq!(checked.len(), 15);
+    assert_eq!(checked.len(), 17);
 }
 
 crate::both_backends!(level_loads_never_scan_the_table);
