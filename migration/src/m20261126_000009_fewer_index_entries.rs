@@ -17,10 +17,13 @@ use sea_orm_migration::sea_orm::ConnectionTrait;
 ///   executions by status and time (`executions_root_feed_by_status`) serve
 ///   every read of a run — whole (its prefix) or newest first (one range per
 ///   status, merged; see `newest_first` in the store).
+/// - The claims index holds live claims only (`status = 'active'`), by
+///   expiry: the expiry sweep and `activeClaims` are its only readers, and a
+///   released or expired claim's entry was never read.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const UP: [&str; 7] = [
+const UP: [&str; 9] = [
     "DROP INDEX IF EXISTS executions_root_feed",
     "DROP INDEX IF EXISTS executions_parent_feed",
     "CREATE INDEX executions_parent_feed ON executions (parent_execution_id, created_at DESC, id DESC) \
@@ -31,9 +34,13 @@ const UP: [&str; 7] = [
     "DROP INDEX IF EXISTS executions_flow_roots",
     "CREATE INDEX executions_flow_roots ON executions (flow_id, created_at DESC, id DESC) \
      WHERE execution_depth = 0",
+    "DROP INDEX IF EXISTS execution_claims_status_expiry",
+    "CREATE INDEX execution_claims_live ON execution_claims (expires_at) WHERE status = 'active'",
 ];
 
-const DOWN: [&str; 7] = [
+const DOWN: [&str; 9] = [
+    "DROP INDEX IF EXISTS execution_claims_live",
+    "CREATE INDEX execution_claims_status_expiry ON execution_claims (status, expires_at)",
     "DROP INDEX IF EXISTS executions_flow_roots",
     "CREATE INDEX executions_flow_roots ON executions (flow_id, execution_depth, created_at DESC, id DESC)",
     "DROP INDEX IF EXISTS executions_parent_feed_by_status",

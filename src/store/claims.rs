@@ -19,6 +19,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Value};
 
 use super::group_commit::Writer;
+use super::rows::returned;
 use super::sql::{json_list, statement, PerKey, Sql};
 use super::{
     limits, now, validate, Claim, ClaimStatus, Execution, ExecutionStatus, ExecutionStore, Scope,
@@ -351,10 +352,7 @@ async fn claim_on_sqlite(
         now.into(),
         expires.into(),
     ];
-    let mut executions =
-        Execution::find_by_statement(statement(backend, SQLITE_PROCESSING, values))
-            .all(w)
-            .await?;
+    let mut executions = returned(w, statement(backend, SQLITE_PROCESSING, values)).await?;
     let order: HashMap<&str, usize> = taken
         .iter()
         .enumerate()
@@ -388,11 +386,7 @@ async fn pull_fresh(
             }
             None => PG_PULL,
         };
-        return Ok(
-            Execution::find_by_statement(statement(backend, text, values))
-                .all(w)
-                .await?,
-        );
+        return returned(w, statement(backend, text, values)).await;
     }
     let mut values: Vec<Value> = vec![limit.into()];
     let text = match flow_id {

@@ -8,7 +8,7 @@
 //! SeaORM uses, so values come out exactly as before.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveEnum, QueryResult};
+use sea_orm::{ActiveEnum, ConnectionTrait, QueryResult, Statement};
 use sqlx::{Column, ColumnIndex, Decode, Row};
 
 use super::{Execution, ExecutionStatus, StoreError, StoreResult};
@@ -234,6 +234,21 @@ where
         processing_worker_id: opt_text(const { column("processing_worker_id") })?,
         lease_expires_at: opt_time(const { column("lease_expires_at") })?,
     })
+}
+
+/// Every row of a result as an execution (the rows of a `RETURNING *`),
+/// decoded by position.
+pub(crate) fn decode_all(rows: &[QueryResult]) -> StoreResult<Vec<Execution>> {
+    let mut decoder = ExecutionDecoder::default();
+    rows.iter().map(|row| decoder.decode(row)).collect()
+}
+
+/// The executions `statement` returns.
+pub(crate) async fn returned<C: ConnectionTrait>(
+    conn: &C,
+    statement: Statement,
+) -> StoreResult<Vec<Execution>> {
+    decode_all(&conn.query_all(statement).await?)
 }
 
 impl ExecutionDecoder {

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use execstore::store::{ChildWindow, ExecutionStatus, ExecutionStore, Scope};
+use execstore::store::{ChildWindow, ExecutionStatus, ExecutionStore, Finish, Scope};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::fixtures::{create, OWNER};
@@ -17,16 +17,18 @@ const CHILDREN: usize = 200_000;
 
 /// Roots p1…p200 with 1,000 children each (c1…c200000), all sharing the
 /// seed row's timestamps.
-async fn seed(db: &sea_orm::DatabaseConnection, backend: Backend) {
-    // Numbers from..=to as a row source `n(g)`.
-    let numbers = |from: usize, to: usize| {
-        match backend {
+/// Numbers from..=to as a row source `n(g)`.
+fn numbers(backend: Backend, from: usize, to: usize) -> String {
+    match backend {
         Backend::Postgres => format!("(SELECT g FROM generate_series({from}, {to}) AS g) n"),
         Backend::Sqlite => format!(
             "(WITH RECURSIVE n(g) AS (SELECT {from} UNION ALL SELECT g + 1 FROM n WHERE g < {to}) SELECT g FROM n) n"
         ),
     }
-    };
+}
+
+async fn seed(db: &sea_orm::DatabaseConnection, backend: Backend) {
+    let numbers = |from: usize, to: usize| numbers(backend, from, to);
     let columns = "id, flow_id, owner_id, root_execution_id, parent_execution_id, status, \
                    execution_depth, created_at, updated_at, failure_count";
     let at = "(SELECT created_at FROM executions WHERE id = 'seed')";
@@ -54,8 +56,8 @@ async fn seed(db: &sea_orm::DatabaseConnection, backend: Backend) {
     }
 }
 
-/// The plan's lines that read `executions` (under any alias) row by row.
-async fn sequential_scans(
+/// The lines of `statement`'s plan, explained with its own parameters.
+async fn plan(
     db: &sea_orm::DatabaseConnection,
     backend: Backend,
     statement: &Statement,
@@ -71,14 +73,22 @@ async fn sequential_scans(
         statement.values.clone().map(|v| v.0).unwrap_or_default(),
     );
     let rows = db.query_all(plan).await.expect("explain");
-    let lines: Vec<String> = rows
-        .iter()
+    rows.iter()
         .map(|row| match db_backend {
             DbBackend::Postgres => row.try_get::<String>("", "QUERY PLAN").unwrap(),
             _ => row.try_get::<String>("", "detail").unwrap(),
         })
-        .collect();
-    lines
+        .collect()
+}
+
+/// The plan's lines that read `executions` (under any alias) row by row.
+async fn sequential_scans(
+    db: &sea_orm::DatabaseConnection,
+    backend: Backend,
+    statement: &Statement,
+) -> Vec<String> {
+    plan(db, backend, statement)
+        .await
         .into_iter()
         .filter(|line| match backend {
             Backend::Postgres => line.contains("Seq Scan on executions"),
@@ -308,4 +318,103 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     assert_eq!(checked.len(), 17);
 }
 
-crate::both_backends!(level_loads_never_scan_the_table);
+/// A batch of finishes or heartbeats finds its claims by primary key, one
+/// probe per item, however many live claims the fleet holds: here 2,000
+/// held by another worker among 200,000 claims (a plan through the index of
+/// live claims would read every live one, and every entry the index keeps
+/// for claims released since the last vacuum).
+async fn claim_batches_probe_claims_by_key(backend: Backend) {
+    let t = fresh(backend).await;
+    let plain = t.store();
+    create(&plain, "seed", None).await;
+    let columns = "id, flow_id, owner_id, root_execution_id, status, execution_depth, \
+                   created_at, updated_at, failure_count";
+    let at = "(SELECT created_at FROM executions WHERE id = 'seed')";
+    let expires = match backend {
+        Backend::Postgres => format!("{at} + interval '1 hour'"),
+        Backend::Sqlite => "'9999-01-01T00:00:00Z'".to_owned(),
+    };
+    for sql in [
+        format!(
+            "INSERT INTO executions ({columns}) SELECT 'q' || CAST(g AS TEXT), 'flow-1', '{OWNER}', \
+             'q' || CAST(g AS TEXT), 'created', 0, {at}, {at}, 0 FROM {}",
+            numbers(backend, 1, 200_050)
+        ),
+        format!(
+            "INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
+             SELECT 'q' || CAST(g AS TEXT), 'holder', {at}, {expires}, {at}, \
+             CASE WHEN g <= 2050 THEN 'active' ELSE 'released' END FROM {}",
+            numbers(backend, 51, 200_050)
+        ),
+        "ANALYZE".to_owned(),
+    ] {
+        t.db.execute_unprepared(&sql).await.expect("seed claims");
+    }
+    let mine: Vec<String> = (1..=50).map(|i| format!("q{i}")).collect();
+    for id in &mine {
+        assert!(plain
+            .claim_execution(id, "w", 600_000)
+            .await
+            .unwrap()
+            .acquired());
+    }
+
+    let sent: Arc<Mutex<Vec<Statement>>> = Arc::default();
+    let mut recording = t.db.clone();
+    let log = sent.clone();
+    recording.set_metric_callback(move |info| {
+        log.lock().unwrap().push(info.statement.clone());
+    });
+    let store = ExecutionStore::new(recording);
+    let extended = store.extend_many("w", mine.clone(), 600_000).await.unwrap();
+    assert!(extended.iter().all(|e| e.expires_at.is_some()));
+    let finishes = mine
+        .iter()
+        .map(|id| Finish {
+            execution_id: id.clone(),
+            worker_id: "w".into(),
+            status: ExecutionStatus::Completed,
+            error_message: None,
+            error_node_id: None,
+            failure_reason: None,
+        })
+        .collect();
+    let finished = store.finish_many(finishes).await.unwrap();
+    assert!(finished.iter().all(|f| f.refusal.is_none()));
+
+    let statements = sent.lock().unwrap().clone();
+    let mut claim_reads = 0;
+    for statement in statements
+        .iter()
+        .filter(|s| s.sql.contains("execution_claims"))
+    {
+        for line in plan(&t.db, backend, statement).await {
+            let reads_claims = match backend {
+                Backend::Postgres => line.contains("Scan") && line.contains("execution_claims"),
+                Backend::Sqlite => {
+                    line.starts_with("SCAN execution_claims")
+                        || line.starts_with("SEARCH execution_claims")
+                }
+            };
+            if reads_claims {
+                claim_reads += 1;
+                let by_key = match backend {
+                    Backend::Postgres => line.contains("execution_claims_pkey"),
+                    Backend::Sqlite => line.contains("sqlite_autoindex_execution_claims_1"),
+                };
+                assert!(
+                    by_key,
+                    "claims read other than by key: {line}\n{}\n{:#?}",
+                    statement.sql,
+                    plan(&t.db, backend, statement).await
+                );
+            }
+        }
+    }
+    assert!(claim_reads >= 2, "no claim read found in {statements:?}");
+}
+
+crate::both_backends!(
+    level_loads_never_scan_the_table,
+    claim_batches_probe_claims_by_key
+);
