@@ -11,8 +11,10 @@ use sea_orm_migration::sea_orm::ConnectionTrait;
 ///   parent: every read of them names a parent (`parent_execution_id = …`,
 ///   which implies the condition), and a root's entry under NULL was never
 ///   read.
-/// - The index of roots by flow holds only roots (every read of it is for
-///   `execution_depth = 0`), and loses the depth column it no longer needs.
+/// - The roots of a flow by time (`executions_flow_roots`) go: the roots of
+///   a flow by status and time (`executions_flow_roots_by_status`) serve
+///   every read of them — the flows' skip scan (its prefix), a flow's
+///   newest run and its runs newest first (one range per status, merged).
 /// - The run's executions by time (`executions_root_feed`) goes: the run's
 ///   executions by status and time (`executions_root_feed_by_status`) serve
 ///   every read of a run — whole (its prefix) or newest first (one range per
@@ -23,7 +25,7 @@ use sea_orm_migration::sea_orm::ConnectionTrait;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const UP: [&str; 9] = [
+const UP: [&str; 8] = [
     "DROP INDEX IF EXISTS executions_root_feed",
     "DROP INDEX IF EXISTS executions_parent_feed",
     "CREATE INDEX executions_parent_feed ON executions (parent_execution_id, created_at DESC, id DESC) \
@@ -32,16 +34,13 @@ const UP: [&str; 9] = [
     "CREATE INDEX executions_parent_feed_by_status ON executions \
      (parent_execution_id, status, created_at DESC, id DESC) WHERE parent_execution_id IS NOT NULL",
     "DROP INDEX IF EXISTS executions_flow_roots",
-    "CREATE INDEX executions_flow_roots ON executions (flow_id, created_at DESC, id DESC) \
-     WHERE execution_depth = 0",
     "DROP INDEX IF EXISTS execution_claims_status_expiry",
     "CREATE INDEX execution_claims_live ON execution_claims (expires_at) WHERE status = 'active'",
 ];
 
-const DOWN: [&str; 9] = [
+const DOWN: [&str; 8] = [
     "DROP INDEX IF EXISTS execution_claims_live",
     "CREATE INDEX execution_claims_status_expiry ON execution_claims (status, expires_at)",
-    "DROP INDEX IF EXISTS executions_flow_roots",
     "CREATE INDEX executions_flow_roots ON executions (flow_id, execution_depth, created_at DESC, id DESC)",
     "DROP INDEX IF EXISTS executions_parent_feed_by_status",
     "CREATE INDEX executions_parent_feed_by_status ON executions \

@@ -218,8 +218,12 @@ impl ExecutionStore {
         if let Some(before) = filter.created_before {
             conditions.push_str(&format!(" AND created_at < {}", sql.bind(before)));
         }
+        // Roots are indexed by flow, status and time (not by flow and time
+        // alone), so newest first over all of a flow's roots is the merge of
+        // one range per status.
+        let statuses = filter.statuses.as_deref().unwrap_or(&ExecutionStatus::ALL);
         let page = self
-            .keyset_page(sql, conditions, filter.statuses.as_deref(), first, after)
+            .keyset_page(sql, conditions, Some(statuses), first, after)
             .await?;
         if page.items.is_empty() {
             return Ok(page.map(|execution| RootExecution {

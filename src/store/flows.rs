@@ -31,13 +31,13 @@ impl Flow {
 /// ($1, $2) = (last run's time, flow id) when $3 is 1, at most $4 rows.
 ///
 /// `flows` walks the distinct flow ids of roots one index probe each (a
-/// "skip scan" over the partial index of roots by flow, starting from '',
-/// which sorts before any id), and each flow's
-/// newest run is one more probe. So the cost follows the number of flows,
-/// never the number of executions or runs. (Written once; `OWNER_FLOWS`
-/// adds the owner condition.)
+/// "skip scan" over the partial index of roots by flow and status, starting
+/// from '', which sorts before any id), and finds each flow's newest run
+/// with a few more probes. So the cost follows the number of flows, never
+/// the number of executions or runs. (Written once; the two variants differ
+/// in the owner condition and in how the newest run is found.)
 macro_rules! flows {
-    ($owner:literal) => {
+    ($owner:literal, $newest_run:literal) => {
         concat!(
             "\
 WITH RECURSIVE flows(flow_id) AS (
@@ -50,12 +50,9 @@ WITH RECURSIVE flows(flow_id) AS (
             ORDER BY e.flow_id LIMIT 1)
     FROM flows WHERE flows.flow_id IS NOT NULL
 ), newest AS (
-    SELECT flows.flow_id,
-           (SELECT e.id FROM executions e
-            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0",
-            $owner,
-            "
-            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) AS last_run_id
+    SELECT flows.flow_id, ",
+            $newest_run,
+            " AS last_run_id
     FROM flows WHERE flows.flow_id <> ''
 )
 SELECT r.*
@@ -66,10 +63,46 @@ LIMIT $4"
         )
     };
 }
-const FLOWS: &str = flows!("");
-/// `FLOWS` for one owner ($5): its runs only, through the partial index of
-/// roots by owner and flow.
-const OWNER_FLOWS: &str = flows!(" AND e.owner_id = $5");
+/// Every owner's flows. Roots are indexed by flow, status and time (there
+/// is no index of roots by flow and time alone: one index entry less per
+/// write of a root), so a flow's newest run is the newest of the newest run
+/// in each status: one probe per status.
+const FLOWS: &str = flows!(
+    "",
+    "(SELECT n.id FROM (
+        SELECT * FROM (SELECT e.id, e.created_at FROM executions e
+            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = 'created'
+            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) s1
+        UNION ALL
+        SELECT * FROM (SELECT e.id, e.created_at FROM executions e
+            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = 'running'
+            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) s2
+        UNION ALL
+        SELECT * FROM (SELECT e.id, e.created_at FROM executions e
+            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = 'paused'
+            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) s3
+        UNION ALL
+        SELECT * FROM (SELECT e.id, e.created_at FROM executions e
+            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = 'completed'
+            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) s4
+        UNION ALL
+        SELECT * FROM (SELECT e.id, e.created_at FROM executions e
+            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = 'failed'
+            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) s5
+        UNION ALL
+        SELECT * FROM (SELECT e.id, e.created_at FROM executions e
+            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = 'stopped'
+            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) s6
+    ) n ORDER BY n.created_at DESC, n.id DESC LIMIT 1)"
+);
+/// One owner's ($5) flows: its runs only, through the partial index of
+/// roots by owner, flow and time (one probe for a flow's newest run).
+const OWNER_FLOWS: &str = flows!(
+    " AND e.owner_id = $5",
+    "(SELECT e.id FROM executions e
+        WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.owner_id = $5
+        ORDER BY e.created_at DESC, e.id DESC LIMIT 1)"
+);
 
 /// The executions above $1, root first: one walk up the parent links, one
 /// primary-key probe per level (the walk drives: `CROSS JOIN` keeps SQLite
@@ -151,5 +184,25 @@ impl ExecutionStore {
         ))
         .all(&self.reads)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ExecutionStatus;
+
+    /// A flow's newest run is looked for in every status, each once: a
+    /// status missing here would hide the flows whose newest run is in it.
+    #[test]
+    fn flows_look_for_the_newest_run_in_every_status() {
+        for status in ExecutionStatus::ALL {
+            let probe = format!("e.status = '{}'", status.as_str());
+            assert_eq!(FLOWS.matches(&probe).count(), 1, "{probe}");
+        }
+        assert_eq!(
+            FLOWS.matches("e.status = '").count(),
+            ExecutionStatus::ALL.len()
+        );
     }
 }
