@@ -2,8 +2,7 @@
 //! or finish is one statement on PostgreSQL and one write of a SQLite
 //! commit group, so that concurrent workers never both win. A pull is one
 //! statement too, plus — when the fresh queue runs short — one returning
-//! lapsed leases and a second pull; on PostgreSQL, pulls that arrive
-//! together share their statement (`pulls`).
+//! lapsed leases and a second pull.
 //!
 //! The statements are whole, one per operation and backend. Status values
 //! are written as literals: PostgreSQL uses a partial index (`WHERE status =
@@ -101,6 +100,51 @@ WHERE id IN (SELECT value FROM json_each($1))
 RETURNING *";
 
 // ------------------------------------------------------------------ pull
+
+/// Claims for worker $1 at $2 until $3 the $4 oldest executions of the
+/// fresh queue (CREATED, no lease), skipping rows another pull has locked:
+/// concurrent pulls never wait on each other nor get the same execution.
+/// Reads about $4 entries of the queue's partial index, however many
+/// executions are leased. (Written once: `PG_PULL_OF_FLOW` adds the flow
+/// condition, which the queue's partial index by flow serves.)
+macro_rules! pg_pull {
+    ($flow:literal) => {
+        concat!("\
+WITH candidates AS (
+    SELECT id FROM executions
+    WHERE status = 'created' AND lease_expires_at IS NULL", $flow, "
+    ORDER BY created_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)
+    SELECT id, $1, $2, $3, $2, 'active' FROM candidates
+    ON CONFLICT (execution_id) DO UPDATE SET
+        worker_id = excluded.worker_id,
+        claimed_at = CASE WHEN execution_claims.status = 'active'
+                           AND execution_claims.worker_id = excluded.worker_id
+                           AND execution_claims.expires_at >= excluded.claimed_at
+                          THEN execution_claims.claimed_at ELSE excluded.claimed_at END,
+        expires_at = excluded.expires_at,
+        heartbeat_at = excluded.heartbeat_at,
+        status = 'active'
+    WHERE execution_claims.status <> 'active'
+       OR execution_claims.expires_at < excluded.claimed_at
+       OR execution_claims.worker_id = excluded.worker_id
+    RETURNING execution_id, claimed_at
+)
+UPDATE executions SET
+    processing_worker_id = $1,
+    processing_started_at = claimed.claimed_at,
+    updated_at = $2,
+    lease_expires_at = $3
+FROM claimed WHERE executions.id = claimed.execution_id
+RETURNING executions.*")
+    };
+}
+const PG_PULL: &str = pg_pull!("");
+/// `PG_PULL` within flow $5.
+const PG_PULL_OF_FLOW: &str = pg_pull!(" AND flow_id = $5");
 
 /// SQLite: the $1 oldest executions of the fresh queue. The pull runs in
 /// the commit group's write transaction, which holds SQLite's one write
@@ -237,7 +281,7 @@ struct Id {
     id: String,
 }
 
-pub(super) fn expiry(now: DateTime<Utc>, timeout_ms: i64) -> DateTime<Utc> {
+fn expiry(now: DateTime<Utc>, timeout_ms: i64) -> DateTime<Utc> {
     now + Duration::milliseconds(timeout_ms)
 }
 
@@ -318,8 +362,7 @@ async fn claim_on_sqlite(
     Ok((claims, executions))
 }
 
-/// SQLite: claims up to `limit` executions of the fresh queue for
-/// `worker_id`. (PostgreSQL pulls go through `pulls`.)
+/// Claims up to `limit` executions of the fresh queue for `worker_id`.
 async fn pull_fresh(
     w: &Writer<'_>,
     worker_id: &str,
@@ -329,6 +372,22 @@ async fn pull_fresh(
     expires: DateTime<Utc>,
 ) -> StoreResult<Vec<Execution>> {
     let backend = w.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let mut values: Vec<Value> = vec![
+            worker_id.to_owned().into(),
+            now.into(),
+            expires.into(),
+            limit.into(),
+        ];
+        let text = match flow_id {
+            Some(flow) => {
+                values.push(flow.to_owned().into());
+                PG_PULL_OF_FLOW
+            }
+            None => PG_PULL,
+        };
+        return returned(w, statement(backend, text, values)).await;
+    }
     let mut values: Vec<Value> = vec![limit.into()];
     let text = match flow_id {
         Some(flow) => {
@@ -351,7 +410,7 @@ async fn pull_fresh(
 }
 
 /// Returns lapsed leases to the queue; how many came back.
-pub(super) async fn return_lapsed(w: &Writer<'_>, now: DateTime<Utc>) -> StoreResult<u64> {
+async fn return_lapsed(w: &Writer<'_>, now: DateTime<Utc>) -> StoreResult<u64> {
     let backend = w.get_database_backend();
     let text = match backend {
         DbBackend::Postgres => PG_RETURN_LAPSED,
@@ -457,10 +516,8 @@ impl ExecutionStore {
 
     /// `claimNextExecutions`: claims up to `limit` claimable CREATED
     /// executions (of `flow_id` when given), oldest first. Concurrent callers
-    /// never receive the same execution. On PostgreSQL their statements
-    /// never wait on each other's rows (`FOR UPDATE SKIP LOCKED`), and
-    /// callers that arrive while their flow's statements run share the next
-    /// one (`pulls`). When the fresh queue has too
+    /// never receive the same execution and, on PostgreSQL, never wait on
+    /// each other (`FOR UPDATE SKIP LOCKED`). When the fresh queue has too
     /// little, lapsed leases go back into it and the pull takes from them
     /// (so no sweeper process is needed).
     pub async fn claim_next_executions(
@@ -476,14 +533,10 @@ impl ExecutionStore {
         if let Some(flow) = flow_id {
             validate::id("flowId", flow)?;
         }
-        let (worker, flow) = (worker_id.to_owned(), flow_id.map(str::to_owned));
-        if self.backend() == DbBackend::Postgres {
-            let pulled = self.pull_together(flow, worker, timeout_ms, limit).await?;
-            return Ok(self.handed_out(pulled.executions, pulled.returned));
-        }
         let now = now();
         let expires = expiry(now, timeout_ms);
-        let (claimed, returned) = self
+        let (worker, flow) = (worker_id.to_owned(), flow_id.map(str::to_owned));
+        let (mut claimed, returned) = self
             .write(move |w| {
                 Box::pin(async move {
                     let flow = flow.as_deref();
@@ -500,11 +553,6 @@ impl ExecutionStore {
                 })
             })
             .await?;
-        Ok(self.handed_out(claimed, returned))
-    }
-
-    /// A pull's executions, oldest first, counted and announced.
-    fn handed_out(&self, mut claimed: Vec<Execution>, returned: u64) -> Vec<Execution> {
         claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         crate::metrics::handed_out(claimed.len());
         if returned > 0 {
@@ -513,7 +561,7 @@ impl ExecutionStore {
         if !claimed.is_empty() || returned > 0 {
             self.events.committed();
         }
-        claimed
+        Ok(claimed)
     }
 
     /// `extendClaim` (heartbeat): only the holder of a live claim. The
@@ -712,8 +760,8 @@ mod tests {
             PG_CLAIM,
             SQLITE_CLAIM,
             SQLITE_PROCESSING,
-            super::super::pulls::PG_PULL,
-            super::super::pulls::PG_PULL_OF_FLOW,
+            PG_PULL,
+            PG_PULL_OF_FLOW,
             SQLITE_PICK,
             SQLITE_PICK_OF_FLOW,
             PG_RETURN_LAPSED,

@@ -17,7 +17,6 @@ mod feeds;
 mod flows;
 mod group_commit;
 mod janitor;
-mod pulls;
 mod recovery;
 mod replicas;
 mod retention;
@@ -269,8 +268,6 @@ pub struct ExecutionStore {
     /// SQLite: the one writer task every write goes through (started on
     /// the first write; see `group_commit`).
     group: Arc<OnceLock<GroupCommit>>,
-    /// PostgreSQL: the pulls waiting to share a statement (see `pulls`).
-    pulls: Arc<pulls::PullQueues>,
 }
 
 impl ExecutionStore {
@@ -285,7 +282,6 @@ impl ExecutionStore {
             events,
             standbys: None,
             group: Arc::new(OnceLock::new()),
-            pulls: Arc::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use execstore::store::{DbOptions, ExecutionStatus, ExecutionStore, Finish, Scope, StoreError};
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::ConnectionTrait;
 
 use crate::fixtures::{create, expire_lease, input, OWNER};
 use crate::harness::{fresh, fresh_with, Backend};
@@ -304,80 +304,6 @@ async fn postgres_wait_woken_across_processes() {
     assert!(
         waited < Duration::from_secs(10),
         "woken by the other process ({waited:?})"
-    );
-}
-
-/// PostgreSQL: pulls that arrive while their flow's statements run go
-/// together in the next one, each with its own share and its own claims.
-/// The first statements are held (a lock on the claims table) until every
-/// other pull waits, so the grouping is certain, not a matter of timing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_pulls_arriving_together_share_a_statement() {
-    let t = fresh(Backend::Postgres).await;
-    let plain = t.store();
-    create(&plain, "seed", None).await;
-    bulk(&t.db, Backend::Postgres, 40, "together").await;
-
-    let pulls: Arc<Mutex<usize>> = Arc::default();
-    let mut recording = t.db.clone();
-    let counted = pulls.clone();
-    recording.set_metric_callback(move |info| {
-        if info.statement.sql.contains("FOR UPDATE SKIP LOCKED") {
-            *counted.lock().unwrap() += 1;
-        }
-    });
-    let store = ExecutionStore::new(recording);
-
-    let blocker = t.db.begin().await.unwrap();
-    blocker
-        .execute_unprepared("LOCK TABLE execution_claims IN SHARE ROW EXCLUSIVE MODE")
-        .await
-        .unwrap();
-    let workers: Vec<_> = (0..16)
-        .map(|w| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let worker = format!("w{w}");
-                let limit = if w % 2 == 0 { 1 } else { 2 };
-                let got = store
-                    .claim_next_executions(&worker, 60_000, Some("together"), limit)
-                    .await
-                    .unwrap();
-                (worker, limit, got)
-            })
-        })
-        .collect();
-    // Two statements start (and wait on the lock); the other 14 pulls queue.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while store.pulls_waiting() < 14 {
-        assert!(Instant::now() < deadline, "pulls never queued");
-        tokio::task::yield_now().await;
-    }
-    blocker.commit().await.unwrap();
-
-    let mut handed = HashSet::new();
-    for worker in workers {
-        let (worker, limit, got) = worker.await.unwrap();
-        assert_eq!(got.len() as i64, limit, "{worker} got its whole share");
-        for execution in got {
-            assert!(handed.insert(execution.id.clone()), "handed out once");
-            let claim = plain
-                .get_claim_for_execution(&execution.id, &Scope::All)
-                .await
-                .unwrap()
-                .expect("claimed");
-            assert_eq!(claim.worker_id, worker, "the claim is its puller's");
-            assert_eq!(
-                execution.processing_worker_id.as_deref(),
-                Some(worker.as_str())
-            );
-        }
-    }
-    assert_eq!(handed.len(), 24);
-    assert_eq!(
-        *pulls.lock().unwrap(),
-        3,
-        "2 held statements, then 1 for the 14 that waited"
     );
 }
 
