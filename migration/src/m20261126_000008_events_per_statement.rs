@@ -8,13 +8,18 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 ///
 /// Why: a row-level PL/pgSQL trigger starts an executor for its `INSERT` on
 /// every row; for a 1,000-row `createExecutions` that was a quarter of
-/// PostgreSQL's time (profiled). The log's contents and order are
-/// unchanged: one row per change, numbered in the order the statement
-/// changed the rows, in the changing transaction.
+/// PostgreSQL's time (profiled). The log's contents are unchanged: one row
+/// per change, in the changing transaction, numbered in the order the
+/// statement changed the rows.
 ///
 /// An upsert (`INSERT … ON CONFLICT DO UPDATE`) fires both: the insert
 /// trigger sees only the inserted rows, the update trigger only the updated
-/// ones, so each change keeps its kind. SQLite keeps its row triggers (it
+/// ones, so each change keeps its kind. PostgreSQL fires the update trigger
+/// first, so within one upsert the `updated` events come before the
+/// `created` ones (the row trigger interleaved them in input order). No
+/// reader depends on the order of different executions' events within a
+/// transaction, and a parent still comes before its children: an existing
+/// row is never the child of a new one. SQLite keeps its row triggers (it
 /// has no transition tables, and its triggers run no executor per row).
 #[derive(DeriveMigrationName)]
 pub struct Migration;

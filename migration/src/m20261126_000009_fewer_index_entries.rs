@@ -20,8 +20,15 @@ use sea_orm_migration::sea_orm::ConnectionTrait;
 ///   every read of a run — whole (its prefix) or newest first (one range per
 ///   status, merged; see `newest_first` in the store).
 /// - The claims index holds live claims only (`status = 'active'`), by
-///   expiry: the expiry sweep and `activeClaims` are its only readers, and a
-///   released or expired claim's entry was never read.
+///   expiry: it serves the expiry sweep and `activeClaims` (a read of one
+///   claim goes by primary key), and a released or expired claim's entry
+///   was never read.
+///
+/// On a large table this migration holds writes to `executions` and
+/// `execution_claims` while it builds the new indexes (PostgreSQL builds
+/// about a million rows' index in a few seconds): run it at a quiet
+/// moment, or build the three indexes beforehand with `CREATE INDEX
+/// CONCURRENTLY` under temporary names and swap them in.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 

@@ -151,8 +151,8 @@ RETURNING e.*";
 /// SQLite, in one write transaction: the claims first (returning the
 /// items that held one), then their executions.
 /// (The `+` before status and expiry keeps SQLite from reading the claims
-/// by their status index, which would visit every active claim: the items
-/// drive, one primary-key probe each.)
+/// through the index of live claims, which would visit every one of them:
+/// the items drive, one primary-key probe each.)
 const SQLITE_RELEASE_HELD: &str = "\
 UPDATE execution_claims SET status = 'released'
 FROM (
@@ -246,7 +246,6 @@ struct Id {
     id: String,
 }
 
-#[derive(FromQueryResult)]
 struct ParentRow {
     id: String,
     root_execution_id: String,

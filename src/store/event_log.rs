@@ -1,8 +1,9 @@
 //! The event log (table `execution_events`): what live subscriptions read.
 //!
 //! Every change of an execution appends one row in the same transaction as
-//! the change (inserts and updates by a trigger, deletions by
-//! `ExecutionStore::delete`; see migration 000005). A row's position
+//! the change (inserts and updates by triggers, deletions by
+//! `ExecutionStore::delete`; see migrations 000005 and, for PostgreSQL's
+//! per-statement triggers, 000008). A row's position
 //! `(tx, seq)` orders the log:
 //!
 //! - **PostgreSQL**: `tx` is the id of the writing transaction. A reader

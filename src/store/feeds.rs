@@ -220,10 +220,14 @@ impl ExecutionStore {
         }
         // Roots are indexed by flow, status and time (not by flow and time
         // alone), so newest first over all of a flow's roots is the merge of
-        // one range per status.
-        let statuses = filter.statuses.as_deref().unwrap_or(&ExecutionStatus::ALL);
+        // one range per status. One owner's roots are one range of its own
+        // index by flow and time (no status in it): read as they are.
+        let statuses = match (filter.statuses.as_deref(), scope.owner()) {
+            (None, None) => Some(&ExecutionStatus::ALL[..]),
+            (statuses, _) => statuses,
+        };
         let page = self
-            .keyset_page(sql, conditions, Some(statuses), first, after)
+            .keyset_page(sql, conditions, statuses, first, after)
             .await?;
         if page.items.is_empty() {
             return Ok(page.map(|execution| RootExecution {
@@ -275,7 +279,8 @@ impl ExecutionStore {
     /// `get_execution_tree`, refused (`StoreError::TooManyRows`) rather than
     /// reading more than `max_rows` rows into memory.
     ///
-    /// A root's tree is read as one range of the root index. Below a root,
+    /// A root's tree is read as one range of the index of runs (by root,
+    /// status and time; its prefix). Below a root,
     /// the recursion carries whole rows and finds each node's children by one
     /// probe of the parent index (PostgreSQL: a fenced LATERAL subquery;
     /// SQLite: a CROSS JOIN). Either way it reads the subtree and nothing else.
@@ -320,7 +325,7 @@ impl ExecutionStore {
         let mut sql =
             Sql::new("WITH RECURSIVE subtree AS (SELECT x.* FROM executions x WHERE x.id = ");
         let p = sql.bind(execution_id.to_owned());
-        // A root's tree is one range of the root index; only an inner
+        // A root's tree is one range of the index of runs; only an inner
         // node's subtree needs the recursion.
         sql.push(&p)
             .push(" AND x.parent_execution_id IS NOT NULL")
