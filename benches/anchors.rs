@@ -950,7 +950,7 @@ fn report(
     out.push_str("Produced by one run of\n\n```sh\ncargo bench --bench anchors\n```\n\n");
     out.push_str(&format!(
         "on {} ({} cores). One throwaway PostgreSQL 15 cluster (`shared_buffers=512MB`, `synchronous_commit=off`), \
-         execstore (release build, default settings: pool 16) and PostGraphile 5.1.5 (amber preset, Node 22) on the same database, \
+         execstore (release build, default settings: pool 16) and PostGraphile 5.1.5 (amber preset with its index check off: benches/postgraphile/graphile.config.mjs; Node 22) on the same database, \
          driven in turn by the same bounded load generator over loopback (reqwest, HTTP/1.1 keep-alive). \
          Each cell is the median of {} rounds of {} s; the machine is small and noisy, so read ratios, not absolutes.\n\n",
         cpu, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), s.rounds, s.seconds
