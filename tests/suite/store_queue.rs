@@ -307,6 +307,52 @@ async fn postgres_wait_woken_across_processes() {
     );
 }
 
+/// PostgreSQL keeps the pull's plan across calls instead of planning the
+/// statement again each time (with its limit bound as a parameter, every
+/// call was planned anew: a fifth of PostgreSQL's time on limit-1 pulls).
+/// One connection, so the prepared statement's counters are the pulls'.
+/// (Fails with the limit bound: 12 calls, 12 plans.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_pulls_keep_their_plan() {
+    let t = fresh_with(
+        Backend::Postgres,
+        &DbOptions {
+            max_connections: 1,
+            ..DbOptions::default()
+        },
+    )
+    .await;
+    let store = t.store();
+    create(&store, "seed", None).await;
+    // A queue of realistic size: PostgreSQL costs a bound limit's generic
+    // plan for a tenth of it.
+    bulk(&t.db, Backend::Postgres, 100_000, "kept").await;
+    t.db.execute_unprepared("ANALYZE executions").await.unwrap();
+    for _ in 0..12 {
+        let got = store
+            .claim_next_executions("w", 60_000, Some("kept"), 1)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+    }
+    let row = t
+        .db
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT CAST(generic_plans AS BIGINT) AS generic, CAST(custom_plans AS BIGINT) AS custom \
+             FROM pg_prepared_statements WHERE statement LIKE 'WITH candidates AS%'",
+        ))
+        .await
+        .unwrap()
+        .expect("the pull is a prepared statement of this connection");
+    let generic: i64 = row.try_get("", "generic").unwrap();
+    let custom: i64 = row.try_get("", "custom").unwrap();
+    assert!(
+        generic >= 6 && custom <= 6,
+        "the pull's plan was kept: {generic} calls on the kept plan, {custom} planned anew"
+    );
+}
+
 /// The worker round over GraphQL: pull with a wait, finish.
 async fn worker_round_over_graphql(backend: Backend) {
     use serde_json::json;
