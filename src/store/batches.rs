@@ -15,8 +15,13 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, RuntimeErr, SqlErr,
+    Statement,
+};
 use serde_json::{json, Value};
+use sqlx::types::Json;
+use sqlx::Row;
 
 use super::rows::{decode_all, returned};
 use super::{
@@ -45,6 +50,32 @@ pub struct ClaimExtension {
 }
 
 // ---------------------------------------------------------------- create
+
+/// PostgreSQL's first try at a batch: every row new. The inputs travel as
+/// one array per column ($1–$10, element i of each is input i) and are
+/// inserted in input order at $11. A plain INSERT: an id that exists fails
+/// the statement with a unique violation (writing nothing), and the batch
+/// goes through `PG_CREATE_MANY` instead. Against that upsert it skips the
+/// conflict probe before each row, the parse of a JSON document of the
+/// whole batch, and sending every column back: the caller knows each
+/// column it wrote, except the JSON ones as PostgreSQL stores them
+/// (`jsonb` orders keys), which come back with the id.
+const PG_INSERT_NEW: &str = "\
+INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
+                        execution_depth, created_at, updated_at, started_at, completed_at,
+                        options, integration, external_events, failure_count)
+SELECT x.id, x.flow_id, x.owner_id, x.root_execution_id, x.parent_execution_id, x.status,
+       x.execution_depth, $11, $11,
+       CASE WHEN x.status = 'running' THEN $11 END,
+       CASE WHEN x.status IN ('completed', 'failed', 'stopped') THEN $11 END,
+       x.options, x.integration, x.external_events, 0
+FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), CAST($3 AS text[]), CAST($4 AS text[]),
+            CAST($5 AS text[]), CAST($6 AS text[]), CAST($7 AS int[]), CAST($8 AS jsonb[]),
+            CAST($9 AS jsonb[]), CAST($10 AS jsonb[]))
+     WITH ORDINALITY AS x(id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
+                          execution_depth, options, integration, external_events, ord)
+ORDER BY x.ord
+RETURNING id, options, integration, external_events";
 
 /// Inserts the rows of $1 (a JSON array, in input order), or updates an
 /// existing id of the same owner (as `createExecution` does); $2 is now.
@@ -231,6 +262,141 @@ const EXISTING: &str = "SELECT id FROM executions WHERE id IN (SELECT value FROM
 const PG_EXISTING: &str =
     "SELECT id FROM executions WHERE id IN (SELECT jsonb_array_elements_text(CAST($1 AS jsonb)))";
 
+/// One input of `create_many`, resolved: its id, root and depth known.
+struct NewExecution {
+    id: String,
+    flow_id: String,
+    owner_id: String,
+    root_execution_id: String,
+    parent_execution_id: Option<String>,
+    status: ExecutionStatus,
+    execution_depth: i32,
+    options: Option<Value>,
+    integration: Option<Value>,
+    external_events: Option<Value>,
+}
+
+/// The batch as the JSON array the upsert statements read, in input order.
+fn as_json(rows: &[NewExecution]) -> String {
+    let items: Vec<Value> = rows
+        .iter()
+        .enumerate()
+        .map(|(ord, r)| {
+            json!({
+                "ord": ord,
+                "id": r.id,
+                "flow_id": r.flow_id,
+                "owner_id": r.owner_id,
+                "root_execution_id": r.root_execution_id,
+                "parent_execution_id": r.parent_execution_id,
+                "status": r.status.as_str(),
+                "execution_depth": r.execution_depth,
+                "options": r.options,
+                "integration": r.integration,
+                "external_events": r.external_events,
+            })
+        })
+        .collect();
+    Value::from(items).to_string()
+}
+
+fn parent_deleted() -> StoreError {
+    StoreError::invalid(
+        "parentExecutionId",
+        "a parent was deleted while the batch was written",
+    )
+}
+
+/// PostgreSQL: `rows` inserted as new executions at `at` (`PG_INSERT_NEW`),
+/// answered in input order; `None` when one of the ids exists already
+/// (nothing is written, and the caller runs the upsert).
+async fn insert_new(
+    db: &DatabaseConnection,
+    rows: &[NewExecution],
+    at: DateTime<Utc>,
+) -> StoreResult<Option<Vec<Execution>>> {
+    let text = |f: fn(&NewExecution) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+    let json = |f: fn(&NewExecution) -> &Option<Value>| {
+        rows.iter()
+            .map(|r| f(r).as_ref().map(Json))
+            .collect::<Vec<_>>()
+    };
+    let parents: Vec<Option<&str>> = rows
+        .iter()
+        .map(|r| r.parent_execution_id.as_deref())
+        .collect();
+    let inserted = sqlx::query(PG_INSERT_NEW)
+        .bind(text(|r| &r.id))
+        .bind(text(|r| &r.flow_id))
+        .bind(text(|r| &r.owner_id))
+        .bind(text(|r| &r.root_execution_id))
+        .bind(parents)
+        .bind(text(|r| r.status.as_str()))
+        .bind(rows.iter().map(|r| r.execution_depth).collect::<Vec<i32>>())
+        .bind(json(|r| &r.options))
+        .bind(json(|r| &r.integration))
+        .bind(json(|r| &r.external_events))
+        .bind(at)
+        .fetch_all(db.get_postgres_connection_pool())
+        .await;
+    let inserted = match inserted {
+        Ok(inserted) => inserted,
+        Err(err) => {
+            let err = DbErr::Query(RuntimeErr::SqlxError(err));
+            return match err.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(_)) => Ok(None),
+                Some(SqlErr::ForeignKeyConstraintViolation(_)) => Err(parent_deleted()),
+                _ => Err(err.into()),
+            };
+        }
+    };
+    let mut stored: HashMap<String, [Option<Value>; 3]> = HashMap::with_capacity(rows.len());
+    for row in &inserted {
+        let get = |i: usize| {
+            row.try_get::<Option<Value>, _>(i)
+                .map_err(|e| StoreError::Database(DbErr::Type(e.to_string())))
+        };
+        let id: String = row
+            .try_get(0)
+            .map_err(|e| StoreError::Database(DbErr::Type(e.to_string())))?;
+        stored.insert(id, [get(1)?, get(2)?, get(3)?]);
+    }
+    let mut created = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some([options, integration, external_events]) = stored.remove(&r.id) else {
+            return Err(StoreError::Database(DbErr::Type(format!(
+                "execution {} was not returned by its insert",
+                r.id
+            ))));
+        };
+        created.push(Execution {
+            id: r.id.clone(),
+            flow_id: r.flow_id.clone(),
+            owner_id: r.owner_id.clone(),
+            root_execution_id: r.root_execution_id.clone(),
+            parent_execution_id: r.parent_execution_id.clone(),
+            status: r.status,
+            execution_depth: r.execution_depth,
+            created_at: at,
+            updated_at: at,
+            started_at: (r.status == ExecutionStatus::Running).then_some(at),
+            completed_at: r.status.is_terminal().then_some(at),
+            error_message: None,
+            error_node_id: None,
+            options,
+            integration,
+            external_events,
+            failure_count: 0,
+            last_failure_reason: None,
+            last_failure_at: None,
+            processing_started_at: None,
+            processing_worker_id: None,
+            lease_expires_at: None,
+        });
+    }
+    Ok(Some(created))
+}
+
 fn size(field: &'static str, n: usize) -> StoreResult<()> {
     if n > MAX_BATCH {
         return Err(StoreError::invalid(
@@ -313,7 +479,7 @@ impl ExecutionStore {
             .map(|p| (p.id, (p.root_execution_id, p.execution_depth)))
             .collect();
         let mut rows = Vec::with_capacity(inputs.len());
-        for (ord, (input, id)) in inputs.into_iter().zip(&ids).enumerate() {
+        for (input, id) in inputs.into_iter().zip(&ids) {
             let (root, depth) = match &input.parent_execution_id {
                 None => (id.clone(), 0),
                 Some(parent) if parent == id => {
@@ -335,31 +501,35 @@ impl ExecutionStore {
                 }
             };
             known.entry(id.clone()).or_insert((root.clone(), depth));
-            let status = input.status.unwrap_or(ExecutionStatus::Created);
-            rows.push(json!({
-                "ord": ord,
-                "id": id,
-                "flow_id": input.flow_id,
-                "owner_id": input.owner_id,
-                "root_execution_id": root,
-                "parent_execution_id": input.parent_execution_id,
-                "status": status.as_str(),
-                "execution_depth": depth,
-                "options": input.options,
-                "integration": input.integration,
-                "external_events": input.external_events,
-            }));
+            // A JSON null is stored as no value, as `createExecution` stores it.
+            let json = |value: Option<Value>| value.filter(|v| !v.is_null());
+            rows.push(NewExecution {
+                id: id.clone(),
+                flow_id: input.flow_id,
+                owner_id: input.owner_id,
+                root_execution_id: root,
+                parent_execution_id: input.parent_execution_id,
+                status: input.status.unwrap_or(ExecutionStatus::Created),
+                execution_depth: depth,
+                options: json(input.options),
+                integration: json(input.integration),
+                external_events: json(input.external_events),
+            });
         }
+        let at = now();
         let backend = self.backend();
+        if backend == DbBackend::Postgres {
+            if let Some(created) = insert_new(&self.db, &rows, at).await? {
+                self.created(&created);
+                return Ok(created);
+            }
+        }
         let text = match backend {
             DbBackend::Postgres => PG_CREATE_MANY,
             _ => SQLITE_CREATE_MANY,
         };
-        let statement = Statement::from_sql_and_values(
-            backend,
-            text,
-            [Value::from(rows).to_string().into(), now().into()],
-        );
+        let statement =
+            Statement::from_sql_and_values(backend, text, [as_json(&rows).into(), at.into()]);
         let expected = ids.clone();
         let written = self
             .write(move |w| {
@@ -369,10 +539,7 @@ impl ExecutionStore {
                             let written = match txn.query_all(statement).await {
                                 Ok(rows) => decode_all(&rows)?,
                                 Err(err) if super::error::is_foreign_key_violation(&err) => {
-                                    return Err(StoreError::invalid(
-                                        "parentExecutionId",
-                                        "a parent was deleted while the batch was written",
-                                    ));
+                                    return Err(parent_deleted());
                                 }
                                 Err(err) => return Err(err.into()),
                             };
@@ -396,11 +563,19 @@ impl ExecutionStore {
         let mut by_id: HashMap<String, Execution> =
             written.into_iter().map(|e| (e.id.clone(), e)).collect();
         let answers: Vec<Execution> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
-        if answers.iter().any(|e| e.status == ExecutionStatus::Created) {
+        self.created(&answers);
+        Ok(answers)
+    }
+
+    /// After a batch was written: waiting workers woken when it holds work.
+    fn created(&self, executions: &[Execution]) {
+        if executions
+            .iter()
+            .any(|e| e.status == ExecutionStatus::Created)
+        {
             self.events.signal_work();
         }
         self.events.committed();
-        Ok(answers)
     }
 
     async fn parents(&self, ids: &[String], scope: &Scope) -> StoreResult<Vec<ParentRow>> {

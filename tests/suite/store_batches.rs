@@ -84,6 +84,74 @@ async fn a_thousand_inputs_land_whole_and_in_order(backend: Backend) {
     assert_eq!(rows(&store).await, 1001);
 }
 
+/// Each answer is the row as stored and read back: statuses that stamp a
+/// time, JSON as the database keeps it (a JSON null as none), a child of an
+/// earlier input; then a batch of new ids and existing ones together (the
+/// existing updated, as `createExecution` would).
+async fn a_batch_answers_what_it_stored(backend: Backend) {
+    let t = fresh(backend).await;
+    let store = t.store();
+    create(&store, "root", None).await;
+    let with = |id: &str, parent: Option<&str>, status: ExecutionStatus| {
+        let mut x = input(id, parent);
+        x.status = Some(status);
+        x
+    };
+    let mut a = with("a", Some("root"), ExecutionStatus::Running);
+    a.options = Some(serde_json::json!({ "b": 1, "a": [1, 2.5, "x"], "n": null }));
+    a.integration = Some(serde_json::Value::Null);
+    let mut b = with("b", None, ExecutionStatus::Completed);
+    b.external_events = Some(serde_json::json!([{ "z": { "y": 1, "x": 2 } }]));
+    let inputs = vec![
+        a,
+        b,
+        with("c", Some("a"), ExecutionStatus::Paused),
+        with("d", Some("c"), ExecutionStatus::Created),
+    ];
+    let answered = store.create_many(inputs, &Scope::All).await.unwrap();
+    let ids: Vec<&str> = answered.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c", "d"]);
+    for e in &answered {
+        let stored = store.get(&e.id, &Scope::All).await.unwrap().unwrap();
+        assert_eq!(e, &stored, "the answer for {} is the stored row", e.id);
+    }
+    let (a, b) = (&answered[0], &answered[1]);
+    assert_eq!((a.started_at, a.completed_at), (Some(a.created_at), None));
+    assert_eq!((b.started_at, b.completed_at), (None, Some(b.created_at)));
+    assert_eq!(a.integration, None);
+    assert_eq!(
+        (
+            answered[3].execution_depth,
+            answered[3].root_execution_id.as_str()
+        ),
+        (3, "root")
+    );
+
+    let mut again = with("a", Some("root"), ExecutionStatus::Running);
+    again.options = Some(serde_json::json!({ "second": true }));
+    let mixed = store
+        .create_many(
+            vec![with("e", Some("d"), ExecutionStatus::Created), again],
+            &Scope::All,
+        )
+        .await
+        .unwrap();
+    assert_eq!(mixed[0].id, "e");
+    assert_eq!(
+        mixed[1].created_at, a.created_at,
+        "an existing id is updated"
+    );
+    assert_eq!(
+        mixed[1].options,
+        Some(serde_json::json!({ "second": true }))
+    );
+    for e in &mixed {
+        let stored = store.get(&e.id, &Scope::All).await.unwrap().unwrap();
+        assert_eq!(e, &stored, "the answer for {} is the stored row", e.id);
+    }
+    assert_eq!(rows(&store).await, 6);
+}
+
 async fn one_bad_input_writes_nothing(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
@@ -325,6 +393,7 @@ async fn batched_rounds_complete_every_execution_once(backend: Backend) {
 
 crate::both_backends!(
     a_thousand_inputs_land_whole_and_in_order,
+    a_batch_answers_what_it_stored,
     one_bad_input_writes_nothing,
     finish_and_extend_report_per_item,
     batched_rounds_complete_every_execution_once
