@@ -114,6 +114,11 @@ impl EventBus {
         self.0.work.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// How many times work has been signalled (it only grows).
+    pub(crate) fn work_signalled(&self) -> u64 {
+        *self.0.work.borrow()
+    }
+
     /// A receiver whose `changed()` resolves at the next `signal_work`.
     pub fn watch_work(&self) -> watch::Receiver<u64> {
         self.0.work.subscribe()

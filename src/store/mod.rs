@@ -268,6 +268,9 @@ pub struct ExecutionStore {
     /// SQLite: the one writer task every write goes through (started on
     /// the first write; see `group_commit`).
     group: Arc<OnceLock<GroupCommit>>,
+    /// Where each flow's queue begins, as far as this process knows
+    /// (`claims::QueueHeads`).
+    heads: Arc<claims::QueueHeads>,
 }
 
 impl ExecutionStore {
@@ -282,6 +285,7 @@ impl ExecutionStore {
             events,
             standbys: None,
             group: Arc::new(OnceLock::new()),
+            heads: Arc::default(),
         }
     }
 
@@ -302,6 +306,17 @@ impl ExecutionStore {
     pub fn reading_from(&self, connection: DatabaseConnection) -> Self {
         Self {
             reads: connection,
+            ..self.clone()
+        }
+    }
+
+    /// The same store, trusting a queue's head for `ttl` after a pull from
+    /// its start (`claims::QueueHeads`) instead of 250 ms; with heads of its
+    /// own. For tests that must not depend on how fast they run.
+    #[doc(hidden)]
+    pub fn with_queue_head_ttl(&self, ttl: std::time::Duration) -> Self {
+        Self {
+            heads: Arc::new(claims::QueueHeads::with_ttl(ttl)),
             ..self.clone()
         }
     }
