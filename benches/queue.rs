@@ -201,16 +201,18 @@ async fn batched_rounds(url: &str, flow: &str, workers: usize, expected: usize) 
 /// `createExecutions` of `CREATE_BATCH` new executions per request, from
 /// `conns` clients: executions created per second (median of the rounds).
 async fn create_batches(url: &str, tag: &str, conns: usize, s: &Sizes) -> Run {
-    let tag = tag.to_owned();
-    let make: MakeBody = Arc::new(move |n| {
-        let inputs: Vec<Value> = (0..CREATE_BATCH)
-            .map(|i| json!({ "id": format!("{tag}-{n}-{i}"), "flowId": "batch-create", "ownerId": "bench" }))
-            .collect();
-        json!({ "query": CREATE_MANY, "variables": { "inputs": inputs } })
-    });
     let accept: Accept = Arc::new(|b: &[u8]| !String::from_utf8_lossy(b).contains("\"errors\""));
     let mut measured = Vec::new();
-    for _ in 0..s.rounds {
+    for round in 0..s.rounds {
+        // Ids of their own per round: `drive` numbers each run's requests
+        // from 0, and the same ids again would be updates, not creates.
+        let tag = format!("{tag}-r{round}");
+        let make: MakeBody = Arc::new(move |n| {
+            let inputs: Vec<Value> = (0..CREATE_BATCH)
+                .map(|i| json!({ "id": format!("{tag}-{n}-{i}"), "flowId": "batch-create", "ownerId": "bench" }))
+                .collect();
+            json!({ "query": CREATE_MANY, "variables": { "inputs": inputs } })
+        });
         let run = drive(url, conns, s.seconds, 10_000, make.clone(), accept.clone()).await;
         assert_eq!(run.errors, 0, "createExecutions refused");
         measured.push(run);
