@@ -143,6 +143,12 @@ RETURNING *";
 /// claims by expiry — and the entries that index still holds for claims
 /// released since the last vacuum: 165,200 entries for a batch of 50 in a
 /// profiled drain. The cost must follow the batch.)
+///
+/// `(SELECT count(*) FROM target) >= 0` is always true: it makes PostgreSQL
+/// read `target` whole, taking every execution's lock, before it touches
+/// the first claim (a one-time filter). Written as `execution_id IN (SELECT
+/// id FROM target)` it compared each claim with every locked row: 499,500
+/// comparisons and two thirds of the statement's time for 1,000 items.
 const PG_FINISH_MANY: &str = "\
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS x(
@@ -156,7 +162,7 @@ WITH input AS (
     FROM input i
     WHERE c.execution_id = i.execution_id AND c.worker_id = i.worker_id
       AND CASE WHEN c.status = 'active' THEN c.expires_at >= $2 ELSE false END
-      AND c.execution_id IN (SELECT id FROM target)
+      AND (SELECT count(*) FROM target) >= 0
     RETURNING c.execution_id
 )
 UPDATE executions e SET
