@@ -54,8 +54,10 @@ pub struct ClaimExtension {
 /// PostgreSQL's first try at a batch: every row new. The inputs travel as
 /// one array per column ($1–$10, element i of each is input i) and are
 /// inserted in input order at $11. A plain INSERT: an id that exists fails
-/// the statement with a unique violation (writing nothing), and the batch
-/// goes through `PG_CREATE_MANY` instead. Against that upsert it skips the
+/// the statement with a unique violation (nothing committed; the rows
+/// inserted before the clash stay behind as dead rows until vacuum, none
+/// when the first id exists, as in a retried batch), and the batch goes
+/// through `PG_CREATE_MANY` instead. Against that upsert it skips the
 /// conflict probe before each row, the parse of a JSON document of the
 /// whole batch, and sending every column back: the caller knows each
 /// column it wrote, except the JSON ones as PostgreSQL stores them
@@ -507,7 +509,8 @@ impl ExecutionStore {
                 }
             };
             known.entry(id.clone()).or_insert((root.clone(), depth));
-            // A JSON null is stored as no value, as `createExecution` stores it.
+            // A JSON null is stored as no value (SQL NULL), as the JSON input
+            // of the upsert below has always stored it.
             let json = |value: Option<Value>| value.filter(|v| !v.is_null());
             rows.push(NewExecution {
                 id: id.clone(),
@@ -569,16 +572,27 @@ impl ExecutionStore {
         let mut by_id: HashMap<String, Execution> =
             written.into_iter().map(|e| (e.id.clone(), e)).collect();
         let answers: Vec<Execution> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
+        if answers
+            .iter()
+            .any(|e| e.status == ExecutionStatus::Created && e.created_at != at)
+        {
+            // Existing executions updated back to CREATED.
+            self.events.requeued();
+        }
         self.created(&answers);
         Ok(answers)
     }
 
-    /// After a batch was written: waiting workers woken when it holds work.
+    /// After a batch was written: waiting workers woken when it holds work
+    /// (and queue heads past it forgotten).
     fn created(&self, executions: &[Execution]) {
-        if executions
+        let oldest = executions
             .iter()
-            .any(|e| e.status == ExecutionStatus::Created)
-        {
+            .filter(|e| e.status == ExecutionStatus::Created)
+            .map(|e| (e.created_at, e.id.clone()))
+            .min();
+        if let Some(oldest) = oldest {
+            self.heads.created(&oldest);
             self.events.signal_work();
         }
         self.events.committed();
@@ -691,7 +705,8 @@ impl ExecutionStore {
                 .iter()
                 .any(|e| e.status == ExecutionStatus::Created)
             {
-                self.events.signal_work();
+                // Retried: back in the queue.
+                self.events.requeued();
             }
             self.events.committed();
         }

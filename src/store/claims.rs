@@ -447,17 +447,20 @@ const HEAD_TTL: std::time::Duration = std::time::Duration::from_millis(250);
 /// than on a fresh flow (2,391 against 2,946 pulls/s, wrk). So a pull
 /// starts after the first execution the previous pull of that flow took:
 /// what came before it was taken, or held by another transaction, when
-/// that pull ran. That holds until something may have made an older
-/// execution claimable again, so the head is forgotten
-/// - whenever work is signalled in this process or by another (a create,
-///   a release, a lapse, a retry, a status set back to CREATED: the
-///   `work` counter of the event bus moved since the head was found);
+/// that pull ran. That holds until something may have put an older
+/// execution back in the queue, so a head is forgotten
+/// - when executions are requeued, here or in another process (released,
+///   retried, a lapsed lease put back, a status set back to CREATED: the
+///   event bus's `requeues` counter moved since the head was found);
+/// - when this process creates (or updates) a CREATED execution that sorts
+///   before it (`created`);
 /// - `HEAD_TTL` after a pull last looked from the start, which bounds how
-///   long an execution held by a transaction that then left it claimable
-///   (a pull that failed, say) waits behind newer ones;
+///   long an execution can wait behind newer ones when it came back some
+///   other way (held by a transaction that then left it claimable, such as
+///   a pull that failed; created by another process with an older stamp);
 /// - and a pull that finds fewer than it asked for after the head looks
-///   from the start at once, so it never comes back short while older
-///   work is there.
+///   from the start at once, so it never comes back empty-handed while
+///   older work is there.
 pub(crate) struct QueueHeads {
     ttl: std::time::Duration,
     heads: std::sync::Mutex<HashMap<Option<String>, Head>>,
@@ -470,8 +473,8 @@ impl Default for QueueHeads {
 }
 
 struct Head {
-    /// The event bus's `work` counter when it was found.
-    work: u64,
+    /// The event bus's `requeues` counter when it was found.
+    requeues: u64,
     /// When a pull last looked from the start of the queue.
     scanned_at: std::time::Instant,
     key: QueueKey,
@@ -492,37 +495,53 @@ impl QueueHeads {
     }
 
     /// Where a pull of `flow` may start, when the head is still good at
-    /// `work`.
-    fn get(&self, flow: Option<&str>, work: u64) -> Option<QueueKey> {
+    /// `requeues`.
+    fn get(&self, flow: Option<&str>, requeues: u64) -> Option<QueueKey> {
         let heads = self.heads();
         let head = heads.get(&flow.map(str::to_owned))?;
-        (head.work == work && head.scanned_at.elapsed() < self.ttl).then(|| head.key.clone())
+        (head.requeues == requeues && head.scanned_at.elapsed() < self.ttl)
+            .then(|| head.key.clone())
     }
 
-    /// A pull that began at `work` took `first` (its oldest); `from_start`
-    /// when it looked from the start of the queue.
-    fn record(&self, flow: Option<&str>, work: u64, from_start: bool, first: &Execution) {
+    /// A pull that began at `requeues` took `first` (its oldest);
+    /// `from_start` when it looked from the start of the queue.
+    fn record(&self, flow: Option<&str>, requeues: u64, from_start: bool, first: &Execution) {
         let key = (first.created_at, first.id.clone());
         let mut heads = self.heads();
         let flow = flow.map(str::to_owned);
         if from_start {
+            if heads.len() >= MAX_HEADS {
+                // Flows nobody pulled lately.
+                let ttl = self.ttl;
+                heads.retain(|_, head| head.scanned_at.elapsed() < ttl);
+            }
             let scanned_at = std::time::Instant::now();
             heads.insert(
                 flow,
                 Head {
-                    work,
+                    requeues,
                     scanned_at,
                     key,
                 },
             );
         } else if let Some(head) = heads.get_mut(&flow) {
-            // Only forward, and only while nothing was signalled since.
-            if head.work == work && head.key < key {
+            // Only forward, and only while nothing was requeued since.
+            if head.requeues == requeues && head.key < key {
                 head.key = key;
             }
         }
     }
+
+    /// This process wrote CREATED executions, the oldest at `oldest`:
+    /// heads past it are forgotten (an upsert keeps an old stamp; a create
+    /// stamped before a newer one was pulled can commit after it).
+    pub(crate) fn created(&self, oldest: &QueueKey) {
+        self.heads().retain(|_, head| head.key < *oldest);
+    }
 }
+
+/// Flows whose heads are kept before stale ones are dropped.
+const MAX_HEADS: usize = 1024;
 
 /// Returns lapsed leases to the queue; how many came back.
 async fn return_lapsed(w: &Writer<'_>, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -650,10 +669,12 @@ impl ExecutionStore {
         }
         let now = now();
         let expires = expiry(now, timeout_ms);
-        let work = self.events.work_signalled();
-        let after = match self.backend() {
-            DbBackend::Postgres => self.heads.get(flow_id, work),
-            _ => None,
+        let postgres = self.backend() == DbBackend::Postgres;
+        let requeues = self.events.requeues();
+        let after = if postgres {
+            self.heads.get(flow_id, requeues)
+        } else {
+            None
         };
         let (worker, flow) = (worker_id.to_owned(), flow_id.map(str::to_owned));
         let (mut claimed, returned, from_start) = self
@@ -683,12 +704,12 @@ impl ExecutionStore {
             })
             .await?;
         claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        if let Some(first) = claimed.first() {
-            self.heads.record(flow_id, work, from_start, first);
+        if let (true, Some(first)) = (postgres, claimed.first()) {
+            self.heads.record(flow_id, requeues, from_start, first);
         }
         crate::metrics::handed_out(claimed.len());
         if returned > 0 {
-            self.events.signal_work();
+            self.events.requeued();
         }
         if !claimed.is_empty() || returned > 0 {
             self.events.committed();
@@ -760,6 +781,7 @@ impl ExecutionStore {
             .await?;
         Ok(match released {
             Some(execution) => {
+                self.events.requeued();
                 self.events.changed(&execution);
                 true
             }

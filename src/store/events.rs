@@ -16,7 +16,7 @@
 //! when the subscriber joined: no gap, no repeat.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ pub use super::event_log::{EventKind, EventLogStats, LoggedEvent, Position};
 use super::{Execution, ExecutionStatus, ExecutionStore, Scope, StoreError, StoreResult};
 
 const CHANNEL: &str = "execstore_events";
+/// Ends a NOTIFY's payload (after the sender's origin) when the writes it
+/// announces put executions back in the queue.
+const REQUEUED: &str = ";requeued";
 
 /// Events one subscriber may have waiting before it is switched to reading
 /// the log.
@@ -46,6 +49,13 @@ struct Bus {
     /// row was written here, or something changed in another process), so
     /// that `claimNextExecutions(waitMs:)` wakes instead of polling.
     work: watch::Sender<u64>,
+    /// Bumped whenever an execution may have become claimable *again* here
+    /// or in another process (released, retried, its lease put back, its
+    /// status set back to CREATED): pulls then read the queue from its start
+    /// (`claims::QueueHeads`).
+    requeues: AtomicU64,
+    /// A requeue here that the next NOTIFY has not announced yet.
+    requeue_unsent: AtomicBool,
     /// Wakes the log reader.
     wake: Notify,
     /// This process, so it ignores its own NOTIFY echo.
@@ -83,6 +93,8 @@ impl EventBus {
     pub fn new() -> Self {
         Self(Arc::new(Bus {
             work: watch::Sender::new(0),
+            requeues: AtomicU64::new(0),
+            requeue_unsent: AtomicBool::new(false),
             wake: Notify::new(),
             origin: uuid::Uuid::now_v7().to_string(),
             relay: OnceLock::new(),
@@ -114,9 +126,23 @@ impl EventBus {
         self.0.work.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// How many times work has been signalled (it only grows).
-    pub(crate) fn work_signalled(&self) -> u64 {
-        *self.0.work.borrow()
+    /// Executions may be claimable again that were not (call before the
+    /// write's `changed` or `committed`, so the NOTIFY they send says so).
+    pub(crate) fn requeued(&self) {
+        self.0.requeue_unsent.store(true, Ordering::SeqCst);
+        self.requeued_elsewhere();
+    }
+
+    /// Another process requeued (or its notifications may have been lost).
+    fn requeued_elsewhere(&self) {
+        self.0.requeues.fetch_add(1, Ordering::SeqCst);
+        self.signal_work();
+    }
+
+    /// How many requeues this process has seen (it only grows).
+    #[doc(hidden)]
+    pub fn requeues(&self) -> u64 {
+        self.0.requeues.load(Ordering::SeqCst)
     }
 
     /// A receiver whose `changed()` resolves at the next `signal_work`.
@@ -397,7 +423,7 @@ impl ExecutionStore {
         }
         tokio::spawn(notify_loop(
             database_url.to_owned(),
-            self.events.0.origin.clone(),
+            self.events.clone(),
             rx,
         ));
         tokio::spawn(listen_loop(self.events.clone(), listener));
@@ -556,8 +582,9 @@ async fn read_log(store: ExecutionStore) {
 
 /// Sends one NOTIFY for every burst of local writes, on a connection of
 /// its own (a pooled one would be tested by sqlx each time it went back).
-/// The payload names this process, which ignores its own echo.
-async fn notify_loop(database_url: String, origin: String, mut rx: mpsc::UnboundedReceiver<()>) {
+/// The payload names this process, which ignores its own echo, and says
+/// when the burst requeued executions.
+async fn notify_loop(database_url: String, events: EventBus, mut rx: mpsc::UnboundedReceiver<()>) {
     use sea_orm::sqlx::{Connection, PgConnection};
     let mut connection: Option<PgConnection> = None;
     while rx.recv().await.is_some() {
@@ -574,14 +601,22 @@ async fn notify_loop(database_url: String, origin: String, mut rx: mpsc::Unbound
         let Some(c) = connection.as_mut() else {
             continue;
         };
+        let mut payload = events.0.origin.clone();
+        let requeued = events.0.requeue_unsent.swap(false, Ordering::SeqCst);
+        if requeued {
+            payload.push_str(REQUEUED);
+        }
         let sent = sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
-            .bind(&origin)
+            .bind(&payload)
             .execute(&mut *c)
             .await;
         if let Err(err) = sent {
             tracing::warn!(error = %err, "could not wake other processes (they poll the log)");
             connection = None;
+            if requeued {
+                events.0.requeue_unsent.store(true, Ordering::SeqCst);
+            }
         }
     }
 }
@@ -590,9 +625,20 @@ async fn notify_loop(database_url: String, origin: String, mut rx: mpsc::Unbound
 async fn listen_loop(events: EventBus, mut listener: sea_orm::sqlx::postgres::PgListener) {
     loop {
         match listener.recv().await {
-            Ok(notification) if notification.payload() == events.0.origin => {}
-            Ok(_) => {
-                events.signal_work();
+            Ok(notification) => {
+                let payload = notification.payload();
+                let (origin, requeued) = match payload.strip_suffix(REQUEUED) {
+                    Some(origin) => (origin, true),
+                    None => (payload, false),
+                };
+                if origin == events.0.origin {
+                    continue;
+                }
+                if requeued {
+                    events.requeued_elsewhere();
+                } else {
+                    events.signal_work();
+                }
                 events.0.wake.notify_one();
             }
             Err(err) => {
@@ -600,7 +646,7 @@ async fn listen_loop(events: EventBus, mut listener: sea_orm::sqlx::postgres::Pg
                 // written meanwhile is in the log: read it now.
                 tracing::warn!(error = %err, "event listener lost its connection; reconnecting");
                 events.0.wake.notify_one();
-                events.signal_work();
+                events.requeued_elsewhere();
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

@@ -242,6 +242,14 @@ impl ExecutionStore {
                 "execution {id} exists and belongs to another owner"
             ))
         })?;
+        if execution.status == ExecutionStatus::Created {
+            if execution.created_at != now {
+                // An existing execution updated back to CREATED.
+                self.events.requeued();
+            }
+            self.heads
+                .created(&(execution.created_at, execution.id.clone()));
+        }
         self.events.changed(&execution);
         Ok(execution)
     }
@@ -393,6 +401,10 @@ impl ExecutionStore {
             .write_row::<Execution>(sql.build(self.backend()))
             .await?
             .ok_or_else(|| StoreError::not_found("execution", &update.execution_id))?;
+        if execution.status == ExecutionStatus::Created {
+            // Possibly back in the queue.
+            self.events.requeued();
+        }
         self.events.changed(&execution);
         Ok(execution)
     }
