@@ -325,17 +325,7 @@ async fn postgres_requeue_elsewhere_drops_the_head() {
         .await
         .unwrap()
         .acquired());
-    let pull = |limit: i64| {
-        let a = a.clone();
-        async move {
-            a.claim_next_executions("wa", 60_000, Some("f"), limit)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.id)
-                .collect::<Vec<_>>()
-        }
-    };
+    let pull = |limit: i64| pulled(&a, "wa", limit);
     assert_eq!(pull(1).await, ["a"]);
     assert_eq!(pull(1).await, ["b"], "after the head");
     let before = a.events().requeues();
@@ -500,6 +490,17 @@ async fn existing_database_migrates_its_leases(backend: Backend) {
     assert_eq!(got, ["free", "released"], "the held one stays held");
 }
 
+/// The ids `worker` pulls from flow `f`, `limit` at most.
+async fn pulled(store: &ExecutionStore, worker: &str, limit: i64) -> Vec<String> {
+    store
+        .claim_next_executions(worker, 60_000, Some("f"), limit)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
 /// As another process would put `id` back in the queue before its NOTIFY
 /// arrives: behind this store's back, so nothing is signalled here.
 async fn requeue_unseen(db: &sea_orm::DatabaseConnection, id: &str) {
@@ -530,18 +531,7 @@ async fn pulls_start_after_their_head_but_not_past_older_work(backend: Backend) 
     for id in ["a", "b", "c", "d", "e"] {
         create_in(&store, id, "f").await;
     }
-    let pull = |limit: i64| {
-        let store = store.clone();
-        async move {
-            store
-                .claim_next_executions("w", 60_000, Some("f"), limit)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.id)
-                .collect::<Vec<_>>()
-        }
-    };
+    let pull = |limit: i64| pulled(&store, "w", limit);
     assert_eq!(pull(1).await, ["a"]);
     // Released: the oldest again, though the head was past it.
     assert!(store.release_execution("a", "w").await.unwrap());
@@ -566,18 +556,7 @@ async fn pulls_start_after_their_head_but_not_past_older_work(backend: Backend) 
             // 300 ms, is gone, and the pull reads from the start.
             let short = store.with_queue_head_ttl(Duration::from_millis(100));
             requeue_unseen(&t.db, "c").await;
-            let pull_short = |limit: i64| {
-                let short = short.clone();
-                async move {
-                    short
-                        .claim_next_executions("w", 60_000, Some("f"), limit)
-                        .await
-                        .unwrap()
-                        .into_iter()
-                        .map(|e| e.id)
-                        .collect::<Vec<_>>()
-                }
-            };
+            let pull_short = |limit: i64| pulled(&short, "w", limit);
             assert_eq!(
                 pull_short(1).await,
                 ["a"],
