@@ -23,7 +23,8 @@ use serde_json::{json, Value};
 use sqlx::types::Json;
 use sqlx::Row;
 
-use super::rows::{decode_all, returned};
+use super::executions::default_times;
+use super::rows::{decode_all, decode_error, returned};
 use super::{
     now, validate, CreateExecution, Execution, ExecutionStatus, ExecutionStore, Finish, Scope,
     StoreError, StoreResult,
@@ -52,7 +53,8 @@ pub struct ClaimExtension {
 // ---------------------------------------------------------------- create
 
 /// PostgreSQL's first try at a batch: every row new. The inputs travel as
-/// one array per column ($1–$10, element i of each is input i) and are
+/// one array per column ($1–$10, and the start and completion times the
+/// status implies in $12 and $13; element i of each is input i) and are
 /// inserted in input order at $11. A plain INSERT: an id that exists fails
 /// the statement with a unique violation (nothing committed; the rows
 /// inserted before the clash stay behind as dead rows until vacuum, none
@@ -67,15 +69,15 @@ INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_executi
                         execution_depth, created_at, updated_at, started_at, completed_at,
                         options, integration, external_events, failure_count)
 SELECT x.id, x.flow_id, x.owner_id, x.root_execution_id, x.parent_execution_id, x.status,
-       x.execution_depth, $11, $11,
-       CASE WHEN x.status = 'running' THEN $11 END,
-       CASE WHEN x.status IN ('completed', 'failed', 'stopped') THEN $11 END,
+       x.execution_depth, $11, $11, x.started_at, x.completed_at,
        x.options, x.integration, x.external_events, 0
 FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), CAST($3 AS text[]), CAST($4 AS text[]),
             CAST($5 AS text[]), CAST($6 AS text[]), CAST($7 AS int[]), CAST($8 AS jsonb[]),
-            CAST($9 AS jsonb[]), CAST($10 AS jsonb[]))
+            CAST($9 AS jsonb[]), CAST($10 AS jsonb[]), CAST($12 AS timestamptz[]),
+            CAST($13 AS timestamptz[]))
      WITH ORDINALITY AS x(id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
-                          execution_depth, options, integration, external_events, ord)
+                          execution_depth, options, integration, external_events,
+                          started_at, completed_at, ord)
 ORDER BY x.ord
 RETURNING id, options, integration, external_events";
 
@@ -333,6 +335,11 @@ async fn insert_new(
         .iter()
         .map(|r| r.parent_execution_id.as_deref())
         .collect();
+    // What the status implies, as `createExecution` stamps it.
+    let times: Vec<_> = rows
+        .iter()
+        .map(|r| default_times(r.status, None, None, at))
+        .collect();
     let inserted = sqlx::query(PG_INSERT_NEW)
         .bind(text(|r| &r.id))
         .bind(text(|r| &r.flow_id))
@@ -345,6 +352,8 @@ async fn insert_new(
         .bind(json(|r| &r.integration))
         .bind(json(|r| &r.external_events))
         .bind(at)
+        .bind(times.iter().map(|t| t.0).collect::<Vec<_>>())
+        .bind(times.iter().map(|t| t.1).collect::<Vec<_>>())
         .fetch_all(db.get_postgres_connection_pool())
         .await;
     let inserted = match inserted {
@@ -360,17 +369,12 @@ async fn insert_new(
     };
     let mut stored: HashMap<String, [Option<Value>; 3]> = HashMap::with_capacity(rows.len());
     for row in &inserted {
-        let get = |i: usize| {
-            row.try_get::<Option<Value>, _>(i)
-                .map_err(|e| StoreError::Database(DbErr::Type(e.to_string())))
-        };
-        let id: String = row
-            .try_get(0)
-            .map_err(|e| StoreError::Database(DbErr::Type(e.to_string())))?;
+        let get = |i: usize| row.try_get::<Option<Value>, _>(i).map_err(decode_error);
+        let id: String = row.try_get(0).map_err(decode_error)?;
         stored.insert(id, [get(1)?, get(2)?, get(3)?]);
     }
     let mut created = Vec::with_capacity(rows.len());
-    for r in rows {
+    for (r, (started_at, completed_at)) in rows.iter().zip(times) {
         let Some([options, integration, external_events]) = stored.remove(&r.id) else {
             return Err(StoreError::Database(DbErr::Type(format!(
                 "execution {} was not returned by its insert",
@@ -387,8 +391,8 @@ async fn insert_new(
             execution_depth: r.execution_depth,
             created_at: at,
             updated_at: at,
-            started_at: (r.status == ExecutionStatus::Running).then_some(at),
-            completed_at: r.status.is_terminal().then_some(at),
+            started_at,
+            completed_at,
             error_message: None,
             error_node_id: None,
             options,
@@ -529,7 +533,7 @@ impl ExecutionStore {
         let backend = self.backend();
         if backend == DbBackend::Postgres {
             if let Some(created) = insert_new(&self.db, &rows, at).await? {
-                self.created(&created);
+                self.created(&created, at);
                 return Ok(created);
             }
         }
@@ -572,30 +576,8 @@ impl ExecutionStore {
         let mut by_id: HashMap<String, Execution> =
             written.into_iter().map(|e| (e.id.clone(), e)).collect();
         let answers: Vec<Execution> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
-        if answers
-            .iter()
-            .any(|e| e.status == ExecutionStatus::Created && e.created_at != at)
-        {
-            // Existing executions updated back to CREATED.
-            self.events.requeued();
-        }
-        self.created(&answers);
+        self.created(&answers, at);
         Ok(answers)
-    }
-
-    /// After a batch was written: waiting workers woken when it holds work
-    /// (and queue heads past it forgotten).
-    fn created(&self, executions: &[Execution]) {
-        let oldest = executions
-            .iter()
-            .filter(|e| e.status == ExecutionStatus::Created)
-            .map(|e| (e.created_at, e.id.clone()))
-            .min();
-        if let Some(oldest) = oldest {
-            self.heads.created(&oldest);
-            self.events.signal_work();
-        }
-        self.events.committed();
     }
 
     async fn parents(&self, ids: &[String], scope: &Scope) -> StoreResult<Vec<ParentRow>> {

@@ -62,7 +62,7 @@ impl StatusUpdate {
 
 /// The timestamps a status implies when the caller gives none:
 /// RUNNING starts the clock, a terminal status stops it.
-fn default_times(
+pub(super) fn default_times(
     status: ExecutionStatus,
     started_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
@@ -242,16 +242,26 @@ impl ExecutionStore {
                 "execution {id} exists and belongs to another owner"
             ))
         })?;
-        if execution.status == ExecutionStatus::Created {
-            if execution.created_at != now {
-                // An existing execution updated back to CREATED.
-                self.events.requeued();
-            }
-            self.heads
-                .created(&(execution.created_at, execution.id.clone()));
-        }
-        self.events.changed(&execution);
+        self.created(std::slice::from_ref(&execution), now);
         Ok(execution)
+    }
+
+    /// After executions were created (or updated, for an existing id) at
+    /// `at`: an existing one set back to CREATED (its stamp is older) is
+    /// back in the queue; queue heads past the oldest CREATED one are
+    /// forgotten and waiting workers woken.
+    pub(super) fn created(&self, executions: &[Execution], at: DateTime<Utc>) {
+        let waiting = executions
+            .iter()
+            .filter(|e| e.status == ExecutionStatus::Created);
+        if waiting.clone().any(|e| e.created_at != at) {
+            self.events.requeued();
+        }
+        if let Some(oldest) = waiting.map(|e| (e.created_at, e.id.clone())).min() {
+            self.heads.created(&oldest);
+            self.events.signal_work();
+        }
+        self.events.committed();
     }
 
     /// `get`.

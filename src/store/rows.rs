@@ -122,7 +122,7 @@ const COLUMNS: [&str; 22] = [
     "lease_expires_at",
 ];
 
-fn decode_error(e: sqlx::Error) -> StoreError {
+pub(crate) fn decode_error(e: sqlx::Error) -> StoreError {
     StoreError::Database(sea_orm::DbErr::Type(e.to_string()))
 }
 
