@@ -37,7 +37,7 @@ impl Flow {
 /// the number of executions or runs. (Written once; the two variants differ
 /// in the owner condition and in how the newest run is found.)
 macro_rules! flows {
-    ($owner:literal, $newest_run:literal) => {
+    ($owner:literal, $newest_run:expr) => {
         concat!(
             "\
 WITH RECURSIVE flows(flow_id) AS (
@@ -63,37 +63,42 @@ LIMIT $4"
         )
     };
 }
+/// A flow's newest run in one status (`$status`, as the enum spells it):
+/// one probe of the roots' index by flow, status and time, as `$alias`.
+macro_rules! newest_run_in {
+    ($status:literal, $alias:literal) => {
+        concat!(
+            "SELECT * FROM (SELECT e.id, e.created_at FROM executions e
+            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = '",
+            $status,
+            "'
+            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) ",
+            $alias
+        )
+    };
+}
+
 /// Every owner's flows. Roots are indexed by flow, status and time (there
 /// is no index of roots by flow and time alone: one index entry less per
 /// write of a root), so a flow's newest run is the newest of the newest run
 /// in each status: one probe per status.
 const FLOWS: &str = flows!(
     "",
-    "(SELECT n.id FROM (
-        SELECT * FROM (SELECT e.id, e.created_at FROM executions e
-            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = 'created'
-            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) s1
-        UNION ALL
-        SELECT * FROM (SELECT e.id, e.created_at FROM executions e
-            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = 'running'
-            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) s2
-        UNION ALL
-        SELECT * FROM (SELECT e.id, e.created_at FROM executions e
-            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = 'paused'
-            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) s3
-        UNION ALL
-        SELECT * FROM (SELECT e.id, e.created_at FROM executions e
-            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = 'completed'
-            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) s4
-        UNION ALL
-        SELECT * FROM (SELECT e.id, e.created_at FROM executions e
-            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = 'failed'
-            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) s5
-        UNION ALL
-        SELECT * FROM (SELECT e.id, e.created_at FROM executions e
-            WHERE e.flow_id = flows.flow_id AND e.execution_depth = 0 AND e.status = 'stopped'
-            ORDER BY e.created_at DESC, e.id DESC LIMIT 1) s6
-    ) n ORDER BY n.created_at DESC, n.id DESC LIMIT 1)"
+    concat!(
+        "(SELECT n.id FROM (\n        ",
+        newest_run_in!("created", "s1"),
+        "\n        UNION ALL\n        ",
+        newest_run_in!("running", "s2"),
+        "\n        UNION ALL\n        ",
+        newest_run_in!("paused", "s3"),
+        "\n        UNION ALL\n        ",
+        newest_run_in!("completed", "s4"),
+        "\n        UNION ALL\n        ",
+        newest_run_in!("failed", "s5"),
+        "\n        UNION ALL\n        ",
+        newest_run_in!("stopped", "s6"),
+        "\n    ) n ORDER BY n.created_at DESC, n.id DESC LIMIT 1)"
+    )
 );
 /// One owner's ($5) flows: its runs only, through the partial index of
 /// roots by owner, flow and time (one probe for a flow's newest run).
