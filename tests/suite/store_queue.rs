@@ -28,8 +28,8 @@ async fn bulk(db: &sea_orm::DatabaseConnection, backend: Backend, n: usize, flow
     let at = "(SELECT created_at FROM executions WHERE id = 'seed')";
     db.execute_unprepared(&format!(
         "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, status, execution_depth, \
-         created_at, updated_at, failure_count) SELECT 'q' || CAST(g AS TEXT), '{flow}', '{OWNER}', \
-         'q' || CAST(g AS TEXT), 'created', 0, {at}, {at}, 0 FROM {numbers}"
+         created_at, updated_at, failure_count) SELECT '{flow}' || CAST(g AS TEXT), '{flow}', '{OWNER}', \
+         '{flow}' || CAST(g AS TEXT), 'created', 0, {at}, {at}, 0 FROM {numbers}"
     ))
     .await
     .unwrap();
@@ -359,16 +359,20 @@ async fn postgres_pulls_keep_their_plan() {
     .await;
     let store = t.store();
     create(&store, "seed", None).await;
-    // A queue of realistic size: PostgreSQL costs a bound limit's generic
-    // plan for a tenth of it.
+    // Queues of realistic size: PostgreSQL costs a bound limit's generic
+    // plan for a tenth of the queue; and with two flows, a plan for the
+    // actual flow and head looked cheaper than the kept one to it.
     bulk(&t.db, Backend::Postgres, 100_000, "kept").await;
+    bulk(&t.db, Backend::Postgres, 100_000, "other").await;
     t.db.execute_unprepared("ANALYZE executions").await.unwrap();
-    for _ in 0..20 {
-        let got = store
-            .claim_next_executions("w", 60_000, Some("kept"), 1)
-            .await
-            .unwrap();
-        assert_eq!(got.len(), 1);
+    for limit in [1, 50] {
+        for _ in 0..20 {
+            let got = store
+                .claim_next_executions("w", 60_000, Some("kept"), limit)
+                .await
+                .unwrap();
+            assert_eq!(got.len() as i64, limit);
+        }
     }
     // Each pull statement this connection prepared (from the start of the
     // queue, and from after its head): planned for its first five calls at
