@@ -306,7 +306,8 @@ impl ExecutionStore {
     }
 
     /// `delete`: removes the execution and its whole subtree, with their
-    /// claims and recovery history (ON DELETE CASCADE). True when it existed.
+    /// claims and recovery history (the schema cascades: foreign keys, and on
+    /// PostgreSQL a trigger for the claims). True when it existed.
     pub async fn delete(&self, id: &str, scope: &Scope) -> StoreResult<bool> {
         validate::id("id", id)?;
         // The subtree's DELETED events, parents first, in the deleting
@@ -322,7 +323,7 @@ impl ExecutionStore {
              ORDER BY e.execution_depth, e.created_at, e.id",
         );
         let log = sql.build(self.backend());
-        // The foreign keys cascade: deleting the top row removes the subtree
+        // The schema cascades: deleting the top row removes the subtree
         // (through the parent index), its claims and its recovery history.
         let delete = Statement::from_sql_and_values(
             self.backend(),

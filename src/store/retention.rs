@@ -7,7 +7,7 @@
 //! the delete are ONE statement, so they see the same data: a child created
 //! in the run before the statement keeps the run; one created after it finds
 //! its parent gone (BAD_USER_INPUT). Claims and recovery history go with
-//! their executions (ON DELETE CASCADE). Retention writes no events: the
+//! their executions (the schema cascades). Retention writes no events: the
 //! runs it deletes are long finished, and its own metrics count them.
 
 use chrono::{DateTime, Utc};
