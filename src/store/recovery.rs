@@ -35,20 +35,39 @@ impl ExecutionStore {
     ) -> StoreResult<Vec<Execution>> {
         validate::range("limit", limit, 1, limits::MAX_RECOVERY_LIMIT)?;
         let now = now();
-        let mut sql = Sql::new("SELECT e.* FROM executions e WHERE (");
+        // One ordered read per kind of candidate, each through its own
+        // partial index, merged: the fresh queue (CREATED without a lease)
+        // in queue order, stopping at `limit` matches; CREATED rows with a
+        // lease and RUNNING rows, both as many as are in flight. The cost
+        // follows the answer and the work in flight, not the table (one
+        // condition over all executions read the whole index of runs).
+        let mut sql = Sql::new("");
         let at = sql.bind(now);
         let retry_before = sql.bind(now - Duration::minutes(1));
         let max_failures = sql.bind(limits::MAX_RECOVERY_FAILURES);
         let n = sql.bind(limit);
+        let owner = sql.owner_filter("e.owner_id", scope);
+        let no_live_claim = format!(
+            "NOT EXISTS (SELECT 1 FROM execution_claims c \
+             WHERE c.execution_id = e.id AND c.status = 'active' AND c.expires_at >= {at})"
+        );
+        let created = format!(
+            "((e.failure_count = 0 AND {no_live_claim}) \
+             OR (e.failure_count > 0 AND e.failure_count < {max_failures} \
+                 AND e.last_failure_at < {retry_before}))"
+        );
+        let part = |condition: &str| {
+            format!(
+                "SELECT * FROM (SELECT e.* FROM executions e WHERE {condition}{owner} \
+                 ORDER BY e.created_at, e.id LIMIT {n})"
+            )
+        };
         sql.push(&format!(
-            "(e.status IN ('created', 'running') AND NOT EXISTS (SELECT 1 FROM execution_claims c \
-               WHERE c.execution_id = e.id AND c.status = 'active' AND c.expires_at >= {at}) \
-               AND (e.status = 'running' OR e.failure_count = 0)) \
-             OR (e.status = 'created' AND e.failure_count > 0 AND e.failure_count < {max_failures} \
-               AND e.last_failure_at < {retry_before}))"
-        ))
-        .scope("e.owner_id", scope)
-        .push(&format!(" ORDER BY e.created_at, e.id LIMIT {n}"));
+            "SELECT * FROM ({} q1 UNION ALL {} q2 UNION ALL {} q3) r ORDER BY r.created_at, r.id LIMIT {n}",
+            part(&format!("e.status = 'created' AND e.lease_expires_at IS NULL AND {created}")),
+            part(&format!("e.status = 'created' AND e.lease_expires_at IS NOT NULL AND {created}")),
+            part(&format!("e.status = 'running' AND {no_live_claim}")),
+        ));
         Self::query_executions(&self.db, sql).await
     }
 
