@@ -470,7 +470,11 @@ const HEAD_TTL: std::time::Duration = std::time::Duration::from_millis(250);
 /// - `HEAD_TTL` after a pull last looked from the start, which bounds how
 ///   long an execution can wait behind newer ones when it came back some
 ///   other way (held by a transaction that then left it claimable, such as
-///   a pull that failed; created by another process with an older stamp);
+///   a pull that failed; created by another process with an older stamp).
+///   One pull then looks from the start; pulls that arrive while it runs
+///   keep the old head (eight workers all reading from the start at each
+///   expiry made a limit-1 drain spend an eighth of its database time on
+///   those reads);
 /// - and a pull that finds fewer than it asked for after the head looks
 ///   from the start at once, so it never comes back empty-handed while
 ///   older work is there.
@@ -490,6 +494,8 @@ struct Head {
     requeues: u64,
     /// When a pull last looked from the start of the queue.
     scanned_at: std::time::Instant,
+    /// When a pull was sent to look from the start again (the TTL ran out).
+    refreshing: Option<std::time::Instant>,
     key: QueueKey,
 }
 
@@ -510,16 +516,37 @@ impl QueueHeads {
     /// Where a pull of `flow` may start, when the head is still good at
     /// `requeues`.
     fn get(&self, flow: Option<&str>, requeues: u64) -> Option<QueueKey> {
-        let heads = self.heads();
-        let head = heads.get(&flow.map(str::to_owned))?;
-        (head.requeues == requeues && head.scanned_at.elapsed() < self.ttl)
-            .then(|| head.key.clone())
+        let mut heads = self.heads();
+        let head = heads.get_mut(&flow.map(str::to_owned))?;
+        if head.requeues != requeues {
+            return None;
+        }
+        if head.scanned_at.elapsed() < self.ttl {
+            return Some(head.key.clone());
+        }
+        // Expired: this pull looks from the start, unless another already
+        // does (and has not been gone a whole TTL, as a failed one would).
+        match head.refreshing {
+            Some(at) if at.elapsed() < self.ttl => Some(head.key.clone()),
+            _ => {
+                head.refreshing = Some(std::time::Instant::now());
+                None
+            }
+        }
     }
 
     /// A pull that began at `requeues` took `first` (its oldest);
     /// `from_start` when it looked from the start of the queue.
     fn record(&self, flow: Option<&str>, requeues: u64, from_start: bool, first: &Execution) {
-        let key = (first.created_at, first.id.clone());
+        self.record_key(
+            flow,
+            requeues,
+            from_start,
+            (first.created_at, first.id.clone()),
+        );
+    }
+
+    fn record_key(&self, flow: Option<&str>, requeues: u64, from_start: bool, key: QueueKey) {
         let mut heads = self.heads();
         let flow = flow.map(str::to_owned);
         if from_start {
@@ -534,6 +561,7 @@ impl QueueHeads {
                 Head {
                     requeues,
                     scanned_at,
+                    refreshing: None,
                     key,
                 },
             );
@@ -908,6 +936,50 @@ impl ExecutionStore {
 mod tests {
     use super::*;
     use sea_orm::ActiveEnum;
+
+    /// When a head's TTL runs out, one pull looks from the start; the pulls
+    /// that come while it runs keep the old head, a requeue still drops it
+    /// for everyone, and a refresh that never answers is retried after
+    /// another TTL.
+    #[test]
+    fn one_pull_refreshes_an_expired_head() {
+        let ttl = std::time::Duration::from_secs(3600);
+        let heads = QueueHeads::with_ttl(ttl);
+        let key = |id: &str| (DateTime::<Utc>::UNIX_EPOCH, id.to_owned());
+        let flow = Some("f");
+        heads.record_key(flow, 7, true, key("a"));
+        assert_eq!(heads.get(flow, 7), Some(key("a")), "fresh");
+        assert_eq!(heads.get(flow, 8), None, "requeued since");
+        let long_ago = std::time::Instant::now().checked_sub(2 * ttl).unwrap();
+        heads
+            .heads()
+            .get_mut(&Some("f".to_owned()))
+            .unwrap()
+            .scanned_at = long_ago;
+        assert_eq!(
+            heads.get(flow, 7),
+            None,
+            "expired: this pull looks from the start"
+        );
+        assert_eq!(
+            heads.get(flow, 7),
+            Some(key("a")),
+            "meanwhile the others keep the head"
+        );
+        assert_eq!(heads.get(flow, 8), None, "but not past a requeue");
+        heads.record_key(flow, 7, true, key("b"));
+        assert_eq!(heads.get(flow, 7), Some(key("b")), "refreshed");
+        let mut all = heads.heads();
+        let head = all.get_mut(&Some("f".to_owned())).unwrap();
+        head.scanned_at = long_ago;
+        head.refreshing = Some(long_ago);
+        drop(all);
+        assert_eq!(
+            heads.get(flow, 7),
+            None,
+            "a refresh that never answered is tried again"
+        );
+    }
 
     /// Every quoted literal in the claim statements is a status as the
     /// enums spell it, so renaming a status cannot leave a statement behind.
