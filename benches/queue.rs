@@ -338,9 +338,15 @@ async fn run(s: Sizes, smoke: bool) -> String {
     step("wake-up latency");
     let latencies = wake_latency(&es_url, s.wake).await;
 
+    // Each batch section starts on a vacuumed database (as pgbench starts
+    // its runs): the sections before leave hundreds of thousands of dead
+    // and new rows, and autovacuum cleaning them up during a timed section
+    // took a core of this two-core machine from it.
     step("PostgreSQL: createExecutions of 1,000, 2 clients");
+    exec(&db, "VACUUM ANALYZE").await;
     let pg_create = create_batches(&es_url, "pg", 2, &s).await;
     step("PostgreSQL: batched rounds, 8 workers");
+    exec(&db, "VACUUM ANALYZE").await;
     let pg_rounds = batched_drains(&es_url, "br", &s).await;
     drop(server);
 
