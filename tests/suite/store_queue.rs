@@ -588,56 +588,6 @@ async fn pulls_start_after_their_head_but_not_past_older_work(backend: Backend) 
     assert!(pull(10).await.is_empty());
 }
 
-/// A pull short of fresh work puts back only as many lapsed leases as it
-/// still needs (those that ran out first), and takes them; the rest wait
-/// for the pulls that need them.
-async fn short_pulls_put_back_only_what_they_take(backend: Backend) {
-    let t = fresh(backend).await;
-    let store = t.store();
-    let lapsed = ["x1", "x2", "x3", "x4"];
-    for id in lapsed {
-        create_in(&store, id, "f").await;
-    }
-    let pull = |worker: &'static str, limit: i64| {
-        let store = store.clone();
-        async move {
-            let got = store
-                .claim_next_executions(worker, 60_000, Some("f"), limit)
-                .await
-                .unwrap();
-            got.into_iter().map(|e| e.id).collect::<Vec<_>>()
-        }
-    };
-    assert_eq!(pull("w1", 10).await, lapsed);
-    for id in lapsed {
-        expire_lease(&t.db, id).await;
-    }
-    create_in(&store, "fresh", "f").await;
-    let leased = || async {
-        let mut still = Vec::new();
-        for id in lapsed {
-            let row = store.get(id, &Scope::All).await.unwrap().unwrap();
-            if row.lease_expires_at.is_some() && row.processing_worker_id.as_deref() == Some("w1") {
-                still.push(id);
-            }
-        }
-        still
-    };
-    let got = pull("w2", 2).await;
-    assert_eq!(got.len(), 2);
-    assert!(got.contains(&"fresh".to_owned()), "{got:?}");
-    assert_eq!(
-        leased().await.len(),
-        3,
-        "one lapsed lease put back, and taken"
-    );
-    let mut rest = pull("w3", 10).await;
-    rest.sort();
-    assert_eq!(rest.len(), 3, "the others come back when a pull needs them");
-    assert!(rest.iter().all(|id| !got.contains(id)));
-    assert!(leased().await.is_empty());
-}
-
 crate::both_backends!(
     existing_database_migrates_its_leases,
     worker_round_over_graphql,
@@ -646,5 +596,4 @@ crate::both_backends!(
     no_lost_wake_up,
     waiting_holds_no_connection,
     pulls_start_after_their_head_but_not_past_older_work,
-    short_pulls_put_back_only_what_they_take,
 );
