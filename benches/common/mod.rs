@@ -383,14 +383,18 @@ pub const TAKE_OVER: &str = "ON CONFLICT (execution_id) DO UPDATE SET worker_id 
 
 /// What `claimExecution` does on PostgreSQL, as pgbench runs it: lock the
 /// execution, upsert the claim, set the processing worker and the lease.
+/// Leases here and in `claim_by_id` last an hour: the claims' cost does not
+/// depend on it, and a 30 s lease lapsed during the later sections of the
+/// same bench, whose short pulls then put the leftovers back (90,000 of
+/// them at the end of each drain of the queue bench's batched round).
 pub fn floor_claim_script() -> String {
     format!(
         "WITH target AS (SELECT 'cf-' || nextval('bench_cf_seq') AS id), \
          claimed AS (INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
-           SELECT e.id, 'pgbench', now(), now() + interval '30 seconds', now(), 'active' FROM executions e JOIN target t ON e.id = t.id \
+           SELECT e.id, 'pgbench', now(), now() + interval '1 hour', now(), 'active' FROM executions e JOIN target t ON e.id = t.id \
            WHERE e.status NOT IN ('completed', 'failed', 'stopped') FOR UPDATE OF e {TAKE_OVER} RETURNING *), \
          touched AS (UPDATE executions SET processing_started_at = now(), processing_worker_id = 'pgbench', updated_at = now(), \
-           lease_expires_at = now() + interval '30 seconds' FROM claimed WHERE executions.id = claimed.execution_id RETURNING executions.*) \
+           lease_expires_at = now() + interval '1 hour' FROM claimed WHERE executions.id = claimed.execution_id RETURNING executions.*) \
          SELECT t.*, c.worker_id, c.expires_at FROM touched t JOIN claimed c ON c.execution_id = t.id;\n"
     )
 }
@@ -414,7 +418,7 @@ pub async fn claim_by_id(
         let make: MakeBody = Arc::new(move |_| {
             let n = ids.fetch_add(1, Ordering::SeqCst);
             serde_json::json!({
-                "query": "mutation($id: ID!) { claimExecution(executionId: $id, workerId: \"bench\", timeoutMs: 30000) { acquired } }",
+                "query": "mutation($id: ID!) { claimExecution(executionId: $id, workerId: \"bench\", timeoutMs: 3600000) { acquired } }",
                 "variables": { "id": format!("cb-{n}") }
             })
         });
