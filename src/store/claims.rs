@@ -470,7 +470,7 @@ const HEAD_TTL: std::time::Duration = std::time::Duration::from_millis(250);
 ///   One pull then looks from the start; pulls that arrive while it runs
 ///   keep the old head (eight workers all reading from the start at each
 ///   expiry made a limit-1 drain spend an eighth of its database time on
-///   those reads);
+///   those reads), for another TTL at most if that pull fails;
 /// - and a pull that finds fewer than it asked for after the head looks
 ///   from the start at once, so it never comes back empty-handed while
 ///   older work is there.
@@ -483,6 +483,12 @@ impl Default for QueueHeads {
     fn default() -> Self {
         Self::with_ttl(HEAD_TTL)
     }
+}
+
+/// Where a pull starts: after `key`, of the head found at `found_at`.
+struct HeadStart {
+    key: QueueKey,
+    found_at: std::time::Instant,
 }
 
 struct Head {
@@ -510,20 +516,26 @@ impl QueueHeads {
     }
 
     /// Where a pull of `flow` may start, when the head is still good at
-    /// `requeues`.
-    fn get(&self, flow: Option<&str>, requeues: u64) -> Option<QueueKey> {
+    /// `requeues`: the key to start after, and when the head was found (for
+    /// `record`). When the head's TTL ran out, the first caller gets `None`
+    /// and is the one pull to look from the start; the callers that come
+    /// while it runs keep the old head, unless it has been gone a whole TTL
+    /// (as a pull that failed would be).
+    fn start_for(&self, flow: Option<&str>, requeues: u64) -> Option<HeadStart> {
         let mut heads = self.heads();
         let head = heads.get_mut(&flow.map(str::to_owned))?;
         if head.requeues != requeues {
             return None;
         }
+        let start = HeadStart {
+            key: head.key.clone(),
+            found_at: head.scanned_at,
+        };
         if head.scanned_at.elapsed() < self.ttl {
-            return Some(head.key.clone());
+            return Some(start);
         }
-        // Expired: this pull looks from the start, unless another already
-        // does (and has not been gone a whole TTL, as a failed one would).
         match head.refreshing {
-            Some(at) if at.elapsed() < self.ttl => Some(head.key.clone()),
+            Some(at) if at.elapsed() < self.ttl => Some(start),
             _ => {
                 head.refreshing = Some(std::time::Instant::now());
                 None
@@ -531,40 +543,60 @@ impl QueueHeads {
         }
     }
 
-    /// A pull that began at `requeues` took `first` (its oldest);
-    /// `from_start` when it looked from the start of the queue.
-    fn record(&self, flow: Option<&str>, requeues: u64, from_start: bool, first: &Execution) {
+    /// A pull that began at `requeues` took `first` (its oldest); `from` is
+    /// the head it started after, `None` when it looked from the start.
+    fn record(
+        &self,
+        flow: Option<&str>,
+        requeues: u64,
+        from: Option<&HeadStart>,
+        first: &Execution,
+    ) {
         self.record_key(
             flow,
             requeues,
-            from_start,
+            from.map(|start| start.found_at),
             (first.created_at, first.id.clone()),
         );
     }
 
-    fn record_key(&self, flow: Option<&str>, requeues: u64, from_start: bool, key: QueueKey) {
+    fn record_key(
+        &self,
+        flow: Option<&str>,
+        requeues: u64,
+        found_at: Option<std::time::Instant>,
+        key: QueueKey,
+    ) {
         let mut heads = self.heads();
         let flow = flow.map(str::to_owned);
-        if from_start {
-            if heads.len() >= MAX_HEADS {
-                // Flows nobody pulled lately.
-                let ttl = self.ttl;
-                heads.retain(|_, head| head.scanned_at.elapsed() < ttl);
+        match found_at {
+            None => {
+                if heads.len() >= MAX_HEADS {
+                    // Flows nobody pulled lately.
+                    let ttl = self.ttl;
+                    heads.retain(|_, head| head.scanned_at.elapsed() < ttl);
+                }
+                let scanned_at = std::time::Instant::now();
+                heads.insert(
+                    flow,
+                    Head {
+                        requeues,
+                        scanned_at,
+                        refreshing: None,
+                        key,
+                    },
+                );
             }
-            let scanned_at = std::time::Instant::now();
-            heads.insert(
-                flow,
-                Head {
-                    requeues,
-                    scanned_at,
-                    refreshing: None,
-                    key,
-                },
-            );
-        } else if let Some(head) = heads.get_mut(&flow) {
-            // Only forward, and only while nothing was requeued since.
-            if head.requeues == requeues && head.key < key {
-                head.key = key;
+            Some(found_at) => {
+                // Only forward, only while nothing was requeued since, and
+                // only from the head this pull started after: a pull that
+                // started after an expired head must not move a fresh one
+                // past work the fresh one's pull left behind.
+                if let Some(head) = heads.get_mut(&flow) {
+                    if head.requeues == requeues && head.scanned_at == found_at && head.key < key {
+                        head.key = key;
+                    }
+                }
             }
         }
     }
@@ -708,11 +740,12 @@ impl ExecutionStore {
         let expires = expiry(now, timeout_ms);
         let postgres = self.backend() == DbBackend::Postgres;
         let requeues = self.events.requeues();
-        let after = if postgres {
-            self.heads.get(flow_id, requeues)
+        let start = if postgres {
+            self.heads.start_for(flow_id, requeues)
         } else {
             None
         };
+        let after = start.as_ref().map(|start| start.key.clone());
         let (worker, flow) = (worker_id.to_owned(), flow_id.map(str::to_owned));
         let (mut claimed, returned, from_start) = self
             .write(move |w| {
@@ -742,7 +775,8 @@ impl ExecutionStore {
             .await?;
         claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         if let (true, Some(first)) = (postgres, claimed.first()) {
-            self.heads.record(flow_id, requeues, from_start, first);
+            let from = if from_start { None } else { start.as_ref() };
+            self.heads.record(flow_id, requeues, from, first);
         }
         crate::metrics::handed_out(claimed.len());
         if returned > 0 {
@@ -932,43 +966,50 @@ mod tests {
 
     /// When a head's TTL runs out, one pull looks from the start; the pulls
     /// that come while it runs keep the old head, a requeue still drops it
-    /// for everyone, and a refresh that never answers is retried after
-    /// another TTL.
+    /// for everyone, a pull that started after the old head cannot move the
+    /// fresh one, and a refresh that never answers is retried after another
+    /// TTL.
     #[test]
     fn one_pull_refreshes_an_expired_head() {
         let ttl = std::time::Duration::from_secs(3600);
         let heads = QueueHeads::with_ttl(ttl);
         let key = |id: &str| (DateTime::<Utc>::UNIX_EPOCH, id.to_owned());
         let flow = Some("f");
-        heads.record_key(flow, 7, true, key("a"));
-        assert_eq!(heads.get(flow, 7), Some(key("a")), "fresh");
-        assert_eq!(heads.get(flow, 8), None, "requeued since");
+        let start = |requeues| heads.start_for(flow, requeues).map(|s| (s.key, s.found_at));
+        heads.record_key(flow, 7, None, key("a"));
+        let (fresh, found_a) = start(7).expect("fresh");
+        assert_eq!(fresh, key("a"));
+        assert_eq!(start(8), None, "requeued since");
+        heads.record_key(flow, 7, Some(found_a), key("c"));
+        assert_eq!(
+            start(7).unwrap().0,
+            key("c"),
+            "a pull from the head moves it forward"
+        );
         let long_ago = std::time::Instant::now().checked_sub(2 * ttl).unwrap();
         heads
             .heads()
             .get_mut(&Some("f".to_owned()))
             .unwrap()
             .scanned_at = long_ago;
+        assert_eq!(start(7), None, "expired: this pull looks from the start");
+        let (stale, found_stale) = start(7).expect("meanwhile the others keep the head");
+        assert_eq!(stale, key("c"));
+        assert_eq!(start(8), None, "but not past a requeue");
+        heads.record_key(flow, 7, None, key("b"));
+        heads.record_key(flow, 7, Some(found_stale), key("z"));
         assert_eq!(
-            heads.get(flow, 7),
-            None,
-            "expired: this pull looks from the start"
+            start(7).unwrap().0,
+            key("b"),
+            "a pull that started after the old head leaves the fresh one alone"
         );
-        assert_eq!(
-            heads.get(flow, 7),
-            Some(key("a")),
-            "meanwhile the others keep the head"
-        );
-        assert_eq!(heads.get(flow, 8), None, "but not past a requeue");
-        heads.record_key(flow, 7, true, key("b"));
-        assert_eq!(heads.get(flow, 7), Some(key("b")), "refreshed");
         let mut all = heads.heads();
         let head = all.get_mut(&Some("f".to_owned())).unwrap();
         head.scanned_at = long_ago;
         head.refreshing = Some(long_ago);
         drop(all);
         assert_eq!(
-            heads.get(flow, 7),
+            start(7),
             None,
             "a refresh that never answered is tried again"
         );
