@@ -14,11 +14,18 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 /// and cannot go before the claim is committed.
 ///
 /// What the key also did, the trigger keeps: deleting executions (a
-/// subtree, a run retention takes) deletes their claims in the same
-/// statement. The trigger runs after the delete with a snapshot of its own,
-/// so it also sees a claim committed while the delete waited for the
-/// execution's row lock. SQLite keeps its foreign key: its check is a probe
-/// of the primary key inside the same write, not a query per row.
+/// subtree — the parent key's cascade is a delete too, and fires it — or a
+/// run retention takes) deletes their claims in the same statement. A claim
+/// committed while the delete waited for the execution's row lock is seen:
+/// at READ COMMITTED the trigger's delete takes a snapshot of its own, and
+/// retention, which runs at REPEATABLE READ, fails with a serialization
+/// error when a row it deletes was changed after its snapshot (a claim
+/// always updates its execution) and tries again. It reads the deleted ids
+/// as an array so that its plan, made once per connection, probes the
+/// claims' primary key whatever the size of the first delete it saw.
+/// `TRUNCATE executions CASCADE` no longer empties `execution_claims`.
+/// SQLite keeps its foreign key: its check is a probe of the primary key
+/// inside the same write, not a query per row.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -27,7 +34,7 @@ const UP: [&str; 3] = [
     "CREATE FUNCTION execstore_delete_claims_of_deleted() RETURNS trigger
      LANGUAGE plpgsql AS $$
      BEGIN
-         DELETE FROM execution_claims c USING deleted d WHERE c.execution_id = d.id;
+         DELETE FROM execution_claims WHERE execution_id = ANY (ARRAY(SELECT id FROM deleted));
          RETURN NULL;
      END
      $$",

@@ -311,7 +311,7 @@ impl ExecutionStore {
     pub async fn delete(&self, id: &str, scope: &Scope) -> StoreResult<bool> {
         validate::id("id", id)?;
         // The subtree's DELETED events, parents first, in the deleting
-        // transaction (the cascade below fires no trigger of ours).
+        // transaction (the cascade below logs nothing).
         let mut sql =
             Sql::new("WITH RECURSIVE subtree(id) AS (SELECT id FROM executions WHERE id = ");
         let p = sql.bind(id.to_owned());

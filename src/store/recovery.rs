@@ -37,10 +37,11 @@ impl ExecutionStore {
         let now = now();
         // One ordered read per kind of candidate, each through its own
         // partial index, merged: the fresh queue (CREATED without a lease)
-        // in queue order, stopping at `limit` matches; CREATED rows with a
-        // lease and RUNNING rows, both as many as are in flight. The cost
-        // follows the answer and the work in flight, not the table (one
-        // condition over all executions read the whole index of runs).
+        // in queue order, stopping at `limit` matches; then every CREATED
+        // row with a lease (live, or lapsed and not yet put back by a pull)
+        // and every RUNNING row, sorted. The cost follows the answer and the
+        // leased and running work, not the table (one condition over all
+        // executions read the whole index of runs).
         let mut sql = Sql::new("");
         let at = sql.bind(now);
         let retry_before = sql.bind(now - Duration::minutes(1));
@@ -56,17 +57,28 @@ impl ExecutionStore {
              OR (e.failure_count > 0 AND e.failure_count < {max_failures} \
                  AND e.last_failure_at < {retry_before}))"
         );
-        let part = |condition: &str| {
+        // Each part a subquery of its own: SQLite allows ORDER BY and LIMIT
+        // only at the end of a whole UNION, not on its members.
+        let part = |alias: &str, condition: &str| {
             format!(
                 "SELECT * FROM (SELECT e.* FROM executions e WHERE {condition}{owner} \
-                 ORDER BY e.created_at, e.id LIMIT {n})"
+                 ORDER BY e.created_at, e.id LIMIT {n}) {alias}"
             )
         };
         sql.push(&format!(
-            "SELECT * FROM ({} q1 UNION ALL {} q2 UNION ALL {} q3) r ORDER BY r.created_at, r.id LIMIT {n}",
-            part(&format!("e.status = 'created' AND e.lease_expires_at IS NULL AND {created}")),
-            part(&format!("e.status = 'created' AND e.lease_expires_at IS NOT NULL AND {created}")),
-            part(&format!("e.status = 'running' AND {no_live_claim}")),
+            "SELECT * FROM ({} UNION ALL {} UNION ALL {}) r ORDER BY r.created_at, r.id LIMIT {n}",
+            part(
+                "fresh",
+                &format!("e.status = 'created' AND e.lease_expires_at IS NULL AND {created}")
+            ),
+            part(
+                "leased",
+                &format!("e.status = 'created' AND e.lease_expires_at IS NOT NULL AND {created}")
+            ),
+            part(
+                "running",
+                &format!("e.status = 'running' AND {no_live_claim}")
+            ),
         ));
         Self::query_executions(&self.db, sql).await
     }

@@ -94,8 +94,9 @@ async fn sequential_scans(
             Backend::Postgres => line.contains("Seq Scan on executions"),
             // SQLite says SEARCH for an index probe and SCAN for a full
             // pass; json_each (k) and the recursion's queue are fine, and so
-            // is a walk in order through a partial index of the queue or of
-            // running work, which stops at the statement's limit.
+            // is a walk through a partial index of the fresh queue (in
+            // order, stopping at the limit), of leased or of running
+            // executions (as many as are in flight): recovery reads those.
             Backend::Sqlite => {
                 let words: Vec<&str> = line.split_whitespace().collect();
                 let in_queue_order = [
