@@ -401,6 +401,37 @@ async fn postgres_pulls_keep_their_plan() {
         kept += generic;
     }
     assert!(kept >= 6, "the pulls ran {kept} times on a kept plan");
+
+    // And the kept plan of the pull from the head enters the queue's index
+    // at the head (an index condition, not a filter over the whole flow).
+    let name: String =
+        t.db.query_one(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT name FROM pg_prepared_statements \
+             WHERE statement LIKE 'WITH candidates AS%' AND statement LIKE '%(created_at, id) >%' \
+               AND statement LIKE '%LIMIT 50%'",
+        ))
+        .await
+        .unwrap()
+        .expect("the pull from the head was prepared")
+        .try_get("", "name")
+        .unwrap();
+    let plan: Vec<String> =
+        t.db.query_all(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("EXPLAIN EXECUTE {name}('w', now(), now(), 'kept', now(), 'kept1')"),
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap())
+        .collect();
+    assert!(
+        plan.iter()
+            .any(|line| line.contains("Index Cond") && line.contains("ROW(created_at, id) > ROW(")),
+        "the head is not an index condition:\n{}",
+        plan.join("\n")
+    );
 }
 
 /// The worker round over GraphQL: pull with a wait, finish.
