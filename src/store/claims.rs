@@ -543,24 +543,10 @@ impl QueueHeads {
         }
     }
 
-    /// A pull that began at `requeues` took `first` (its oldest); `from` is
-    /// the head it started after, `None` when it looked from the start.
+    /// A pull that began at `requeues` took the execution at `key` as its
+    /// oldest; `found_at` names the head it started after (`HeadStart`),
+    /// `None` when it looked from the start.
     fn record(
-        &self,
-        flow: Option<&str>,
-        requeues: u64,
-        from: Option<&HeadStart>,
-        first: &Execution,
-    ) {
-        self.record_key(
-            flow,
-            requeues,
-            from.map(|start| start.found_at),
-            (first.created_at, first.id.clone()),
-        );
-    }
-
-    fn record_key(
         &self,
         flow: Option<&str>,
         requeues: u64,
@@ -740,12 +726,11 @@ impl ExecutionStore {
         let expires = expiry(now, timeout_ms);
         let postgres = self.backend() == DbBackend::Postgres;
         let requeues = self.events.requeues();
-        let start = if postgres {
-            self.heads.start_for(flow_id, requeues)
-        } else {
-            None
+        let start = postgres.then(|| self.heads.start_for(flow_id, requeues));
+        let (after, found_at) = match start.flatten() {
+            Some(HeadStart { key, found_at }) => (Some(key), Some(found_at)),
+            None => (None, None),
         };
-        let after = start.as_ref().map(|start| start.key.clone());
         let (worker, flow) = (worker_id.to_owned(), flow_id.map(str::to_owned));
         let (mut claimed, returned, from_start) = self
             .write(move |w| {
@@ -775,8 +760,13 @@ impl ExecutionStore {
             .await?;
         claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         if let (true, Some(first)) = (postgres, claimed.first()) {
-            let from = if from_start { None } else { start.as_ref() };
-            self.heads.record(flow_id, requeues, from, first);
+            let from = if from_start { None } else { found_at };
+            self.heads.record(
+                flow_id,
+                requeues,
+                from,
+                (first.created_at, first.id.clone()),
+            );
         }
         crate::metrics::handed_out(claimed.len());
         if returned > 0 {
@@ -976,11 +966,11 @@ mod tests {
         let key = |id: &str| (DateTime::<Utc>::UNIX_EPOCH, id.to_owned());
         let flow = Some("f");
         let start = |requeues| heads.start_for(flow, requeues).map(|s| (s.key, s.found_at));
-        heads.record_key(flow, 7, None, key("a"));
+        heads.record(flow, 7, None, key("a"));
         let (fresh, found_a) = start(7).expect("fresh");
         assert_eq!(fresh, key("a"));
         assert_eq!(start(8), None, "requeued since");
-        heads.record_key(flow, 7, Some(found_a), key("c"));
+        heads.record(flow, 7, Some(found_a), key("c"));
         assert_eq!(
             start(7).unwrap().0,
             key("c"),
@@ -996,8 +986,8 @@ mod tests {
         let (stale, found_stale) = start(7).expect("meanwhile the others keep the head");
         assert_eq!(stale, key("c"));
         assert_eq!(start(8), None, "but not past a requeue");
-        heads.record_key(flow, 7, None, key("b"));
-        heads.record_key(flow, 7, Some(found_stale), key("z"));
+        heads.record(flow, 7, None, key("b"));
+        heads.record(flow, 7, Some(found_stale), key("z"));
         assert_eq!(
             start(7).unwrap().0,
             key("b"),
