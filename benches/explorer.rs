@@ -84,7 +84,11 @@ async fn seed(store: &ExecutionStore, s: Sizes) {
             )
         })
         .collect();
-    store.create_many(flows, &Scope::All).await.expect("flows");
+    store
+        .runs()
+        .create_many(flows, &Scope::All)
+        .await
+        .expect("flows");
     let mut level: Vec<_> = vec![input("R".into(), "million", None, ExecutionStatus::Running)];
     level.extend((0..s.fanout).map(|i| {
         input(
@@ -95,10 +99,11 @@ async fn seed(store: &ExecutionStore, s: Sizes) {
         )
     }));
     store
+        .runs()
         .create_many(level, &Scope::All)
         .await
         .expect("level 1");
-    let mut batch = Vec::with_capacity(store::MAX_BATCH);
+    let mut batch = Vec::with_capacity(store::limits::MAX_BATCH);
     let mut n = 0;
     for i in 0..s.fanout {
         for j in 0..s.fanout {
@@ -114,8 +119,9 @@ async fn seed(store: &ExecutionStore, s: Sizes) {
                 status,
             ));
             n += 1;
-            if batch.len() == store::MAX_BATCH {
+            if batch.len() == store::limits::MAX_BATCH {
                 store
+                    .runs()
                     .create_many(std::mem::take(&mut batch), &Scope::All)
                     .await
                     .expect("leaves");
@@ -123,7 +129,11 @@ async fn seed(store: &ExecutionStore, s: Sizes) {
         }
     }
     if !batch.is_empty() {
-        store.create_many(batch, &Scope::All).await.expect("leaves");
+        store
+            .runs()
+            .create_many(batch, &Scope::All)
+            .await
+            .expect("leaves");
     }
 }
 

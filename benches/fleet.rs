@@ -213,6 +213,7 @@ async fn run(sizes: Sizes, smoke: bool) -> String {
     let purge = tokio::spawn(async move {
         let t = Instant::now();
         let deleted = purger
+            .runs()
             .delete_finished_runs(execstore::store::now(), execstore::store::RUNS_BATCH)
             .await
             .expect("purge");

@@ -362,7 +362,7 @@ async fn run(s: Sizes, smoke: bool) -> String {
         let mut queues = vec![("sq".to_owned(), s.sqlite_drain)];
         queues.extend((0..s.rounds).map(|round| (format!("sqb{round}"), s.batched / 4)));
         for (flow, n) in queues {
-            for chunk in (0..n).collect::<Vec<_>>().chunks(store::MAX_BATCH) {
+            for chunk in (0..n).collect::<Vec<_>>().chunks(store::limits::MAX_BATCH) {
                 let inputs = chunk
                     .iter()
                     .map(|i| store::CreateExecution {
@@ -373,6 +373,7 @@ async fn run(s: Sizes, smoke: bool) -> String {
                     })
                     .collect();
                 store
+                    .runs()
                     .create_many(inputs, &store::Scope::All)
                     .await
                     .expect("sqlite create");

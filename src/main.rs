@@ -119,7 +119,7 @@ async fn serve(config: execstore::config::Config) -> Result<(), String> {
         .filter(|u| !u.is_empty())
         .collect();
     if !standbys.is_empty() {
-        if store.backend() != sea_orm::DbBackend::Postgres {
+        if !config.database_url.starts_with("postgres") {
             return Err(
                 "DATABASE_READ_URL names PostgreSQL standbys: DATABASE_URL must be PostgreSQL too"
                     .into(),
@@ -135,7 +135,7 @@ async fn serve(config: execstore::config::Config) -> Result<(), String> {
         .relay_events_across_processes(&config.database_url)
         .await
         .map_err(|e| format!("cannot listen for other processes' events: {e}"))?;
-    store.spawn_janitor(config.janitor());
+    store.janitor().spawn(config.janitor());
     tokio::spawn(give_memory_back_when_idle());
     if let Some(addr) = config.metrics_bind {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -154,34 +154,34 @@ async fn serve(config: execstore::config::Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    // Listening for SIGTERM before saying we listen: a signal that comes
+    // right after would otherwise meet the default action and kill the
+    // process instead of draining it.
+    let shutdown = shutdown_signal()?;
     tracing::info!("execstore listening on http://{}/graphql", config.bind);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("drained; bye");
     Ok(())
 }
 
-/// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+/// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish. The
+/// handlers are installed when this is called, not when the future is
+/// first polled.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|e| format!("cannot listen for {name}: {e}"))
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut term = listen(SignalKind::terminate(), "SIGTERM")?;
+    let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = term.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received, draining in-flight requests");
+        tracing::info!("shutdown signal received, draining in-flight requests");
+    })
 }

@@ -156,6 +156,7 @@ impl Level {
         self.per_level(&self.child_counts, async |ids| {
             loaders
                 .store
+                .reads()
                 .count_direct_children(&ids, &loaders.scope)
                 .await
         })
@@ -171,7 +172,7 @@ impl Level {
 
     pub async fn claims(&self, loaders: &Loaders) -> GqlResult<&HashMap<String, store::Claim>> {
         self.per_level(&self.claims, async |ids| {
-            loaders.store.claims_for(&ids, &loaders.scope).await
+            loaders.store.reads().claims_for(&ids, &loaders.scope).await
         })
         .await
     }
@@ -183,6 +184,7 @@ impl Level {
         self.per_level(&self.recovery, async |ids| {
             loaders
                 .store
+                .reads()
                 .recovery_history_for(&ids, &loaders.scope)
                 .await
         })
@@ -232,7 +234,12 @@ impl Level {
         ids: impl FnOnce() -> Vec<String>,
     ) -> GqlResult<&'a Related> {
         cell.get_or_try_init(|| async {
-            let rows = loaders.store.get_many(&ids(), &loaders.scope).await.gql()?;
+            let rows = loaders
+                .store
+                .reads()
+                .get_many(&ids(), &loaders.scope)
+                .await
+                .gql()?;
             let by_id: HashMap<String, Row> = rows
                 .into_iter()
                 .map(|row| (row.id.clone(), Arc::new(row)))

@@ -30,6 +30,7 @@ impl Loader<String> for ExecutionLoader {
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Execution>, LoadError> {
         Ok(self
             .store
+            .reads()
             .get_many(keys, &self.scope)
             .await
             .gql()?
@@ -83,7 +84,8 @@ impl Loader<ChildKey> for ChildrenLoader {
                 };
                 let map = self
                     .store
-                    .batch_get_direct_children_shared(&parents, &store_window, &self.scope)
+                    .reads()
+                    .batch_get_direct_children(&parents, &store_window, &self.scope)
                     .await?;
                 Ok(vec![map])
             };

@@ -1,16 +1,15 @@
 //! The GraphQL schema over the store: types, roots, DataLoaders, errors.
 
 pub mod budget;
+pub mod documents;
 pub mod error;
 pub mod fast_tree;
 pub mod fields;
 pub mod guards;
 pub mod levels;
 pub mod loaders;
-mod mutation;
-mod query;
 pub mod request_hooks;
-mod subscription;
+mod roots;
 pub mod types;
 
 use async_graphql::{Context, Schema};
@@ -20,9 +19,7 @@ use crate::store::ExecutionStore;
 use error::{internal, GqlResult};
 
 pub use loaders::Loaders;
-pub use mutation::MutationRoot;
-pub use query::QueryRoot;
-pub use subscription::SubscriptionRoot;
+pub use roots::{MutationRoot, QueryRoot, SubscriptionRoot};
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -42,12 +39,16 @@ pub struct SchemaLimits {
 pub(crate) struct MaxWaitMs(pub i64);
 
 pub fn build_schema(store: ExecutionStore, limits: &SchemaLimits) -> AppSchema {
-    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .data(store)
-        .data(MaxWaitMs(limits.max_wait_ms))
-        .extension(request_hooks::RequestHooks::default())
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity);
+    let mut builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot,
+    )
+    .data(store)
+    .data(MaxWaitMs(limits.max_wait_ms))
+    .extension(request_hooks::RequestHooks)
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
@@ -56,9 +57,13 @@ pub fn build_schema(store: ExecutionStore, limits: &SchemaLimits) -> AppSchema {
 
 /// The SDL the code produces (what `schema.graphql` must equal).
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .finish()
-        .sdl()
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot,
+    )
+    .finish()
+    .sdl()
 }
 
 pub(crate) fn viewer<'a>(ctx: &Context<'a>) -> GqlResult<&'a Viewer> {

@@ -8,36 +8,28 @@
 //!   validation, variable coercion, depth and complexity limits) carry no
 //!   code; they are all about the request, so they get BAD_USER_INPUT here,
 //!   before they are counted;
-//! - **parsed documents kept**: workers send the same few documents over and
-//!   over with different variables; parsing one costs more than copying the
-//!   parsed form, so the last [`DOCUMENTS_KEPT`] documents (each at most
-//!   [`LARGEST_KEPT`] bytes of text) are kept by their text.
+//! - **the operation's kind**, read off the document (which the HTTP layer
+//!   parsed already: see `documents`).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
 };
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Request, Response, ServerResult, Variables};
 
+use super::documents::operation_type;
 use super::error::code;
 
-pub const DOCUMENTS_KEPT: usize = 256;
-pub const LARGEST_KEPT: usize = 16 * 1024;
-
-/// The schema's extension factory; it owns the documents kept.
+/// The schema's extension factory.
 #[derive(Default)]
-pub struct RequestHooks {
-    documents: Arc<Mutex<HashMap<String, ExecutableDocument>>>,
-}
+pub struct RequestHooks;
 
 impl ExtensionFactory for RequestHooks {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(OneRequest {
-            documents: self.documents.clone(),
             operation_name: Mutex::default(),
             kind: Mutex::default(),
         })
@@ -45,29 +37,8 @@ impl ExtensionFactory for RequestHooks {
 }
 
 struct OneRequest {
-    documents: Arc<Mutex<HashMap<String, ExecutableDocument>>>,
     operation_name: Mutex<Option<String>>,
     kind: Mutex<Option<&'static str>>,
-}
-
-impl OneRequest {
-    fn kept(&self, query: &str) -> Option<ExecutableDocument> {
-        self.documents.lock().ok()?.get(query).cloned()
-    }
-
-    fn keep(&self, query: &str, document: &ExecutableDocument) {
-        if query.len() > LARGEST_KEPT {
-            return;
-        }
-        if let Ok(mut documents) = self.documents.lock() {
-            // Full: start again (cheaper than tracking use; the documents a
-            // fleet repeats come straight back).
-            if documents.len() >= DOCUMENTS_KEPT {
-                documents.clear();
-            }
-            documents.insert(query.to_owned(), document.clone());
-        }
-    }
 }
 
 fn kind_of(ty: OperationType) -> &'static str {
@@ -118,31 +89,10 @@ impl Extension for OneRequest {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let kept = self.kept(query);
-        crate::metrics::document(kept.is_some());
-        let document = match kept {
-            Some(document) => document,
-            None => {
-                let document = next.run(ctx, query, variables).await?;
-                self.keep(query, &document);
-                document
-            }
-        };
-        let kind = match &document.operations {
-            DocumentOperations::Single(op) => Some(kind_of(op.node.ty)),
-            DocumentOperations::Multiple(ops) => {
-                let name = self.operation_name.lock().ok().and_then(|n| n.clone());
-                let chosen = match name {
-                    Some(name) => ops
-                        .iter()
-                        .find(|(n, _)| n.as_str() == name)
-                        .map(|(_, op)| op),
-                    None if ops.len() == 1 => ops.values().next(),
-                    None => None,
-                };
-                chosen.map(|op| kind_of(op.node.ty))
-            }
-        };
+        // Parsed already when the HTTP layer set it on the request.
+        let document = next.run(ctx, query, variables).await?;
+        let name = self.operation_name.lock().ok().and_then(|n| n.clone());
+        let kind = operation_type(&document, name.as_deref()).map(kind_of);
         if let Ok(mut slot) = self.kind.lock() {
             *slot = kind;
         }

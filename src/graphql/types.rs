@@ -202,6 +202,7 @@ execution_object! {
             }
             let scope = super::viewer(ctx)?.scope();
             let rows = super::store(ctx)?
+                .reads()
                 .get_ancestors(&self.row.id, &scope)
                 .await
                 .gql()?;
@@ -437,6 +438,24 @@ pub struct UpdateExecutionStatusInput {
     pub failure_count: Option<i32>,
     pub last_failure_reason: Option<String>,
     pub last_failure_at: Option<DateTime<Utc>>,
+}
+
+impl From<UpdateExecutionStatusInput> for store::StatusUpdate {
+    fn from(input: UpdateExecutionStatusInput) -> Self {
+        Self {
+            execution_id: input.execution_id.0,
+            status: input.status.into(),
+            error_message: input.error_message,
+            error_node_id: input.error_node_id,
+            started_at: input.started_at,
+            completed_at: input.completed_at,
+            processing_started_at: input.processing_started_at,
+            processing_worker_id: input.processing_worker_id,
+            failure_count: input.failure_count,
+            last_failure_reason: input.last_failure_reason,
+            last_failure_at: input.last_failure_at,
+        }
+    }
 }
 
 /// The end of a worker's round (`finishExecution`).

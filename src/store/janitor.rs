@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use super::{ExecutionStore, StoreResult};
+use crate::store::db::{now, StoreResult};
+use crate::store::events::Events;
+use crate::store::runs::Runs;
 
 /// Events deleted per transaction.
 pub const PRUNE_BATCH: i64 = 1000;
@@ -31,16 +33,27 @@ pub struct JanitorReport {
     pub executions_deleted: u64,
 }
 
-impl ExecutionStore {
+/// The log and the runs it keeps in bounds.
+#[derive(Clone)]
+pub struct Janitor {
+    events: Events,
+    runs: Runs,
+}
+
+impl Janitor {
+    pub fn new(events: Events, runs: Runs) -> Self {
+        Self { events, runs }
+    }
+
     /// One round, now.
-    pub async fn janitor_round(&self, settings: &JanitorSettings) -> StoreResult<JanitorReport> {
+    pub async fn round(&self, settings: &JanitorSettings) -> StoreResult<JanitorReport> {
         let retention = i64::try_from(settings.event_retention.as_millis()).unwrap_or(i64::MAX);
         let horizon_ms = chrono::Utc::now()
             .timestamp_millis()
             .saturating_sub(retention);
         // Each half runs even when the other fails; the first error is
         // reported after both.
-        let pruned = self.prune_event_log(horizon_ms, PRUNE_BATCH).await;
+        let pruned = self.events.prune_log(horizon_ms, PRUNE_BATCH).await;
         let events_pruned = *pruned.as_ref().unwrap_or(&0);
         crate::metrics::events_pruned(events_pruned);
         let mut report = JanitorReport {
@@ -49,10 +62,10 @@ impl ExecutionStore {
         };
         if let Some(keep) = settings.run_retention {
             let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
-            let horizon = super::now()
+            let horizon = now()
                 .checked_sub_signed(keep)
                 .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-            let deleted = self.delete_finished_runs(horizon, RUNS_BATCH).await?;
+            let deleted = self.runs.delete_finished_runs(horizon, RUNS_BATCH).await?;
             crate::metrics::runs_deleted(deleted.runs, deleted.executions);
             report.runs_deleted = deleted.runs;
             report.executions_deleted = deleted.executions;
@@ -62,14 +75,13 @@ impl ExecutionStore {
     }
 
     /// Runs a round every `settings.interval`, for as long as the process.
-    pub fn spawn_janitor(&self, settings: JanitorSettings) -> tokio::task::JoinHandle<()> {
-        let store = self.clone();
+    pub fn spawn(self, settings: JanitorSettings) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(settings.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                match store.janitor_round(&settings).await {
+                match self.round(&settings).await {
                     Ok(report) if report.events_pruned > 0 => {
                         tracing::info!(
                             events = report.events_pruned,

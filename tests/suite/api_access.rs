@@ -177,6 +177,7 @@ async fn users_see_only_their_own(backend: Backend) {
     }
     let claim = api
         .store
+        .reads()
         .get_claim_for_execution("a1", &execstore::store::Scope::All)
         .await
         .unwrap()

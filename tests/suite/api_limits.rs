@@ -42,6 +42,7 @@ async fn request_timeout_is_408(backend: Backend) {
         .chain((0..2999).map(|i| crate::fixtures::input(&format!("n.{i}"), Some("n"))))
         .collect();
     api.store
+        .runs()
         .create_many(inputs, &execstore::store::Scope::All)
         .await
         .unwrap();

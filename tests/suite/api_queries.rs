@@ -151,6 +151,7 @@ async fn build_tree(api: &Api) {
             for k in 0..5 {
                 let id = format!("{parent}.{k}");
                 api.store
+                    .runs()
                     .create(
                         crate::fixtures::input(&id, Some(parent)),
                         &execstore::store::Scope::All,

@@ -330,7 +330,8 @@ async fn subscription_resumes_from_a_cursor(backend: Backend) {
     // Everything so far pruned: the old cursor is refused, coded.
     let pruned = api
         .store
-        .prune_event_log(i64::MAX, execstore::store::PRUNE_BATCH)
+        .events()
+        .prune_log(i64::MAX, execstore::store::PRUNE_BATCH)
         .await
         .unwrap();
     assert!(pruned >= 3, "{pruned}");

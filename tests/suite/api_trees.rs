@@ -171,7 +171,11 @@ fn assert_in_order(text: &str, keys: &[&str]) {
 async fn response_keys_in_request_order(backend: Backend) {
     let api = Api::new(backend).await;
     small_tree(&api).await;
-    api.store.claim_execution("r.0", "w", 60_000).await.unwrap();
+    api.store
+        .queue()
+        .claim_execution("r.0", "w", 60_000)
+        .await
+        .unwrap();
     let query = "{ zRoot: execution(id: \"r\") { zStatus: status yKids: children(first: 1) { \
                  zCount: childCount yClaim: claim { status } xId: id wParent: parent { id } } \
                  xId: id } \
@@ -267,6 +271,7 @@ async fn fast_path_answers_as_the_generic_path(backend: Backend) {
     let mut with_json = crate::fixtures::input("r.0.0.x", Some("r.0.0"));
     with_json.options = Some(json!({ "retries": 3, "nested": { "a": [1, 2.5, null, "s"] } }));
     api.store
+        .runs()
         .create(with_json, &execstore::store::Scope::All)
         .await
         .unwrap();
@@ -275,10 +280,15 @@ async fn fast_path_answers_as_the_generic_path(backend: Backend) {
     failed.error_message = Some("boom \"quoted\" ünïcode".into());
     failed.error_node_id = Some("node-7".into());
     api.store
+        .runs()
         .update_execution_status(failed, &execstore::store::Scope::All)
         .await
         .unwrap();
-    api.store.claim_execution("r.2", "w", 60_000).await.unwrap();
+    api.store
+        .queue()
+        .claim_execution("r.2", "w", 60_000)
+        .await
+        .unwrap();
 
     let mut generic_config = execstore::config::Config::defaults();
     generic_config.tree_fast_path = false;

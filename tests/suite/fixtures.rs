@@ -2,7 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use entity::execution;
-use execstore::store::{CreateExecution, Execution, ExecutionStatus, ExecutionStore, Scope};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use execstore::store::{
+    tree_levels, ChildWindow, Columns, CreateExecution, Execution, ExecutionStatus, ExecutionStore,
+    Page, RootExecution, RootFilter, Scope, StoreResult,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
@@ -20,6 +26,7 @@ pub fn input(id: &str, parent: Option<&str>) -> CreateExecution {
 
 pub async fn create(store: &ExecutionStore, id: &str, parent: Option<&str>) -> Execution {
     store
+        .runs()
         .create(input(id, parent), &Scope::All)
         .await
         .expect("create execution")
@@ -34,6 +41,7 @@ pub async fn create_with_status(
     let mut i = input(id, parent);
     i.status = Some(status);
     store
+        .runs()
         .create(i, &Scope::All)
         .await
         .expect("create execution")
@@ -72,4 +80,67 @@ pub async fn expire_lease(db: &DatabaseConnection, execution_id: &str) {
         .exec(db)
         .await
         .expect("expire the execution's lease");
+}
+
+/// A node of `tree`: its level below the execution asked for.
+pub struct TreeNode {
+    pub level: i32,
+    pub execution: Execution,
+}
+
+/// The seed's `getExecutionTree`: the subtree at `id`, whole rows, by level.
+pub async fn tree(store: &ExecutionStore, id: &str, scope: &Scope) -> StoreResult<Vec<TreeNode>> {
+    let rows = store
+        .reads()
+        .get_execution_tree(id, None, Columns::ALL, scope)
+        .await?;
+    let levels = tree_levels(&rows);
+    Ok(rows
+        .into_iter()
+        .zip(levels)
+        .map(|(row, level)| TreeNode {
+            level,
+            execution: Arc::unwrap_or_clone(row),
+        })
+        .collect())
+}
+
+/// The seed's `getRootExecutions`, without filters.
+pub async fn roots(
+    store: &ExecutionStore,
+    flow: &str,
+    first: Option<i64>,
+    after: Option<&str>,
+    scope: &Scope,
+) -> StoreResult<Page<RootExecution>> {
+    store
+        .reads()
+        .get_root_executions(flow, first, after, &RootFilter::default(), scope)
+        .await
+}
+
+/// The seed's `batchGetDirectChildren`: every child of each parent.
+pub async fn children(
+    store: &ExecutionStore,
+    parents: &[String],
+    scope: &Scope,
+) -> StoreResult<HashMap<String, Vec<Execution>>> {
+    let children = store
+        .reads()
+        .batch_get_direct_children(parents, &ChildWindow::default(), scope)
+        .await?;
+    Ok(children
+        .into_iter()
+        .map(|(parent, rows)| (parent, rows.into_iter().map(Arc::unwrap_or_clone).collect()))
+        .collect())
+}
+
+/// The seed's `getChildExecutions`: the direct children, oldest first.
+pub async fn child_executions(
+    store: &ExecutionStore,
+    parent: &str,
+    scope: &Scope,
+) -> StoreResult<Vec<Execution>> {
+    let mut children = children(store, &[parent.to_owned()], scope).await?;
+    Ok(children.remove(parent).unwrap_or_default())
 }

@@ -169,7 +169,12 @@ async fn sigkill_loses_no_acknowledged_write(backend: Backend) {
     let restarted = Server::start(&t.url, &[]);
     let mut lost = Vec::new();
     for chunk in acked.chunks(500) {
-        let found = t.store().get_many(chunk, &Scope::All).await.unwrap();
+        let found = t
+            .store()
+            .reads()
+            .get_many(chunk, &Scope::All)
+            .await
+            .unwrap();
         let found: std::collections::HashSet<_> = found.into_iter().map(|e| e.id).collect();
         lost.extend(chunk.iter().filter(|id| !found.contains(*id)).cloned());
     }
@@ -219,7 +224,13 @@ async fn sigterm_drains_in_flight_requests(backend: Backend) {
     assert!(response.contains("\"late\""), "{response}");
     let status = server.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
-    assert!(t.store().get("late", &Scope::All).await.unwrap().is_some());
+    assert!(t
+        .store()
+        .reads()
+        .get("late", &Scope::All)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 /// PostgreSQL stops under a running server: /readyz says 503, queries fail

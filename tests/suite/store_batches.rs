@@ -56,7 +56,7 @@ async fn a_thousand_inputs_land_whole_and_in_order(backend: Backend) {
         .collect();
     // A parent earlier in the same batch.
     inputs.push(input("grandchild", Some("k0997")));
-    let created = store.create_many(inputs, &Scope::All).await.unwrap();
+    let created = store.runs().create_many(inputs, &Scope::All).await.unwrap();
     assert_eq!(created.len(), 1000);
     for (i, e) in created.iter().take(999).enumerate() {
         if i % 100 != 0 {
@@ -77,6 +77,7 @@ async fn a_thousand_inputs_land_whole_and_in_order(backend: Backend) {
     assert_eq!(ids.len(), 1000);
     // Idempotent on ids, as createExecution: the same batch again updates.
     let again = store
+        .runs()
         .create_many(vec![input("grandchild", Some("k0997"))], &Scope::All)
         .await
         .unwrap();
@@ -108,11 +109,16 @@ async fn a_batch_answers_what_it_stored(backend: Backend) {
         with("c", Some("a"), ExecutionStatus::Paused),
         with("d", Some("c"), ExecutionStatus::Created),
     ];
-    let answered = store.create_many(inputs, &Scope::All).await.unwrap();
+    let answered = store.runs().create_many(inputs, &Scope::All).await.unwrap();
     let ids: Vec<&str> = answered.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["a", "b", "c", "d"]);
     for e in &answered {
-        let stored = store.get(&e.id, &Scope::All).await.unwrap().unwrap();
+        let stored = store
+            .reads()
+            .get(&e.id, &Scope::All)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(e, &stored, "the answer for {} is the stored row", e.id);
     }
     let (a, b) = (&answered[0], &answered[1]);
@@ -130,6 +136,7 @@ async fn a_batch_answers_what_it_stored(backend: Backend) {
     let mut again = with("a", Some("root"), ExecutionStatus::Running);
     again.options = Some(serde_json::json!({ "second": true }));
     let mixed = store
+        .runs()
         .create_many(
             vec![with("e", Some("d"), ExecutionStatus::Created), again],
             &Scope::All,
@@ -146,7 +153,12 @@ async fn a_batch_answers_what_it_stored(backend: Backend) {
         Some(serde_json::json!({ "second": true }))
     );
     for e in &mixed {
-        let stored = store.get(&e.id, &Scope::All).await.unwrap().unwrap();
+        let stored = store
+            .reads()
+            .get(&e.id, &Scope::All)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(e, &stored, "the answer for {} is the stored row", e.id);
     }
     assert_eq!(rows(&store).await, 6);
@@ -158,7 +170,7 @@ async fn one_bad_input_writes_nothing(backend: Backend) {
     create(&store, "root", None).await;
     let mut foreign = input("theirs", None);
     foreign.owner_id = "someone-else".into();
-    store.create(foreign, &Scope::All).await.unwrap();
+    store.runs().create(foreign, &Scope::All).await.unwrap();
     let batch = |bad: CreateExecution| {
         let mut inputs: Vec<CreateExecution> = (0..100)
             .map(|i| input(&format!("b{i}"), Some("root")))
@@ -167,6 +179,7 @@ async fn one_bad_input_writes_nothing(backend: Backend) {
         inputs
     };
     let unknown = store
+        .runs()
         .create_many(batch(input("x", Some("no-such-parent"))), &Scope::All)
         .await;
     assert!(
@@ -180,10 +193,12 @@ async fn one_bad_input_writes_nothing(backend: Backend) {
         "{unknown:?}"
     );
     let taken = store
+        .runs()
         .create_many(batch(input("theirs", Some("root"))), &Scope::All)
         .await;
     assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
     let twice = store
+        .runs()
         .create_many(batch(input("b3", Some("root"))), &Scope::All)
         .await;
     assert!(
@@ -193,6 +208,7 @@ async fn one_bad_input_writes_nothing(backend: Backend) {
     let mut not_mine = input("x", Some("root"));
     not_mine.owner_id = "mallory".into();
     let forbidden = store
+        .runs()
         .create_many(
             batch(not_mine),
             &Scope::Owner(crate::fixtures::OWNER.into()),
@@ -202,10 +218,14 @@ async fn one_bad_input_writes_nothing(backend: Backend) {
         matches!(forbidden, Err(StoreError::Forbidden(_))),
         "{forbidden:?}"
     );
-    let too_many: Vec<CreateExecution> = (0..execstore::store::MAX_BATCH + 1)
+    let too_many: Vec<CreateExecution> = (0..execstore::store::limits::MAX_BATCH + 1)
         .map(|i| input(&format!("m{i}"), None))
         .collect();
-    assert!(store.create_many(too_many, &Scope::All).await.is_err());
+    assert!(store
+        .runs()
+        .create_many(too_many, &Scope::All)
+        .await
+        .is_err());
     assert_eq!(rows(&store).await, 2, "nothing written by any of them");
 }
 
@@ -217,12 +237,14 @@ async fn finish_and_extend_report_per_item(backend: Backend) {
     }
     for (id, worker) in [("e1", "a"), ("e2", "a"), ("e3", "a"), ("e4", "b")] {
         assert!(store
+            .queue()
             .claim_execution(id, worker, 60_000)
             .await
             .unwrap()
             .acquired());
     }
     let b_claim = store
+        .reads()
         .get_claim_for_execution("e4", &Scope::All)
         .await
         .unwrap()
@@ -230,7 +252,7 @@ async fn finish_and_extend_report_per_item(backend: Backend) {
     let ids: Vec<String> = ["e1", "e2", "e3", "e4", "e5", "nope"]
         .map(String::from)
         .to_vec();
-    let extended = store.extend_many("a", ids, 600_000).await.unwrap();
+    let extended = store.queue().extend_many("a", ids, 600_000).await.unwrap();
     let got: Vec<(&str, bool)> = extended
         .iter()
         .map(|e| (e.execution_id.as_str(), e.expires_at.is_some()))
@@ -247,6 +269,7 @@ async fn finish_and_extend_report_per_item(backend: Backend) {
         ]
     );
     let claim = store
+        .reads()
         .get_claim_for_execution("e1", &Scope::All)
         .await
         .unwrap()
@@ -254,6 +277,7 @@ async fn finish_and_extend_report_per_item(backend: Backend) {
     assert_eq!(Some(claim.expires_at), extended[0].expires_at);
     assert_eq!(
         store
+            .reads()
             .get_claim_for_execution("e4", &Scope::All)
             .await
             .unwrap()
@@ -268,6 +292,7 @@ async fn finish_and_extend_report_per_item(backend: Backend) {
     failed.error_message = Some("boom".into());
     failed.error_node_id = Some("n7".into());
     let outcomes = store
+        .queue()
         .finish_many(vec![
             finish("e1", "a", ExecutionStatus::Completed),
             retry,
@@ -317,6 +342,7 @@ async fn finish_and_extend_report_per_item(backend: Backend) {
     );
     for id in ["e1", "e2", "e3"] {
         let claim = store
+            .reads()
             .get_claim_for_execution(id, &Scope::All)
             .await
             .unwrap()
@@ -329,6 +355,7 @@ async fn finish_and_extend_report_per_item(backend: Backend) {
     }
     // e2 went back to the queue; e4 is still b's, unchanged.
     let pulled = store
+        .queue()
         .claim_next_executions("c", 60_000, None, 10)
         .await
         .unwrap();
@@ -336,13 +363,14 @@ async fn finish_and_extend_report_per_item(backend: Backend) {
     assert_eq!(pulled, ["e2", "e5"]);
     assert_eq!(
         store
+            .reads()
             .get_claim_for_execution("e4", &Scope::All)
             .await
             .unwrap()
             .unwrap(),
         b_claim
     );
-    let e4 = store.get("e4", &Scope::All).await.unwrap().unwrap();
+    let e4 = store.reads().get("e4", &Scope::All).await.unwrap().unwrap();
     assert_eq!(e4.status, ExecutionStatus::Created);
     assert_eq!(e4.processing_worker_id.as_deref(), Some("b"));
 }
@@ -354,7 +382,7 @@ async fn batched_rounds_complete_every_execution_once(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
     let inputs = (0..N).map(|i| input(&format!("job-{i}"), None)).collect();
-    store.create_many(inputs, &Scope::All).await.unwrap();
+    store.runs().create_many(inputs, &Scope::All).await.unwrap();
     let workers: Vec<_> = (0..16)
         .map(|w| {
             let store = store.clone();
@@ -363,6 +391,7 @@ async fn batched_rounds_complete_every_execution_once(backend: Backend) {
                 let mut done = Vec::new();
                 loop {
                     let pulled = store
+                        .queue()
                         .claim_next_executions(&worker, 60_000, None, 50)
                         .await
                         .unwrap();
@@ -373,7 +402,7 @@ async fn batched_rounds_complete_every_execution_once(backend: Backend) {
                         .iter()
                         .map(|e| finish(&e.id, &worker, ExecutionStatus::Completed))
                         .collect();
-                    for outcome in store.finish_many(items).await.unwrap() {
+                    for outcome in store.queue().finish_many(items).await.unwrap() {
                         assert_eq!(outcome.refusal, None, "{}", outcome.execution_id);
                         done.push(outcome.execution_id);
                     }

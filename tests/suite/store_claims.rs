@@ -16,7 +16,11 @@ async fn claim_rules(backend: Backend) {
     let store = t.store();
     create(&store, "e", None).await;
 
-    let first = store.claim_execution("e", "w1", 60_000).await.unwrap();
+    let first = store
+        .queue()
+        .claim_execution("e", "w1", 60_000)
+        .await
+        .unwrap();
     assert!(first.acquired());
     let claim = first.claim.clone().unwrap();
     assert_eq!(
@@ -24,21 +28,33 @@ async fn claim_rules(backend: Backend) {
         ("w1", ClaimStatus::Active)
     );
     assert!(claim.expires_at > claim.claimed_at);
-    let e = store.get("e", &Scope::All).await.unwrap().unwrap();
+    let e = store.reads().get("e", &Scope::All).await.unwrap().unwrap();
     assert_eq!(e.processing_worker_id.as_deref(), Some("w1"));
     assert!(e.processing_started_at.is_some());
 
-    let other = store.claim_execution("e", "w2", 60_000).await.unwrap();
+    let other = store
+        .queue()
+        .claim_execution("e", "w2", 60_000)
+        .await
+        .unwrap();
     assert!(!other.acquired());
     assert_eq!(other.rejection, Some(ClaimRejection::HeldByOther));
 
     // Same worker: a re-claim extends and keeps claimedAt.
-    let again = store.claim_execution("e", "w1", 120_000).await.unwrap();
+    let again = store
+        .queue()
+        .claim_execution("e", "w1", 120_000)
+        .await
+        .unwrap();
     let renewed = again.claim.unwrap();
     assert_eq!(renewed.claimed_at, claim.claimed_at);
     assert!(renewed.expires_at > claim.expires_at);
 
-    let absent = store.claim_execution("nope", "w1", 1000).await.unwrap();
+    let absent = store
+        .queue()
+        .claim_execution("nope", "w1", 1000)
+        .await
+        .unwrap();
     assert_eq!(absent.rejection, Some(ClaimRejection::NotFound));
 
     for (id, status) in [
@@ -47,7 +63,7 @@ async fn claim_rules(backend: Backend) {
         ("stopped", ExecutionStatus::Stopped),
     ] {
         create_with_status(&store, id, None, status).await;
-        let out = store.claim_execution(id, "w1", 1000).await.unwrap();
+        let out = store.queue().claim_execution(id, "w1", 1000).await.unwrap();
         assert_eq!(out.rejection, Some(ClaimRejection::Terminal), "{id}");
     }
     for (timeout, ok) in [
@@ -59,6 +75,7 @@ async fn claim_rules(backend: Backend) {
     ] {
         create(&store, &format!("t{timeout}"), None).await;
         let res = store
+            .queue()
             .claim_execution(&format!("t{timeout}"), "w", timeout)
             .await;
         assert_eq!(res.is_ok(), ok, "timeout {timeout}");
@@ -72,7 +89,11 @@ async fn claim_rules(backend: Backend) {
             ));
         }
     }
-    let err = store.claim_execution("e", "", 1000).await.unwrap_err();
+    let err = store
+        .queue()
+        .claim_execution("e", "", 1000)
+        .await
+        .unwrap_err();
     assert!(matches!(
         err,
         StoreError::InvalidInput {
@@ -87,16 +108,18 @@ async fn released_and_expired_claims_can_be_claimed_again(backend: Backend) {
     let store = t.store();
     create(&store, "e", None).await;
     assert!(store
+        .queue()
         .claim_execution("e", "w1", 60_000)
         .await
         .unwrap()
         .acquired());
     assert!(
-        !store.release_execution("e", "w2").await.unwrap(),
+        !store.queue().release_execution("e", "w2").await.unwrap(),
         "only the holder releases"
     );
     assert_eq!(
         store
+            .reads()
             .get_claim_for_execution("e", &Scope::All)
             .await
             .unwrap()
@@ -104,8 +127,9 @@ async fn released_and_expired_claims_can_be_claimed_again(backend: Backend) {
             .status,
         ClaimStatus::Active
     );
-    assert!(store.release_execution("e", "w1").await.unwrap());
+    assert!(store.queue().release_execution("e", "w1").await.unwrap());
     let released = store
+        .reads()
         .get_claim_for_execution("e", &Scope::All)
         .await
         .unwrap()
@@ -113,6 +137,7 @@ async fn released_and_expired_claims_can_be_claimed_again(backend: Backend) {
     assert_eq!(released.status, ClaimStatus::Released);
     assert_eq!(
         store
+            .reads()
             .get("e", &Scope::All)
             .await
             .unwrap()
@@ -121,12 +146,13 @@ async fn released_and_expired_claims_can_be_claimed_again(backend: Backend) {
         None
     );
     assert!(
-        !store.release_execution("e", "w1").await.unwrap(),
+        !store.queue().release_execution("e", "w1").await.unwrap(),
         "already released"
     );
 
     // (fix) the seed refused forever once released.
     assert!(store
+        .queue()
         .claim_execution("e", "w2", 60_000)
         .await
         .unwrap()
@@ -134,12 +160,14 @@ async fn released_and_expired_claims_can_be_claimed_again(backend: Backend) {
     // Active but past expiry: takeable by another worker.
     expire_lease(&t.db, "e").await;
     assert!(store
+        .queue()
         .claim_execution("e", "w3", 60_000)
         .await
         .unwrap()
         .acquired());
     assert_eq!(
         store
+            .reads()
             .get("e", &Scope::All)
             .await
             .unwrap()
@@ -153,16 +181,18 @@ async fn released_and_expired_claims_can_be_claimed_again(backend: Backend) {
     expire_lease(&t.db, "e").await;
     assert!(
         store
+            .reads()
             .get_active_claims(&Scope::All)
             .await
             .unwrap()
             .is_empty(),
         "a lapsed lease is not active"
     );
-    assert_eq!(store.expire_old_claims().await.unwrap(), 1);
-    assert_eq!(store.expire_old_claims().await.unwrap(), 0);
+    assert_eq!(store.queue().expire_old_claims().await.unwrap(), 1);
+    assert_eq!(store.queue().expire_old_claims().await.unwrap(), 0);
     assert_eq!(
         store
+            .reads()
             .get_claim_for_execution("e", &Scope::All)
             .await
             .unwrap()
@@ -171,10 +201,11 @@ async fn released_and_expired_claims_can_be_claimed_again(backend: Backend) {
         ClaimStatus::Expired
     );
     assert!(
-        !store.extend_claim("e", "w3", 1000).await.unwrap(),
+        !store.queue().extend_claim("e", "w3", 1000).await.unwrap(),
         "an expired claim cannot be extended"
     );
     assert!(store
+        .queue()
         .claim_execution("e", "w4", 60_000)
         .await
         .unwrap()
@@ -182,15 +213,17 @@ async fn released_and_expired_claims_can_be_claimed_again(backend: Backend) {
 
     // (fix) a STOPPED execution is not claimable even with no claim held.
     store
+        .runs()
         .update_execution_status(
             StatusUpdate::new("e", ExecutionStatus::Stopped),
             &Scope::All,
         )
         .await
         .unwrap();
-    store.release_execution("e", "w4").await.unwrap();
+    store.queue().release_execution("e", "w4").await.unwrap();
     assert_eq!(
         store
+            .queue()
             .claim_execution("e", "w5", 1000)
             .await
             .unwrap()
@@ -205,14 +238,24 @@ async fn extend_and_active_claims(backend: Backend) {
     create(&store, "a", None).await;
     create(&store, "b", None).await;
     let claim = store
+        .queue()
         .claim_execution("a", "w1", 60_000)
         .await
         .unwrap()
         .claim
         .unwrap();
-    store.claim_execution("b", "w2", 60_000).await.unwrap();
-    assert!(store.extend_claim("a", "w1", 600_000).await.unwrap());
+    store
+        .queue()
+        .claim_execution("b", "w2", 60_000)
+        .await
+        .unwrap();
+    assert!(store
+        .queue()
+        .extend_claim("a", "w1", 600_000)
+        .await
+        .unwrap());
     let extended = store
+        .reads()
         .get_claim_for_execution("a", &Scope::All)
         .await
         .unwrap()
@@ -220,11 +263,15 @@ async fn extend_and_active_claims(backend: Backend) {
     assert!(extended.expires_at > claim.expires_at);
     assert!(extended.heartbeat_at >= claim.heartbeat_at);
     assert!(
-        !store.extend_claim("a", "w2", 1000).await.unwrap(),
+        !store.queue().extend_claim("a", "w2", 1000).await.unwrap(),
         "not the holder"
     );
-    assert!(!store.extend_claim("absent", "w1", 1000).await.unwrap());
-    let err = store.extend_claim("a", "w1", 0).await.unwrap_err();
+    assert!(!store
+        .queue()
+        .extend_claim("absent", "w1", 1000)
+        .await
+        .unwrap());
+    let err = store.queue().extend_claim("a", "w1", 0).await.unwrap_err();
     assert!(matches!(
         err,
         StoreError::InvalidInput {
@@ -234,6 +281,7 @@ async fn extend_and_active_claims(backend: Backend) {
     ));
 
     let active: Vec<_> = store
+        .reads()
         .get_active_claims(&Scope::All)
         .await
         .unwrap()
@@ -243,10 +291,11 @@ async fn extend_and_active_claims(backend: Backend) {
     assert_eq!(active, vec!["a", "b"]);
     expire_lease(&t.db, "b").await;
     assert!(
-        !store.extend_claim("b", "w2", 1000).await.unwrap(),
+        !store.queue().extend_claim("b", "w2", 1000).await.unwrap(),
         "a lapsed lease cannot be extended"
     );
     let active: Vec<_> = store
+        .reads()
         .get_active_claims(&Scope::All)
         .await
         .unwrap()
@@ -255,11 +304,13 @@ async fn extend_and_active_claims(backend: Backend) {
         .collect();
     assert_eq!(active, vec!["a"]);
     assert!(store
+        .reads()
         .get_active_claims(&Scope::Owner("stranger".into()))
         .await
         .unwrap()
         .is_empty());
     assert!(store
+        .reads()
         .get_claim_for_execution("a", &Scope::Owner("stranger".into()))
         .await
         .unwrap()
@@ -280,6 +331,7 @@ async fn concurrent_claimers_one_winner(backend: Backend) {
                 tokio::spawn(async move {
                     barrier.wait().await;
                     store
+                        .queue()
                         .claim_execution(&id, &format!("worker-{w}"), 60_000)
                         .await
                 })
@@ -298,7 +350,7 @@ async fn concurrent_claimers_one_winner(backend: Backend) {
             }
         }
         assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
-        let e = store.get(&id, &Scope::All).await.unwrap().unwrap();
+        let e = store.reads().get(&id, &Scope::All).await.unwrap().unwrap();
         assert_eq!(
             e.processing_worker_id,
             Some(format!("worker-{}", winners[0]))
@@ -326,6 +378,7 @@ async fn sixteen_workers_300_executions(backend: Backend) {
                 for k in 0..ids.len() {
                     let id = &ids[(k + w * 19) % ids.len()];
                     if store
+                        .queue()
                         .claim_execution(id, &format!("w{w}"), 60_000)
                         .await
                         .unwrap()
@@ -356,6 +409,7 @@ async fn claim_next_delivers_exactly_once(backend: Backend) {
     bulk_create(&store, 2000, "flow-1").await;
     create(&store, "other-flow", None).await; // flow-1 too, but then:
     store
+        .runs()
         .update_execution_status(
             StatusUpdate::new("other-flow", ExecutionStatus::Running),
             &Scope::All,
@@ -371,6 +425,7 @@ async fn claim_next_delivers_exactly_once(backend: Backend) {
                 let mut got = Vec::new();
                 loop {
                     let batch = store
+                        .queue()
                         .claim_next_executions(&format!("w{w}"), 60_000, Some("flow-1"), 7)
                         .await
                         .unwrap();
@@ -411,10 +466,15 @@ async fn claim_next_filters_and_bounds(backend: Backend) {
     create(&store, "b", None).await;
     let mut other = crate::fixtures::input("c", None);
     other.flow_id = "flow-2".into();
-    store.create(other, &Scope::All).await.unwrap();
-    store.claim_execution("a", "holder", 60_000).await.unwrap();
+    store.runs().create(other, &Scope::All).await.unwrap();
+    store
+        .queue()
+        .claim_execution("a", "holder", 60_000)
+        .await
+        .unwrap();
 
     let got = store
+        .queue()
         .claim_next_executions("w", 60_000, Some("flow-2"), 10)
         .await
         .unwrap();
@@ -423,6 +483,7 @@ async fn claim_next_filters_and_bounds(backend: Backend) {
         vec!["c"]
     );
     let got = store
+        .queue()
         .claim_next_executions("w", 60_000, None, 10)
         .await
         .unwrap();
@@ -432,12 +493,14 @@ async fn claim_next_filters_and_bounds(backend: Backend) {
         "a is held"
     );
     assert!(store
+        .queue()
         .claim_next_executions("w", 60_000, None, 10)
         .await
         .unwrap()
         .is_empty());
     expire_lease(&t.db, "a").await;
     let got = store
+        .queue()
         .claim_next_executions("w", 60_000, None, 1)
         .await
         .unwrap();
@@ -448,6 +511,7 @@ async fn claim_next_filters_and_bounds(backend: Backend) {
     );
     for limit in [0, 101] {
         let err = store
+            .queue()
             .claim_next_executions("w", 60_000, None, limit)
             .await
             .unwrap_err();
@@ -462,7 +526,7 @@ async fn bulk_create(store: &ExecutionStore, n: usize, flow: &str) {
     for i in 0..n {
         let mut input = crate::fixtures::input(&format!("q{i:05}"), None);
         input.flow_id = flow.into();
-        store.create(input, &Scope::All).await.unwrap();
+        store.runs().create(input, &Scope::All).await.unwrap();
     }
 }
 
@@ -477,6 +541,7 @@ async fn recovery_lock_is_a_lease(backend: Backend) {
                 tokio::spawn(async move {
                     barrier.wait().await;
                     store
+                        .queue()
                         .try_acquire_recovery_lock(round, &format!("h{h}"), 60_000)
                         .await
                         .unwrap()
@@ -490,27 +555,31 @@ async fn recovery_lock_is_a_lease(backend: Backend) {
         assert_eq!(winners, 1, "round {round}");
     }
     assert!(store
+        .queue()
         .try_acquire_recovery_lock(100, "a", 60_000)
         .await
         .unwrap());
     assert!(
         store
+            .queue()
             .try_acquire_recovery_lock(100, "a", 60_000)
             .await
             .unwrap(),
         "the holder renews"
     );
     assert!(!store
+        .queue()
         .try_acquire_recovery_lock(100, "b", 60_000)
         .await
         .unwrap());
     assert!(
-        !store.release_recovery_lock(100, "b").await.unwrap(),
+        !store.queue().release_recovery_lock(100, "b").await.unwrap(),
         "only the holder frees it"
     );
-    assert!(store.release_recovery_lock(100, "a").await.unwrap());
+    assert!(store.queue().release_recovery_lock(100, "a").await.unwrap());
     assert!(
         store
+            .queue()
             .try_acquire_recovery_lock(100, "b", 60_000)
             .await
             .unwrap(),
@@ -523,10 +592,12 @@ async fn recovery_lock_is_a_lease(backend: Backend) {
         .await
         .unwrap();
     assert!(store
+        .queue()
         .try_acquire_recovery_lock(100, "c", 60_000)
         .await
         .unwrap());
     let err = store
+        .queue()
         .try_acquire_recovery_lock(100, "c", 0)
         .await
         .unwrap_err();

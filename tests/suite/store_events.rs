@@ -19,7 +19,7 @@ use crate::harness::{fresh, Backend};
 type Events = Pin<Box<dyn Stream<Item = StoreResult<Arc<LoggedEvent>>> + Send>>;
 
 fn follow(store: &ExecutionStore, root: &str, after: Option<Position>) -> Events {
-    Box::pin(store.follow_events(root.to_owned(), &Scope::All, after))
+    Box::pin(store.events().follow(root.to_owned(), &Scope::All, after))
 }
 
 async fn next(events: &mut Events) -> Arc<LoggedEvent> {
@@ -61,17 +61,26 @@ async fn logged_rows(db: &DatabaseConnection) -> i64 {
 async fn every_write_is_logged_in_order(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
-    let start = store.event_cursor().await.unwrap();
+    let start = store.events().cursor().await.unwrap();
     create(&store, "r", None).await;
     create(&store, "c", Some("r")).await;
-    store.claim_execution("c", "w", 60_000).await.unwrap();
-    store.extend_claim("c", "w", 60_000).await.unwrap();
-    store.release_execution("c", "w").await.unwrap();
-    store.claim_execution("c", "w", 60_000).await.unwrap();
+    store
+        .queue()
+        .claim_execution("c", "w", 60_000)
+        .await
+        .unwrap();
+    store.queue().extend_claim("c", "w", 60_000).await.unwrap();
+    store.queue().release_execution("c", "w").await.unwrap();
+    store
+        .queue()
+        .claim_execution("c", "w", 60_000)
+        .await
+        .unwrap();
     crate::fixtures::expire_lease(&t.db, "c").await;
-    let expired = store.expire_old_claims().await.unwrap();
+    let expired = store.queue().expire_old_claims().await.unwrap();
     assert_eq!(expired, 1);
     store
+        .queue()
         .record_recovery(NewRecovery {
             execution_id: "c".into(),
             worker_id: "w2".into(),
@@ -83,20 +92,22 @@ async fn every_write_is_logged_in_order(backend: Backend) {
         .unwrap();
     let before_refusals = logged_rows(&t.db).await;
     assert!(store
+        .runs()
         .create(input("orphan", Some("no-such-parent")), &Scope::All)
         .await
         .is_err());
     assert!(!store
+        .queue()
         .extend_claim("c", "not-the-holder", 1000)
         .await
         .unwrap());
-    assert!(!store.delete("no-such", &Scope::All).await.unwrap());
+    assert!(!store.runs().delete("no-such", &Scope::All).await.unwrap());
     assert_eq!(
         logged_rows(&t.db).await,
         before_refusals,
         "refused writes log nothing"
     );
-    store.delete("r", &Scope::All).await.unwrap();
+    store.runs().delete("r", &Scope::All).await.unwrap();
 
     let mut events = follow(&store, "r", Some(start));
     let expected = [
@@ -129,7 +140,7 @@ async fn every_write_is_logged_in_order(backend: Backend) {
 async fn resume_after_disconnect(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
-    let start = store.event_cursor().await.unwrap();
+    let start = store.events().cursor().await.unwrap();
     create(&store, "root", None).await;
     for i in 0..10 {
         create(&store, &format!("a{i}"), Some("root")).await;
@@ -187,7 +198,7 @@ async fn reconnecting_reader_under_concurrent_writers(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
     create(&store, "root", None).await;
-    let start = store.event_cursor().await.unwrap();
+    let start = store.events().cursor().await.unwrap();
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let store = store.clone();
@@ -197,7 +208,11 @@ async fn reconnecting_reader_under_concurrent_writers(backend: Backend) {
                     create(&store, &id, Some("root")).await;
                     // Every other one also changes, so updates interleave.
                     if i % 2 == 0 {
-                        store.claim_execution(&id, "worker", 60_000).await.unwrap();
+                        store
+                            .queue()
+                            .claim_execution(&id, "worker", 60_000)
+                            .await
+                            .unwrap();
                     }
                 }
             })
@@ -276,6 +291,7 @@ async fn silent_reader_catches_up(backend: Backend) {
                     );
                     update.error_message = Some(format!("{w}-{i}"));
                     store
+                        .runs()
                         .update_execution_status(update, &Scope::All)
                         .await
                         .unwrap();
@@ -309,7 +325,7 @@ async fn silent_reader_catches_up(backend: Backend) {
 async fn expired_cursor_is_refused(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
-    let start = store.event_cursor().await.unwrap();
+    let start = store.events().cursor().await.unwrap();
     create(&store, "root", None).await;
     create(&store, "a", Some("root")).await;
     // Within the retention nothing goes.
@@ -318,7 +334,7 @@ async fn expired_cursor_is_refused(backend: Backend) {
         event_retention: Duration::from_secs(3600),
         run_retention: None,
     };
-    assert_eq!(store.janitor_round(&keep).await.unwrap().events_pruned, 0);
+    assert_eq!(store.janitor().round(&keep).await.unwrap().events_pruned, 0);
     // Both events read: both are readable, so the janitor sees them too.
     let mut events = follow(&store, "root", Some(start));
     assert_eq!(next(&mut events).await.execution_id, "root");
@@ -326,7 +342,8 @@ async fn expired_cursor_is_refused(backend: Backend) {
     drop(events);
 
     let pruned = store
-        .prune_event_log(i64::MAX, execstore::store::PRUNE_BATCH)
+        .events()
+        .prune_log(i64::MAX, execstore::store::PRUNE_BATCH)
         .await
         .unwrap();
     assert_eq!(pruned, 2);
@@ -416,7 +433,7 @@ async fn postgres_events_cross_processes_and_survive_a_lost_listen() {
         let e = next(&mut on_b).await;
         assert_eq!(e.execution_id, format!("after-{i}"));
     }
-    a.delete("kid", &Scope::All).await.unwrap();
+    a.runs().delete("kid", &Scope::All).await.unwrap();
     let e = next(&mut on_b).await;
     assert_eq!(
         (e.kind, e.execution_id.as_str()),

@@ -12,6 +12,7 @@ async fn create_derives_root_and_depth(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
     let root = store
+        .runs()
         .create(
             CreateExecution {
                 flow_id: "flow-1".into(),
@@ -39,15 +40,26 @@ async fn create_derives_root_and_depth(backend: Backend) {
     assert_eq!(grandchild.parent_execution_id.as_deref(), Some("child"));
     assert_eq!(grandchild.execution_depth, 2);
 
-    let read = store.get("grandchild", &Scope::All).await.unwrap().unwrap();
+    let read = store
+        .reads()
+        .get("grandchild", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read, grandchild);
-    assert!(store.get("nope", &Scope::All).await.unwrap().is_none());
+    assert!(store
+        .reads()
+        .get("nope", &Scope::All)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn create_rejects_unknown_parent_and_bad_ids(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
     let err = store
+        .runs()
         .create(input("x", Some("missing")), &Scope::All)
         .await
         .unwrap_err();
@@ -62,11 +74,12 @@ async fn create_rejects_unknown_parent_and_bad_ids(backend: Backend) {
         "{err:?}"
     );
     assert!(
-        store.get("x", &Scope::All).await.unwrap().is_none(),
+        store.reads().get("x", &Scope::All).await.unwrap().is_none(),
         "nothing half-written"
     );
 
     let err = store
+        .runs()
         .create(input("", None), &Scope::All)
         .await
         .unwrap_err();
@@ -76,6 +89,7 @@ async fn create_rejects_unknown_parent_and_bad_ids(backend: Backend) {
     );
     let long = "x".repeat(256);
     let err = store
+        .runs()
         .create(input(&long, None), &Scope::All)
         .await
         .unwrap_err();
@@ -86,6 +100,7 @@ async fn create_rejects_unknown_parent_and_bad_ids(backend: Backend) {
     let ok = "é".repeat(127); // 254 bytes
     create(&store, &ok, None).await;
     let err = store
+        .runs()
         .create(input("self", Some("self")), &Scope::All)
         .await
         .unwrap_err();
@@ -106,13 +121,13 @@ async fn create_is_an_idempotent_upsert(backend: Backend) {
     let store = t.store();
     let mut first = input("e1", None);
     first.options = Some(json!({"a": 1}));
-    let created = store.create(first, &Scope::All).await.unwrap();
+    let created = store.runs().create(first, &Scope::All).await.unwrap();
 
     let mut again = input("e1", None);
     again.options = Some(json!({"b": [1, 2]}));
     again.integration = Some(json!("slack"));
     again.status = Some(ExecutionStatus::Running);
-    let updated = store.create(again, &Scope::All).await.unwrap();
+    let updated = store.runs().create(again, &Scope::All).await.unwrap();
     assert_eq!(updated.id, "e1");
     assert_eq!(updated.created_at, created.created_at);
     assert!(updated.updated_at >= created.updated_at);
@@ -123,9 +138,13 @@ async fn create_is_an_idempotent_upsert(backend: Backend) {
 
     let mut stranger = input("e1", None);
     stranger.owner_id = "someone-else".into();
-    let err = store.create(stranger, &Scope::All).await.unwrap_err();
+    let err = store
+        .runs()
+        .create(stranger, &Scope::All)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    let after = store.get("e1", &Scope::All).await.unwrap().unwrap();
+    let after = store.reads().get("e1", &Scope::All).await.unwrap().unwrap();
     assert_eq!(after.owner_id, OWNER);
     assert_eq!(after.options, Some(json!({"b": [1, 2]})));
 }
@@ -136,6 +155,7 @@ async fn update_status_applies_timestamp_defaults(backend: Backend) {
     create(&store, "e", None).await;
 
     let running = store
+        .runs()
         .update_execution_status(
             StatusUpdate::new("e", ExecutionStatus::Running),
             &Scope::All,
@@ -150,6 +170,7 @@ async fn update_status_applies_timestamp_defaults(backend: Backend) {
     let at = crate::fixtures::ts(42);
     explicit.started_at = Some(at);
     let running = store
+        .runs()
         .update_execution_status(explicit, &Scope::All)
         .await
         .unwrap();
@@ -160,6 +181,7 @@ async fn update_status_applies_timestamp_defaults(backend: Backend) {
     failed.error_node_id = Some("node-7".into());
     failed.failure_count = Some(2);
     let failed = store
+        .runs()
         .update_execution_status(failed, &Scope::All)
         .await
         .unwrap();
@@ -177,12 +199,14 @@ async fn update_status_applies_timestamp_defaults(backend: Backend) {
     let mut done = StatusUpdate::new("e", ExecutionStatus::Completed);
     done.completed_at = Some(crate::fixtures::ts(99));
     let done = store
+        .runs()
         .update_execution_status(done, &Scope::All)
         .await
         .unwrap();
     assert_eq!(done.completed_at, Some(crate::fixtures::ts(99)));
 
     let err = store
+        .runs()
         .update_execution_status(
             StatusUpdate::new("absent", ExecutionStatus::Running),
             &Scope::All,
@@ -196,6 +220,7 @@ async fn update_status_applies_timestamp_defaults(backend: Backend) {
     let mut precise = StatusUpdate::new("e", ExecutionStatus::Paused);
     precise.started_at = chrono::DateTime::from_timestamp(1_760_000_000, 123_456_789);
     let paused = store
+        .runs()
         .update_execution_status(precise, &Scope::All)
         .await
         .unwrap();
@@ -203,6 +228,7 @@ async fn update_status_applies_timestamp_defaults(backend: Backend) {
     assert_eq!(paused.started_at, micros);
     assert_eq!(
         store
+            .reads()
             .get("e", &Scope::All)
             .await
             .unwrap()
@@ -214,6 +240,7 @@ async fn update_status_applies_timestamp_defaults(backend: Backend) {
     let mut bad = StatusUpdate::new("e", ExecutionStatus::Running);
     bad.failure_count = Some(-1);
     let err = store
+        .runs()
         .update_execution_status(bad, &Scope::All)
         .await
         .unwrap_err();
@@ -238,16 +265,19 @@ async fn delete_removes_subtree_with_claims_and_recovery(backend: Backend) {
     create(&store, "a11", Some("a1")).await;
     create(&store, "b", Some("root")).await;
     assert!(store
+        .queue()
         .claim_execution("a11", "w1", 60_000)
         .await
         .unwrap()
         .acquired());
     assert!(store
+        .queue()
         .claim_execution("b", "w1", 60_000)
         .await
         .unwrap()
         .acquired());
     store
+        .queue()
         .record_recovery(NewRecovery {
             execution_id: "a1".into(),
             worker_id: "w2".into(),
@@ -258,15 +288,25 @@ async fn delete_removes_subtree_with_claims_and_recovery(backend: Backend) {
         .await
         .unwrap();
 
-    assert!(store.delete("a", &Scope::All).await.unwrap());
+    assert!(store.runs().delete("a", &Scope::All).await.unwrap());
     for gone in ["a", "a1", "a11"] {
         assert!(
-            store.get(gone, &Scope::All).await.unwrap().is_none(),
+            store
+                .reads()
+                .get(gone, &Scope::All)
+                .await
+                .unwrap()
+                .is_none(),
             "{gone} deleted"
         );
     }
-    assert!(store.get("root", &Scope::All).await.unwrap().is_some());
-    assert!(store.get("b", &Scope::All).await.unwrap().is_some());
+    assert!(store
+        .reads()
+        .get("root", &Scope::All)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store.reads().get("b", &Scope::All).await.unwrap().is_some());
     assert_eq!(
         execution_claim::Entity::find().count(&t.db).await.unwrap(),
         1,
@@ -280,11 +320,11 @@ async fn delete_removes_subtree_with_claims_and_recovery(backend: Backend) {
         0
     );
     assert!(
-        !store.delete("a", &Scope::All).await.unwrap(),
+        !store.runs().delete("a", &Scope::All).await.unwrap(),
         "second delete finds nothing"
     );
 
-    assert!(store.delete("root", &Scope::All).await.unwrap());
+    assert!(store.runs().delete("root", &Scope::All).await.unwrap());
     assert_eq!(
         entity::execution::Entity::find()
             .count(&t.db)
@@ -303,18 +343,21 @@ async fn update_failure_info_sets_reason_and_time(backend: Backend) {
     let store = t.store();
     create(&store, "e", None).await;
     assert!(store
+        .runs()
         .update_failure_info("e", 3, "timeout", &Scope::All)
         .await
         .unwrap());
-    let e = store.get("e", &Scope::All).await.unwrap().unwrap();
+    let e = store.reads().get("e", &Scope::All).await.unwrap().unwrap();
     assert_eq!(e.failure_count, 3);
     assert_eq!(e.last_failure_reason.as_deref(), Some("timeout"));
     assert!(e.last_failure_at.is_some());
     assert!(!store
+        .runs()
         .update_failure_info("absent", 1, "x", &Scope::All)
         .await
         .unwrap());
     let err = store
+        .runs()
         .update_failure_info("e", -1, "x", &Scope::All)
         .await
         .unwrap_err();
@@ -333,19 +376,26 @@ async fn owner_scope_hides_other_owners(backend: Backend) {
     create(&store, "mine", None).await;
     let mut other = input("theirs", None);
     other.owner_id = "owner-2".into();
-    store.create(other, &Scope::All).await.unwrap();
+    store.runs().create(other, &Scope::All).await.unwrap();
     let me = Scope::Owner(OWNER.into());
-    assert!(store.get("mine", &me).await.unwrap().is_some());
-    assert!(store.get("theirs", &me).await.unwrap().is_none());
-    assert!(!store.delete("theirs", &me).await.unwrap());
-    assert!(store.get("theirs", &Scope::All).await.unwrap().is_some());
+    assert!(store.reads().get("mine", &me).await.unwrap().is_some());
+    assert!(store.reads().get("theirs", &me).await.unwrap().is_none());
+    assert!(!store.runs().delete("theirs", &me).await.unwrap());
+    assert!(store
+        .reads()
+        .get("theirs", &Scope::All)
+        .await
+        .unwrap()
+        .is_some());
     let err = store
+        .runs()
         .update_execution_status(StatusUpdate::new("theirs", ExecutionStatus::Running), &me)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }));
     // A child under another owner's execution: that parent does not exist for me.
     let err = store
+        .runs()
         .create(input("c", Some("theirs")), &me)
         .await
         .unwrap_err();
@@ -359,11 +409,12 @@ async fn owner_scope_hides_other_owners(backend: Backend) {
     let mut forged = input("forged", None);
     forged.owner_id = "owner-2".into();
     assert!(matches!(
-        store.create(forged, &me).await.unwrap_err(),
+        store.runs().create(forged, &me).await.unwrap_err(),
         StoreError::Forbidden(_)
     ));
     assert_eq!(
         store
+            .reads()
             .get_many(&["mine".into(), "theirs".into()], &me)
             .await
             .unwrap()

@@ -6,7 +6,7 @@ use entity::execution;
 use execstore::store::{ExecutionStatus, Scope, StatusUpdate, StoreError};
 use sea_orm::{ActiveValue::Set, EntityTrait};
 
-use crate::fixtures::{create, create_with_status, set_created_at, ts, OWNER};
+use crate::fixtures::{self, create, create_with_status, set_created_at, ts, OWNER};
 use crate::harness::{fresh, Backend};
 
 /// Root with `n` children where runs of `tie` consecutive children share one
@@ -43,6 +43,7 @@ async fn child_feed_pages_visit_every_row_once(backend: Backend) {
     let mut pages = 0;
     loop {
         let page = store
+            .reads()
             .get_child_feed("root", None, Some(7), after.as_deref(), &Scope::All)
             .await
             .unwrap();
@@ -70,8 +71,7 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
     let t = fresh(backend).await;
     let store = t.store();
     feed_fixture(&store, &t.db, 30, 3).await;
-    let direct: Vec<_> = store
-        .get_child_executions("root", &Scope::All)
+    let direct: Vec<_> = fixtures::child_executions(&store, "root", &Scope::All)
         .await
         .unwrap();
     assert_eq!(direct.len(), 24, "every 5th child hangs one level deeper");
@@ -79,6 +79,7 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
     let mut after: Option<String> = None;
     loop {
         let page = store
+            .reads()
             .get_direct_child_feed("root", None, Some(5), after.as_deref(), &Scope::All)
             .await
             .unwrap();
@@ -94,6 +95,7 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
     assert_eq!(seen, expected, "newest first, exactly the direct children");
 
     let empty = store
+        .reads()
         .get_direct_child_feed("root", None, Some(0), None, &Scope::All)
         .await
         .unwrap();
@@ -102,6 +104,7 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
 
     for bad in ["garbage", "Zm9vOmJhcg", ""] {
         let err = store
+            .reads()
             .get_child_feed("root", None, Some(5), Some(bad), &Scope::All)
             .await
             .unwrap_err();
@@ -112,6 +115,7 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
     }
     for first in [-1, 501] {
         let err = store
+            .reads()
             .get_child_feed("root", None, Some(first), None, &Scope::All)
             .await
             .unwrap_err();
@@ -122,6 +126,7 @@ async fn direct_child_feed_pages_and_validates(backend: Backend) {
     }
     assert_eq!(
         store
+            .reads()
             .get_child_feed("root", None, Some(500), None, &Scope::All)
             .await
             .unwrap()
@@ -143,7 +148,7 @@ async fn tree_is_rooted_at_any_node(backend: Backend) {
     // a1 and a2 share a timestamp: the id breaks the tie.
     set_created_at(&t.db, &["a1".into(), "a2".into()], ts(5)).await;
 
-    let tree = store.get_execution_tree("a", &Scope::All).await.unwrap();
+    let tree = fixtures::tree(&store, "a", &Scope::All).await.unwrap();
     let shape: Vec<_> = tree
         .iter()
         .map(|n| (n.execution.id.as_str(), n.level))
@@ -151,17 +156,15 @@ async fn tree_is_rooted_at_any_node(backend: Backend) {
     assert_eq!(shape, vec![("a", 0), ("a1", 1), ("a2", 1), ("a21", 2)]);
     assert_eq!(tree[3].execution.parent_execution_id.as_deref(), Some("a2"));
 
-    let whole = store.get_execution_tree("root", &Scope::All).await.unwrap();
+    let whole = fixtures::tree(&store, "root", &Scope::All).await.unwrap();
     assert_eq!(whole.len(), 6);
     assert_eq!(whole[0].execution.id, "root");
     assert!(whole.windows(2).all(|w| w[0].level <= w[1].level));
-    assert!(store
-        .get_execution_tree("absent", &Scope::All)
+    assert!(fixtures::tree(&store, "absent", &Scope::All)
         .await
         .unwrap()
         .is_empty());
-    assert!(store
-        .get_execution_tree("a", &Scope::Owner("other".into()))
+    assert!(fixtures::tree(&store, "a", &Scope::Owner("other".into()))
         .await
         .unwrap()
         .is_empty());
@@ -177,14 +180,13 @@ async fn root_executions_report_levels_and_size(backend: Backend) {
     create(&store, "r2", None).await;
     let mut other_flow = crate::fixtures::input("r3", None);
     other_flow.flow_id = "flow-2".into();
-    store.create(other_flow, &Scope::All).await.unwrap();
+    store.runs().create(other_flow, &Scope::All).await.unwrap();
     create(&store, "r4", None).await;
     set_created_at(&t.db, &["r1".into()], ts(1)).await;
     set_created_at(&t.db, &["r2".into()], ts(2)).await;
     set_created_at(&t.db, &["r4".into()], ts(3)).await;
 
-    let page = store
-        .get_root_executions("flow-1", Some(2), None, &Scope::All)
+    let page = fixtures::roots(&store, "flow-1", Some(2), None, &Scope::All)
         .await
         .unwrap();
     let got: Vec<_> = page
@@ -196,8 +198,7 @@ async fn root_executions_report_levels_and_size(backend: Backend) {
     assert!(page.has_next_page);
     let last = &page.items[1].execution;
     let cursor = execstore::store::Cursor::new(last.created_at, last.id.clone()).encode();
-    let page = store
-        .get_root_executions("flow-1", Some(2), Some(&cursor), &Scope::All)
+    let page = fixtures::roots(&store, "flow-1", Some(2), Some(&cursor), &Scope::All)
         .await
         .unwrap();
     let got: Vec<_> = page
@@ -207,12 +208,13 @@ async fn root_executions_report_levels_and_size(backend: Backend) {
         .collect();
     assert_eq!(got, vec![("r1", 2, 3)]);
     assert!(!page.has_next_page);
-    assert!(store
-        .get_root_executions("flow-1", None, None, &Scope::Owner("x".into()))
-        .await
-        .unwrap()
-        .items
-        .is_empty());
+    assert!(
+        fixtures::roots(&store, "flow-1", None, None, &Scope::Owner("x".into()))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 async fn stats_aggregate_descendants(backend: Backend) {
@@ -242,11 +244,13 @@ async fn stats_aggregate_descendants(backend: Backend) {
     let mut done = StatusUpdate::new("b", ExecutionStatus::Completed);
     done.completed_at = Some(ts(120_000_000));
     store
+        .runs()
         .update_execution_status(done, &Scope::All)
         .await
         .unwrap();
 
     let stats = store
+        .reads()
         .get_execution_stats("root", &Scope::All)
         .await
         .unwrap();
@@ -268,6 +272,7 @@ async fn stats_aggregate_descendants(backend: Backend) {
     assert!(stats.last_completed_at.unwrap() > ts(120_000_000));
 
     let empty = store
+        .reads()
         .get_execution_stats("absent", &Scope::All)
         .await
         .unwrap();
@@ -281,10 +286,15 @@ async fn stats_aggregate_descendants(backend: Backend) {
     let mut done = StatusUpdate::new("x", ExecutionStatus::Completed);
     done.completed_at = Some(ts(120_000_000));
     store
+        .runs()
         .update_execution_status(done, &Scope::All)
         .await
         .unwrap();
-    let stats = store.get_execution_stats("r2", &Scope::All).await.unwrap();
+    let stats = store
+        .reads()
+        .get_execution_stats("r2", &Scope::All)
+        .await
+        .unwrap();
     assert_eq!(stats.completed_per_minute, Some(0.5));
 }
 
@@ -336,8 +346,7 @@ async fn batch_children_is_one_statement_for_1000_parents(backend: Backend) {
         counter.fetch_add(1, Ordering::SeqCst);
     });
     let store = execstore::store::ExecutionStore::new(counted);
-    let map = store
-        .batch_get_direct_children(&parents, &Scope::All)
+    let map = fixtures::children(&store, &parents, &Scope::All)
         .await
         .unwrap();
     assert_eq!(
@@ -352,6 +361,7 @@ async fn batch_children_is_one_statement_for_1000_parents(backend: Backend) {
     assert!(map["p0001"].is_empty());
 
     let counts = store
+        .reads()
         .count_direct_children(&parents, &Scope::All)
         .await
         .unwrap();
@@ -383,7 +393,8 @@ async fn root_executions_filter_by_status_and_window(backend: Backend) {
         let store = store.clone();
         async move {
             store
-                .get_root_executions_filtered(
+                .reads()
+                .get_root_executions(
                     "flow-1",
                     Some(first),
                     after.as_deref(),

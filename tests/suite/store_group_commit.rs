@@ -21,6 +21,7 @@ async fn concurrent_writes_share_commits_and_fail_alone() {
                 for n in 0..EACH {
                     let id = format!("w{w}-{n}");
                     let created = store
+                        .runs()
                         .create(
                             CreateExecution {
                                 id: Some(id.clone()),
@@ -36,6 +37,7 @@ async fn concurrent_writes_share_commits_and_fail_alone() {
                     // A write that fails inside the group (a recovery for an
                     // execution that does not exist breaks a foreign key).
                     let refused = store
+                        .queue()
                         .record_recovery(NewRecovery {
                             execution_id: format!("missing-{w}-{n}"),
                             worker_id: "r".into(),
@@ -60,7 +62,7 @@ async fn concurrent_writes_share_commits_and_fail_alone() {
     let ids: Vec<String> = (0..WRITERS)
         .flat_map(|w| (0..EACH).map(move |n| format!("w{w}-{n}")))
         .collect();
-    let found = store.get_many(&ids, &Scope::All).await.unwrap();
+    let found = store.reads().get_many(&ids, &Scope::All).await.unwrap();
     assert_eq!(
         found.len() as i64,
         all,

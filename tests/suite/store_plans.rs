@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use execstore::store::{ChildWindow, ExecutionStatus, ExecutionStore, Finish, Scope};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::fixtures::{create, OWNER};
+use crate::fixtures::{self, create, OWNER};
 use crate::harness::{fresh, Backend};
 
 const PARENTS: usize = 200;
@@ -119,7 +119,11 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     let plain = t.store();
     create(&plain, "seed", None).await;
     seed(&t.db, backend).await;
-    plain.claim_execution("c7", "w", 60_000).await.unwrap();
+    plain
+        .queue()
+        .claim_execution("c7", "w", 60_000)
+        .await
+        .unwrap();
 
     let sent: Arc<Mutex<Vec<Statement>>> = Arc::default();
     let mut recording = t.db.clone();
@@ -159,7 +163,8 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         "children (bounded)",
         Box::pin(async {
             let map = store
-                .batch_get_direct_children_in(&parents, &window, &owner)
+                .reads()
+                .batch_get_direct_children(&parents, &window, &owner)
                 .await
                 .unwrap();
             assert_eq!(map["p1"].len(), 100);
@@ -169,8 +174,7 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     run(
         "children (all)",
         Box::pin(async {
-            let map = store
-                .batch_get_direct_children(&parents[..2], &Scope::All)
+            let map = fixtures::children(&store, &parents[..2], &Scope::All)
                 .await
                 .unwrap();
             assert_eq!(map["p2"].len(), 1000);
@@ -180,7 +184,11 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     run(
         "childCount",
         Box::pin(async {
-            let counts = store.count_direct_children(&parents, &owner).await.unwrap();
+            let counts = store
+                .reads()
+                .count_direct_children(&parents, &owner)
+                .await
+                .unwrap();
             assert_eq!(counts["p3"], 1000);
         }),
     )
@@ -188,14 +196,22 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     run(
         "executions by id (parent, root)",
         Box::pin(async {
-            assert_eq!(store.get_many(&parents, &owner).await.unwrap().len(), 50);
+            assert_eq!(
+                store
+                    .reads()
+                    .get_many(&parents, &owner)
+                    .await
+                    .unwrap()
+                    .len(),
+                50
+            );
         }),
     )
     .await;
     run(
         "claim",
         Box::pin(async {
-            let claims = store.claims_for(&children, &owner).await.unwrap();
+            let claims = store.reads().claims_for(&children, &owner).await.unwrap();
             assert_eq!(claims.len(), 1);
         }),
     )
@@ -203,14 +219,18 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     run(
         "recoveryHistory",
         Box::pin(async {
-            store.recovery_history_for(&children, &owner).await.unwrap();
+            store
+                .reads()
+                .recovery_history_for(&children, &owner)
+                .await
+                .unwrap();
         }),
     )
     .await;
     run(
         "executionTree (root)",
         Box::pin(async {
-            let tree = store.get_execution_tree("p9", &owner).await.unwrap();
+            let tree = fixtures::tree(&store, "p9", &owner).await.unwrap();
             assert_eq!(tree.len(), 1001);
         }),
     )
@@ -218,7 +238,7 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     run(
         "executionTree (inner node)",
         Box::pin(async {
-            let tree = store.get_execution_tree("c9", &Scope::All).await.unwrap();
+            let tree = fixtures::tree(&store, "c9", &Scope::All).await.unwrap();
             assert_eq!(tree.len(), 1);
         }),
     )
@@ -226,8 +246,7 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     run(
         "rootExecutions (levels, totalNested)",
         Box::pin(async {
-            let page = store
-                .get_root_executions("flow-1", Some(20), None, &owner)
+            let page = fixtures::roots(&store, "flow-1", Some(20), None, &owner)
                 .await
                 .unwrap();
             assert_eq!(page.items.iter().map(|r| r.total_nested).max(), Some(1000));
@@ -237,14 +256,20 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     run(
         "rootExecutions (status, createdAt window)",
         Box::pin(async {
-            let seeded = store.get("seed", &Scope::All).await.unwrap().unwrap();
+            let seeded = store
+                .reads()
+                .get("seed", &Scope::All)
+                .await
+                .unwrap()
+                .unwrap();
             let filter = execstore::store::RootFilter {
                 statuses: Some(vec![ExecutionStatus::Failed, ExecutionStatus::Created]),
                 created_from: Some(seeded.created_at),
                 created_before: Some(seeded.created_at + chrono::Duration::seconds(1)),
             };
             let page = store
-                .get_root_executions_filtered("flow-1", Some(20), None, &filter, &owner)
+                .reads()
+                .get_root_executions("flow-1", Some(20), None, &filter, &owner)
                 .await
                 .unwrap();
             assert_eq!(page.items.len(), 20);
@@ -255,6 +280,7 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         "executionsNeedingRecovery",
         Box::pin(async {
             let got = store
+                .queue()
                 .get_executions_needing_recovery(10, &owner)
                 .await
                 .unwrap();
@@ -267,6 +293,7 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         Box::pin(async {
             let failed = [ExecutionStatus::Failed, ExecutionStatus::Created];
             let page = store
+                .reads()
                 .get_child_feed("p4", Some(&failed), Some(20), None, &owner)
                 .await
                 .unwrap();
@@ -278,12 +305,14 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         "childFeed (newest first, a page after a cursor)",
         Box::pin(async {
             let first = store
+                .reads()
                 .get_child_feed("p4", None, Some(20), None, &owner)
                 .await
                 .unwrap();
             let last = first.items.last().unwrap();
             let after = execstore::store::Cursor::new(last.created_at, last.id.clone()).encode();
             let page = store
+                .reads()
                 .get_child_feed("p4", None, Some(20), Some(&after), &owner)
                 .await
                 .unwrap();
@@ -295,6 +324,7 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         "directChildFeed (newest first)",
         Box::pin(async {
             let page = store
+                .reads()
                 .get_direct_child_feed("p5", None, Some(20), None, &owner)
                 .await
                 .unwrap();
@@ -306,6 +336,7 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         "directChildFeed (status)",
         Box::pin(async {
             let page = store
+                .reads()
                 .get_direct_child_feed(
                     "p5",
                     Some(&[ExecutionStatus::Created]),
@@ -322,7 +353,7 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     run(
         "ancestors",
         Box::pin(async {
-            let up = store.get_ancestors("c11", &owner).await.unwrap();
+            let up = store.reads().get_ancestors("c11", &owner).await.unwrap();
             assert_eq!(up.len(), 1);
         }),
     )
@@ -331,7 +362,11 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         run(
             "flows",
             Box::pin(async {
-                let page = store.get_flows(Some(10), None, &scope).await.unwrap();
+                let page = store
+                    .reads()
+                    .get_flows(Some(10), None, &scope)
+                    .await
+                    .unwrap();
                 assert_eq!(page.items.len(), 1);
             }),
         )
@@ -376,6 +411,7 @@ async fn claim_batches_probe_claims_by_key(backend: Backend) {
     let mine: Vec<String> = (1..=50).map(|i| format!("q{i}")).collect();
     for id in &mine {
         assert!(plain
+            .queue()
             .claim_execution(id, "w", 600_000)
             .await
             .unwrap()
@@ -389,7 +425,11 @@ async fn claim_batches_probe_claims_by_key(backend: Backend) {
         log.lock().unwrap().push(info.statement.clone());
     });
     let store = ExecutionStore::new(recording);
-    let extended = store.extend_many("w", mine.clone(), 600_000).await.unwrap();
+    let extended = store
+        .queue()
+        .extend_many("w", mine.clone(), 600_000)
+        .await
+        .unwrap();
     assert!(extended.iter().all(|e| e.expires_at.is_some()));
     let finishes = mine
         .iter()
@@ -402,7 +442,7 @@ async fn claim_batches_probe_claims_by_key(backend: Backend) {
             failure_reason: None,
         })
         .collect();
-    let finished = store.finish_many(finishes).await.unwrap();
+    let finished = store.queue().finish_many(finishes).await.unwrap();
     assert!(finished.iter().all(|f| f.refusal.is_none()));
 
     let statements = sent.lock().unwrap().clone();

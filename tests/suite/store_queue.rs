@@ -14,7 +14,7 @@ use crate::harness::{fresh, fresh_with, Backend};
 async fn create_in(store: &ExecutionStore, id: &str, flow: &str) {
     let mut i = input(id, None);
     i.flow_id = flow.into();
-    store.create(i, &Scope::All).await.unwrap();
+    store.runs().create(i, &Scope::All).await.unwrap();
 }
 
 /// `n` CREATED executions of `flow` in one statement.
@@ -61,6 +61,7 @@ async fn drain_exactly_once_with_mixed_limits_and_waits(backend: Backend) {
             let wait = Duration::from_millis([0, 20][w % 2]);
             for _ in 0..10_000 {
                 let got = store
+                    .queue()
                     .claim_next_executions_waiting(
                         &format!("w{w}"),
                         60_000,
@@ -93,6 +94,7 @@ async fn release_finish_and_lapse_decide_what_is_claimable(backend: Backend) {
         let store = store.clone();
         async move {
             store
+                .queue()
                 .claim_next_executions(worker, 60_000, Some("flow-1"), 10)
                 .await
                 .unwrap()
@@ -108,11 +110,12 @@ async fn release_finish_and_lapse_decide_what_is_claimable(backend: Backend) {
     assert!(next("w2").await.is_empty(), "all leased");
 
     // Release: claimable again at once.
-    assert!(store.release_execution("a", "w1").await.unwrap());
+    assert!(store.queue().release_execution("a", "w1").await.unwrap());
     assert_eq!(next("w2").await, ["a"]);
 
     // Finish by the holder: COMPLETED leaves the queue for good.
     let done = store
+        .queue()
         .finish_execution(finish("b", "w1", ExecutionStatus::Completed))
         .await
         .unwrap();
@@ -120,6 +123,7 @@ async fn release_finish_and_lapse_decide_what_is_claimable(backend: Backend) {
     assert!(done.completed_at.is_some());
     assert!(done.lease_expires_at.is_none());
     let claim = store
+        .reads()
         .get_claim_for_execution("b", &Scope::All)
         .await
         .unwrap()
@@ -129,7 +133,7 @@ async fn release_finish_and_lapse_decide_what_is_claimable(backend: Backend) {
     // Finish back to CREATED: a retry, with the failure counted.
     let mut retry = finish("c", "w1", ExecutionStatus::Created);
     retry.error_message = Some("boom".into());
-    let again = store.finish_execution(retry).await.unwrap();
+    let again = store.queue().finish_execution(retry).await.unwrap();
     assert_eq!(again.failure_count, 1);
     assert_eq!(again.last_failure_reason.as_deref(), Some("boom"));
     assert!(again.processing_worker_id.is_none() && again.completed_at.is_none());
@@ -137,28 +141,32 @@ async fn release_finish_and_lapse_decide_what_is_claimable(backend: Backend) {
 
     // Refusals: not the holder, a lapsed lease, absent, a non-final status.
     let err = store
+        .queue()
         .finish_execution(finish("d", "w2", ExecutionStatus::Completed))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     expire_lease(&t.db, "d").await;
     let err = store
+        .queue()
         .finish_execution(finish("d", "w1", ExecutionStatus::Completed))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "lapsed: {err:?}");
-    let row = store.get("d", &Scope::All).await.unwrap().unwrap();
+    let row = store.reads().get("d", &Scope::All).await.unwrap().unwrap();
     assert_eq!(
         row.status,
         ExecutionStatus::Created,
         "a refused finish changes nothing"
     );
     let err = store
+        .queue()
         .finish_execution(finish("nope", "w1", ExecutionStatus::Completed))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }));
     let err = store
+        .queue()
         .finish_execution(finish("a", "w2", ExecutionStatus::Running))
         .await
         .unwrap_err();
@@ -172,9 +180,14 @@ async fn release_finish_and_lapse_decide_what_is_claimable(backend: Backend) {
 
     // The lapsed lease comes back to the queue, and a heartbeat keeps one.
     assert_eq!(next("w3").await, ["d"]);
-    assert!(store.extend_claim("d", "w3", 120_000).await.unwrap());
-    let row = store.get("d", &Scope::All).await.unwrap().unwrap();
+    assert!(store
+        .queue()
+        .extend_claim("d", "w3", 120_000)
+        .await
+        .unwrap());
+    let row = store.reads().get("d", &Scope::All).await.unwrap().unwrap();
     let claim = store
+        .reads()
         .get_claim_for_execution("d", &Scope::All)
         .await
         .unwrap()
@@ -199,6 +212,7 @@ async fn no_lost_wake_up(backend: Backend) {
             tokio::spawn(async move {
                 let started = Instant::now();
                 let got = store
+                    .queue()
                     .claim_next_executions_waiting(
                         "w",
                         60_000,
@@ -243,6 +257,7 @@ async fn waiting_holds_no_connection(backend: Backend) {
         let store = store.clone();
         waiters.push(tokio::spawn(async move {
             store
+                .queue()
                 .claim_next_executions_waiting(
                     &format!("w{w}"),
                     60_000,
@@ -257,7 +272,12 @@ async fn waiting_holds_no_connection(backend: Backend) {
     tokio::task::yield_now().await;
     let started = Instant::now();
     for i in 0..8 {
-        assert!(store.get("other", &Scope::All).await.unwrap().is_some());
+        assert!(store
+            .reads()
+            .get("other", &Scope::All)
+            .await
+            .unwrap()
+            .is_some());
         create_in(&store, &format!("idle-{i}"), "idle").await;
     }
     assert!(
@@ -286,6 +306,7 @@ async fn postgres_wait_woken_across_processes() {
         tokio::spawn(async move {
             let started = Instant::now();
             let got = a
+                .queue()
                 .claim_next_executions_waiting("w", 60_000, Some("far"), 1, Duration::from_secs(20))
                 .await
                 .unwrap();
@@ -321,6 +342,7 @@ async fn postgres_requeue_elsewhere_drops_the_head() {
         create_in(&a, id, "f").await;
     }
     assert!(b
+        .queue()
         .claim_execution("z", "wb", 60_000)
         .await
         .unwrap()
@@ -328,11 +350,11 @@ async fn postgres_requeue_elsewhere_drops_the_head() {
     let pull = |limit: i64| pulled(&a, "wa", limit);
     assert_eq!(pull(1).await, ["a"]);
     assert_eq!(pull(1).await, ["b"], "after the head");
-    let before = a.events().requeues();
-    let mut work = a.events().watch_work();
+    let before = a.bus().requeues();
+    let mut work = a.bus().watch_work();
     work.borrow_and_update();
-    assert!(b.release_execution("z", "wb").await.unwrap());
-    while a.events().requeues() == before {
+    assert!(b.queue().release_execution("z", "wb").await.unwrap());
+    while a.bus().requeues() == before {
         tokio::time::timeout(Duration::from_secs(10), work.changed())
             .await
             .expect("the other process's requeue arrives")
@@ -368,6 +390,7 @@ async fn postgres_pulls_keep_their_plan() {
     for limit in [1, 50] {
         for _ in 0..20 {
             let got = store
+                .queue()
                 .claim_next_executions("w", 60_000, Some("kept"), limit)
                 .await
                 .unwrap();
@@ -382,7 +405,7 @@ async fn postgres_pulls_keep_their_plan() {
         .query_all(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Postgres,
             "SELECT CAST(generic_plans AS BIGINT) AS generic, CAST(custom_plans AS BIGINT) AS custom \
-             FROM pg_prepared_statements WHERE statement LIKE 'WITH candidates AS%'",
+             FROM pg_prepared_statements WHERE statement LIKE '%WITH candidates AS%'",
         ))
         .await
         .unwrap();
@@ -408,7 +431,7 @@ async fn postgres_pulls_keep_their_plan() {
         t.db.query_one(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Postgres,
             "SELECT name FROM pg_prepared_statements \
-             WHERE statement LIKE 'WITH candidates AS%' AND statement LIKE '%(created_at, id) >%' \
+             WHERE statement LIKE '%WITH candidates AS%' AND statement LIKE '%(created_at, id) >%' \
                AND statement LIKE '%LIMIT 50%'",
         ))
         .await
@@ -504,8 +527,14 @@ async fn existing_database_migrates_its_leases(backend: Backend) {
         .await
         .unwrap();
     let store = ExecutionStore::new(db);
-    let held = store.get("held", &Scope::All).await.unwrap().unwrap();
+    let held = store
+        .reads()
+        .get("held", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
     let claim = store
+        .reads()
         .get_claim_for_execution("held", &Scope::All)
         .await
         .unwrap()
@@ -516,6 +545,7 @@ async fn existing_database_migrates_its_leases(backend: Backend) {
         "the live lease is on the row"
     );
     let got: Vec<String> = store
+        .queue()
         .claim_next_executions("w-new", 60_000, Some("f"), 10)
         .await
         .unwrap()
@@ -528,6 +558,7 @@ async fn existing_database_migrates_its_leases(backend: Backend) {
 /// The ids `worker` pulls from flow `f`, `limit` at most.
 async fn pulled(store: &ExecutionStore, worker: &str, limit: i64) -> Vec<String> {
     store
+        .queue()
         .claim_next_executions(worker, 60_000, Some("f"), limit)
         .await
         .unwrap()
@@ -569,11 +600,12 @@ async fn pulls_start_after_their_head_but_not_past_older_work(backend: Backend) 
     let pull = |limit: i64| pulled(&store, "w", limit);
     assert_eq!(pull(1).await, ["a"]);
     // Released: the oldest again, though the head was past it.
-    assert!(store.release_execution("a", "w").await.unwrap());
+    assert!(store.queue().release_execution("a", "w").await.unwrap());
     assert_eq!(pull(1).await, ["a"]);
     assert_eq!(pull(1).await, ["b"]);
     // Retried: likewise.
     let retried = store
+        .queue()
         .finish_many(vec![finish("b", "w", ExecutionStatus::Created)])
         .await
         .unwrap();

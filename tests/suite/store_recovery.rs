@@ -15,6 +15,7 @@ async fn executions_needing_recovery(backend: Backend) {
     create(&store, "fresh", None).await;
     create(&store, "fresh-claimed", None).await;
     store
+        .queue()
         .claim_execution("fresh-claimed", "w", 600_000)
         .await
         .unwrap();
@@ -22,20 +23,24 @@ async fn executions_needing_recovery(backend: Backend) {
     create_with_status(&store, "running-orphan", None, ExecutionStatus::Running).await;
     create_with_status(&store, "running-held", None, ExecutionStatus::Running).await;
     store
+        .queue()
         .claim_execution("running-held", "w", 600_000)
         .await
         .unwrap();
     create_with_status(&store, "running-crashed", None, ExecutionStatus::Running).await;
     store
+        .queue()
         .claim_execution("running-crashed", "w", 600_000)
         .await
         .unwrap();
     create_with_status(&store, "running-released", None, ExecutionStatus::Running).await;
     store
+        .queue()
         .claim_execution("running-released", "w", 600_000)
         .await
         .unwrap();
     store
+        .queue()
         .release_execution("running-released", "w")
         .await
         .unwrap();
@@ -47,6 +52,7 @@ async fn executions_needing_recovery(backend: Backend) {
     ] {
         create(&store, id, None).await;
         store
+            .runs()
             .update_failure_info(id, count, "boom", &Scope::All)
             .await
             .unwrap();
@@ -64,6 +70,7 @@ async fn executions_needing_recovery(backend: Backend) {
     create_with_status(&store, "paused", None, ExecutionStatus::Paused).await;
 
     let mut found = ids(store
+        .queue()
         .get_executions_needing_recovery(1000, &Scope::All)
         .await
         .unwrap());
@@ -77,6 +84,7 @@ async fn executions_needing_recovery(backend: Backend) {
     // (fix) it must still be found.
     crate::fixtures::expire_lease(&t.db, "running-crashed").await;
     let found = ids(store
+        .queue()
         .get_executions_needing_recovery(1000, &Scope::All)
         .await
         .unwrap());
@@ -84,8 +92,9 @@ async fn executions_needing_recovery(backend: Backend) {
         found.contains(&"running-crashed".to_owned()),
         "active past expiry"
     );
-    assert_eq!(store.expire_old_claims().await.unwrap(), 1);
+    assert_eq!(store.queue().expire_old_claims().await.unwrap(), 1);
     let found = ids(store
+        .queue()
         .get_executions_needing_recovery(1000, &Scope::All)
         .await
         .unwrap());
@@ -95,6 +104,7 @@ async fn executions_needing_recovery(backend: Backend) {
     );
     assert_eq!(
         store
+            .queue()
             .get_executions_needing_recovery(2, &Scope::All)
             .await
             .unwrap()
@@ -102,6 +112,7 @@ async fn executions_needing_recovery(backend: Backend) {
         2
     );
     let err = store
+        .queue()
         .get_executions_needing_recovery(0, &Scope::All)
         .await
         .unwrap_err();
@@ -110,6 +121,7 @@ async fn executions_needing_recovery(backend: Backend) {
         StoreError::InvalidInput { field: "limit", .. }
     ));
     store
+        .runs()
         .update_execution_status(
             StatusUpdate::new("running-crashed", ExecutionStatus::Completed),
             &Scope::All,
@@ -117,6 +129,7 @@ async fn executions_needing_recovery(backend: Backend) {
         .await
         .unwrap();
     let found = ids(store
+        .queue()
         .get_executions_needing_recovery(1000, &Scope::All)
         .await
         .unwrap());
@@ -129,6 +142,7 @@ async fn recovery_history_newest_first(backend: Backend) {
     create(&store, "e", None).await;
     for n in 0..3 {
         let row = store
+            .queue()
             .record_recovery(NewRecovery {
                 execution_id: "e".into(),
                 worker_id: format!("rw{n}"),
@@ -141,18 +155,24 @@ async fn recovery_history_newest_first(backend: Backend) {
         assert_eq!(row.recovered_by_worker, format!("rw{n}"));
         assert_eq!(row.previous_worker_id, Some(format!("dead{n}")));
     }
-    let history = store.get_recovery_history("e", &Scope::All).await.unwrap();
+    let history = store
+        .reads()
+        .get_recovery_history("e", &Scope::All)
+        .await
+        .unwrap();
     let workers: Vec<_> = history
         .iter()
         .map(|r| r.recovered_by_worker.as_str())
         .collect();
     assert_eq!(workers, vec!["rw2", "rw1", "rw0"]);
     assert!(store
+        .reads()
         .get_recovery_history("e", &Scope::Owner("x".into()))
         .await
         .unwrap()
         .is_empty());
     let err = store
+        .queue()
         .record_recovery(NewRecovery {
             execution_id: "absent".into(),
             worker_id: "w".into(),

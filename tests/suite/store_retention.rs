@@ -42,13 +42,15 @@ async fn count(db: &DatabaseConnection, table: &str) -> i64 {
 async fn finished_child(store: &ExecutionStore, id: &str, parent: &str) {
     let mut i = input(id, Some(parent));
     i.status = Some(ExecutionStatus::Created);
-    store.create(i, &Scope::All).await.unwrap();
+    store.runs().create(i, &Scope::All).await.unwrap();
     assert!(store
+        .queue()
         .claim_execution(id, "w", 60_000)
         .await
         .unwrap()
         .acquired());
     store
+        .queue()
         .finish_execution(Finish {
             execution_id: id.into(),
             worker_id: "w".into(),
@@ -72,6 +74,7 @@ async fn old_finished_runs_go_and_the_rest_stay(backend: Backend) {
     finished_child(&store, "old.b", "old").await;
     finished_child(&store, "old.b.1", "old.b").await;
     store
+        .queue()
         .record_recovery(NewRecovery {
             execution_id: "old.a".into(),
             worker_id: "r".into(),
@@ -94,11 +97,13 @@ async fn old_finished_runs_go_and_the_rest_stay(backend: Backend) {
     )
     .await;
     assert!(store
+        .queue()
         .claim_execution("claimed.a", "w", 600_000)
         .await
         .unwrap()
         .acquired());
     store
+        .runs()
         .update_execution_status(StatusUpdate::new("claimed.a", c), &Scope::All)
         .await
         .unwrap();
@@ -109,6 +114,7 @@ async fn old_finished_runs_go_and_the_rest_stay(backend: Backend) {
     let claims_before = count(&t.db, "execution_claims").await;
 
     let deleted = store
+        .runs()
         .delete_finished_runs(execstore::store::now() - Duration::days(1), 100)
         .await
         .unwrap();
@@ -121,13 +127,23 @@ async fn old_finished_runs_go_and_the_rest_stay(backend: Backend) {
     );
     for gone in ["old", "old.a", "old.b", "old.b.1"] {
         assert!(
-            store.get(gone, &Scope::All).await.unwrap().is_none(),
+            store
+                .reads()
+                .get(gone, &Scope::All)
+                .await
+                .unwrap()
+                .is_none(),
             "{gone}"
         );
     }
     for kept in ["busy", "busy.a", "claimed", "claimed.a", "running", "fresh"] {
         assert!(
-            store.get(kept, &Scope::All).await.unwrap().is_some(),
+            store
+                .reads()
+                .get(kept, &Scope::All)
+                .await
+                .unwrap()
+                .is_some(),
             "{kept}"
         );
     }
@@ -145,6 +161,7 @@ async fn old_finished_runs_go_and_the_rest_stay(backend: Backend) {
     // The janitor: without run retention nothing goes; with it, a run whose
     // last work finished becomes eligible.
     store
+        .runs()
         .update_execution_status(StatusUpdate::new("busy.a", c), &Scope::All)
         .await
         .unwrap();
@@ -154,15 +171,30 @@ async fn old_finished_runs_go_and_the_rest_stay(backend: Backend) {
         run_retention: None,
     };
     assert_eq!(
-        store.janitor_round(&settings).await.unwrap().runs_deleted,
+        store.janitor().round(&settings).await.unwrap().runs_deleted,
         0
     );
     settings.run_retention = Some(std::time::Duration::from_secs(86_400));
-    let report = store.janitor_round(&settings).await.unwrap();
+    let report = store.janitor().round(&settings).await.unwrap();
     assert_eq!((report.runs_deleted, report.executions_deleted), (1, 2));
-    assert!(store.get("busy", &Scope::All).await.unwrap().is_none());
-    assert!(store.get("claimed", &Scope::All).await.unwrap().is_some());
-    assert!(store.get("fresh", &Scope::All).await.unwrap().is_some());
+    assert!(store
+        .reads()
+        .get("busy", &Scope::All)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .reads()
+        .get("claimed", &Scope::All)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .reads()
+        .get("fresh", &Scope::All)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 crate::both_backends!(old_finished_runs_go_and_the_rest_stay);

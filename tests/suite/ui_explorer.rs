@@ -419,6 +419,7 @@ async fn explorer_keeps_up_with_large_trees(backend: Backend) {
                         crate::fixtures::input(&format!("big.new.{w}.{i}"), Some("big"));
                     input.flow_id = "big".into();
                     store
+                        .runs()
                         .create(input, &execstore::store::Scope::All)
                         .await
                         .unwrap();

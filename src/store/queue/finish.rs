@@ -1,0 +1,143 @@
+//! `finishExecution(s)`: the end of a worker's round.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::FromQueryResult;
+use serde_json::{json, Value};
+
+use super::{Finish, FinishOutcome, Queue};
+use crate::store::db::{now, run, validate, Effects, StoreError, StoreResult};
+use entity::execution::Model as Execution;
+use entity::ExecutionStatus;
+
+#[derive(FromQueryResult)]
+struct Id {
+    id: String,
+}
+
+impl Queue {
+    /// `finishExecution`: the end of a worker's round, in one atomic write by
+    /// the holder of a live claim. Sets the final status (or CREATED, to be
+    /// retried, counting the failure), stamps the time, and releases the
+    /// claim. Refused (`Conflict`) for anyone else and once the lease lapsed.
+    /// One item of `finish_many`.
+    pub async fn finish_execution(&self, finish: Finish) -> StoreResult<Execution> {
+        let id = finish.execution_id.clone();
+        let worker = finish.worker_id.clone();
+        let outcome = self.finish_many(vec![finish]).await?.pop();
+        match outcome {
+            Some(FinishOutcome {
+                execution: Some(execution),
+                ..
+            }) => Ok(execution),
+            Some(FinishOutcome {
+                refusal: Some("NOT_FOUND"),
+                ..
+            }) => Err(StoreError::not_found("execution", id)),
+            _ => Err(StoreError::Conflict(format!(
+                "execution {id} has no live claim held by worker {worker}"
+            ))),
+        }
+    }
+
+    /// `finishExecutions`: each item as `finishExecution` would, in one
+    /// statement (PostgreSQL) or one write transaction (SQLite); an item
+    /// whose worker holds no live claim changes nothing and says why.
+    pub async fn finish_many(&self, items: Vec<Finish>) -> StoreResult<Vec<FinishOutcome>> {
+        validate::batch("inputs", items.len())?;
+        let mut seen = HashSet::new();
+        for item in &items {
+            validate::id("executionId", &item.execution_id)?;
+            validate::id("workerId", &item.worker_id)?;
+            if let Some(node) = &item.error_node_id {
+                validate::id("errorNodeId", node)?;
+            }
+            if !(item.status == ExecutionStatus::Created || item.status.is_terminal()) {
+                return Err(StoreError::invalid(
+                    "status",
+                    "must be COMPLETED, FAILED, STOPPED, or CREATED (to retry)",
+                ));
+            }
+            if !seen.insert(item.execution_id.clone()) {
+                return Err(StoreError::invalid(
+                    "executionId",
+                    format!("{} appears twice in one batch", item.execution_id),
+                ));
+            }
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input: Vec<Value> = items
+            .iter()
+            .map(|i| {
+                json!({
+                    "execution_id": i.execution_id,
+                    "worker_id": i.worker_id,
+                    "status": i.status.as_str(),
+                    "error_message": i.error_message,
+                    "error_node_id": i.error_node_id,
+                    "failure_reason": i.failure_reason,
+                })
+            })
+            .collect();
+        let values = vec![Value::from(input).to_string().into(), now().into()];
+        let steps = self.db.sql().finish_many;
+        let finished: Vec<Execution> = self
+            .db
+            .write(move |w| {
+                Box::pin(async move {
+                    let finished = run::decode_all(&run::steps(w, steps, values).await?)?;
+                    // Retried: back in the queue.
+                    let retried = finished
+                        .iter()
+                        .any(|e| e.status == ExecutionStatus::Created);
+                    let effects = match finished.is_empty() {
+                        true => Effects::none(),
+                        false => Effects::logged().requeued_if(retried),
+                    };
+                    Ok((finished, effects))
+                })
+            })
+            .await?;
+        let mut by_id: HashMap<String, Execution> =
+            finished.into_iter().map(|e| (e.id.clone(), e)).collect();
+        let missing: Vec<String> = items
+            .iter()
+            .filter(|i| !by_id.contains_key(&i.execution_id))
+            .map(|i| i.execution_id.clone())
+            .collect();
+        let existing = self.existing(&missing).await?;
+        Ok(items
+            .into_iter()
+            .map(|item| match by_id.remove(&item.execution_id) {
+                Some(execution) => FinishOutcome {
+                    execution_id: item.execution_id,
+                    refusal: None,
+                    execution: Some(execution),
+                },
+                None => FinishOutcome {
+                    refusal: Some(if existing.contains(&item.execution_id) {
+                        "CONFLICT"
+                    } else {
+                        "NOT_FOUND"
+                    }),
+                    execution_id: item.execution_id,
+                    execution: None,
+                },
+            })
+            .collect())
+    }
+
+    /// Which of `ids` exist.
+    pub(super) async fn existing(&self, ids: &[String]) -> StoreResult<HashSet<String>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let existing = self
+            .db
+            .stmt(self.db.sql().existing, [run::json_list(ids).into()]);
+        let rows: Vec<Id> = run::models(self.db.primary(), existing).await?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+}

@@ -1,0 +1,125 @@
+//! Heartbeats, releases and the expiry of claims.
+
+use std::collections::HashSet;
+
+use sea_orm::ConnectionTrait;
+use serde_json::Value;
+
+use super::{expiry, ClaimExtension, Queue};
+use crate::store::db::{now, run, validate, Effects, StoreResult};
+
+impl Queue {
+    /// `extendClaim` (heartbeat): only the holder of a live claim. The
+    /// execution's lease moves with the claim's expiry. One item of
+    /// `extend_many`.
+    pub async fn extend_claim(
+        &self,
+        execution_id: &str,
+        worker_id: &str,
+        timeout_ms: i64,
+    ) -> StoreResult<bool> {
+        validate::id("executionId", execution_id)?;
+        let extended = self
+            .extend_many(worker_id, vec![execution_id.to_owned()], timeout_ms)
+            .await?;
+        Ok(extended.iter().any(|e| e.expires_at.is_some()))
+    }
+
+    /// `extendClaims`: one heartbeat for everything `worker_id` holds among
+    /// `execution_ids`; the others are reported, unchanged.
+    pub async fn extend_many(
+        &self,
+        worker_id: &str,
+        execution_ids: Vec<String>,
+        timeout_ms: i64,
+    ) -> StoreResult<Vec<ClaimExtension>> {
+        validate::batch("executionIds", execution_ids.len())?;
+        validate::id("workerId", worker_id)?;
+        validate::timeout_ms("timeoutMs", timeout_ms)?;
+        for id in &execution_ids {
+            validate::id("executionIds", id)?;
+        }
+        if execution_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let at = now();
+        let expires = expiry(at, timeout_ms);
+        let values = vec![
+            Value::from(execution_ids.clone()).to_string().into(),
+            worker_id.to_owned().into(),
+            at.into(),
+            expires.into(),
+        ];
+        let steps = self.db.sql().extend_many;
+        let extended: HashSet<String> = self
+            .db
+            .write(move |w| {
+                Box::pin(async move {
+                    let rows = run::steps(w, steps, values).await?;
+                    let ids = rows
+                        .iter()
+                        .map(|row| row.try_get_by_index::<String>(0))
+                        .collect::<Result<HashSet<_>, _>>()?;
+                    let effects = match ids.is_empty() {
+                        true => Effects::none(),
+                        false => Effects::logged(),
+                    };
+                    Ok((ids, effects))
+                })
+            })
+            .await?;
+        Ok(execution_ids
+            .into_iter()
+            .map(|id| ClaimExtension {
+                expires_at: extended.contains(&id).then_some(expires),
+                execution_id: id,
+            })
+            .collect())
+    }
+
+    /// `releaseExecution`: the holder marks its claim released and stops
+    /// being the execution's processing worker; the execution is claimable
+    /// again at once. Anyone else: false, no change.
+    pub async fn release_execution(
+        &self,
+        execution_id: &str,
+        worker_id: &str,
+    ) -> StoreResult<bool> {
+        validate::id("executionId", execution_id)?;
+        validate::id("workerId", worker_id)?;
+        let values = vec![
+            execution_id.to_owned().into(),
+            worker_id.to_owned().into(),
+            now().into(),
+        ];
+        let steps = self.db.sql().release;
+        self.db
+            .write(move |w| {
+                Box::pin(async move {
+                    let released = run::decode_all(&run::steps(w, steps, values).await?)?;
+                    let effects = Effects::changed(&released).requeued_if(!released.is_empty());
+                    Ok((!released.is_empty(), effects))
+                })
+            })
+            .await
+    }
+
+    /// `expireOldClaims`: active claims past their expiry become `expired`.
+    pub async fn expire_old_claims(&self) -> StoreResult<u64> {
+        let text = self.db.sql().expire_old_claims;
+        let at = now();
+        self.db
+            .write(move |w| {
+                Box::pin(async move {
+                    let expire = run::statement(w.get_database_backend(), text, [at.into()]);
+                    let expired = w.query_all(expire).await?.len() as u64;
+                    let effects = match expired {
+                        0 => Effects::none(),
+                        _ => Effects::logged(),
+                    };
+                    Ok((expired, effects))
+                })
+            })
+            .await
+    }
+}

@@ -1,0 +1,33 @@
+-- claimExecution: claims execution $4 for worker $1 at $2 until $3, unless
+-- it is terminal or another worker holds a live claim on it. A claim row is
+-- taken over when it is not active, has expired, or is the same worker's (a
+-- re-claim extends it and keeps its start). The execution row is locked
+-- first (as on every path that touches both rows) and records its processing
+-- worker, since when, and its lease; the claim is read back off it.
+-- ($5 and $6 belong to pulls, which share these parameters.)
+WITH claimed AS (
+    INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)
+    SELECT id, $1, $2, $3, $2, 'active' FROM executions
+    WHERE id = $4 AND status NOT IN ('completed', 'failed', 'stopped')
+    FOR UPDATE
+    ON CONFLICT (execution_id) DO UPDATE SET
+        worker_id = excluded.worker_id,
+        claimed_at = CASE WHEN execution_claims.status = 'active'
+                           AND execution_claims.worker_id = excluded.worker_id
+                           AND execution_claims.expires_at >= excluded.claimed_at
+                          THEN execution_claims.claimed_at ELSE excluded.claimed_at END,
+        expires_at = excluded.expires_at,
+        heartbeat_at = excluded.heartbeat_at,
+        status = 'active'
+    WHERE execution_claims.status <> 'active'
+       OR execution_claims.expires_at < excluded.claimed_at
+       OR execution_claims.worker_id = excluded.worker_id
+    RETURNING execution_id, claimed_at
+)
+UPDATE executions SET
+    processing_worker_id = $1,
+    processing_started_at = claimed.claimed_at,
+    updated_at = $2,
+    lease_expires_at = $3
+FROM claimed WHERE executions.id = claimed.execution_id
+RETURNING executions.*

@@ -1,0 +1,43 @@
+-- claimNextExecutions: claims for worker $1 at $2 until $3 up to {limit} of
+-- the oldest executions of the fresh queue (CREATED, no lease), skipping rows another pull has locked:
+-- concurrent pulls never wait on each other nor get the same execution. It
+-- reads about {limit} entries of the partial index of the fresh queue, however
+-- many executions are leased.
+--
+-- {limit} is written into the statement (a plan is kept per limit): with a
+-- bound limit the generic plan is costed for a tenth of the queue, looks
+-- dearer than a plan for the actual limit, and every call is planned again.
+-- The flow and the head are compared through scalar subqueries for the same
+-- reason: a plan for the actual values sees how much of the index lies past
+-- the head and looked cheaper than the kept plan, so every pull of a flow
+-- among many was planned anew. Behind a subquery both plans cost the same.
+WITH candidates AS (
+    SELECT id FROM executions
+    WHERE status = 'created' AND lease_expires_at IS NULL
+    ORDER BY created_at, id
+    LIMIT {limit}
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)
+    SELECT id, $1, $2, $3, $2, 'active' FROM candidates
+    ON CONFLICT (execution_id) DO UPDATE SET
+        worker_id = excluded.worker_id,
+        claimed_at = CASE WHEN execution_claims.status = 'active'
+                           AND execution_claims.worker_id = excluded.worker_id
+                           AND execution_claims.expires_at >= excluded.claimed_at
+                          THEN execution_claims.claimed_at ELSE excluded.claimed_at END,
+        expires_at = excluded.expires_at,
+        heartbeat_at = excluded.heartbeat_at,
+        status = 'active'
+    WHERE execution_claims.status <> 'active'
+       OR execution_claims.expires_at < excluded.claimed_at
+       OR execution_claims.worker_id = excluded.worker_id
+    RETURNING execution_id, claimed_at
+)
+UPDATE executions SET
+    processing_worker_id = $1,
+    processing_started_at = claimed.claimed_at,
+    updated_at = $2,
+    lease_expires_at = $3
+FROM claimed WHERE executions.id = claimed.execution_id
+RETURNING executions.*

@@ -1,0 +1,11 @@
+-- Lapsed leases back into the queue: up to 1,000 CREATED executions whose
+-- lease ran out before $1 lose it, read through the index of leased rows by
+-- expiry (which reads only the lapsed ones).
+UPDATE executions SET lease_expires_at = NULL
+WHERE id IN (
+    SELECT id FROM executions
+    WHERE status = 'created' AND lease_expires_at IS NOT NULL AND lease_expires_at < $1
+    ORDER BY lease_expires_at
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+) AND lease_expires_at < $1

@@ -1,0 +1,15 @@
+-- finishExecution(s), step 1 of 2: the live claims (at $2) of the items of
+-- $1 are released; returns the items that held one. (The + before status and
+-- expiry keeps SQLite from reading the claims through the index of live
+-- claims, which would visit every one of them: the items drive, one primary
+-- key probe each.)
+UPDATE execution_claims SET status = 'released'
+FROM (
+    SELECT json_extract(x.value, '$.execution_id') AS execution_id,
+           json_extract(x.value, '$.worker_id') AS worker_id
+    FROM json_each($1) AS x
+) AS i
+WHERE execution_claims.execution_id = i.execution_id
+  AND execution_claims.worker_id = i.worker_id
+  AND +execution_claims.status = 'active' AND +execution_claims.expires_at >= $2
+RETURNING execution_claims.execution_id

@@ -1,0 +1,13 @@
+-- The recovery histories of the executions of the JSON array $1 (those of
+-- owner $2 when $2 is not null), newest first: one range of the index of
+-- recoveries by execution per key.
+SELECT r.*
+FROM json_each($1) AS k
+CROSS JOIN execution_recovery r
+WHERE r.rowid IN (
+    SELECT x.rowid FROM execution_recovery x
+    WHERE x.execution_id = k.value
+      AND ($2 IS NULL OR EXISTS (
+          SELECT 1 FROM executions o WHERE o.id = x.execution_id AND o.owner_id = $2))
+    ORDER BY x.recovered_at DESC, x.id DESC)
+ORDER BY r.recovered_at DESC, r.id DESC

@@ -1,0 +1,9 @@
+-- The events of root $7 in (($1, $2), ($3, $4)], at most $5, only of owner
+-- $6 when $6 is not null: one range of the index of events by root.
+SELECT e.tx, e.seq, e.kind, e.execution_id, e.root_execution_id, e.owner_id, 0 AS pending
+FROM execution_events e
+WHERE e.root_execution_id = $7
+  AND e.tx = $1 AND e.seq > $2 AND e.tx = $3 AND e.seq <= $4
+  AND ($6 IS NULL OR e.owner_id = $6)
+ORDER BY e.seq
+LIMIT $5

@@ -1,0 +1,31 @@
+-- createExecution(s): inserts the rows of the JSON array $1 (in input order)
+-- at $2, or updates an existing id of the same owner (status, options,
+-- integration, external events; a start or completion its status stamps is
+-- kept when one is stored). started and completed say whether the status
+-- stamps $2. A row that exists for another owner is not returned (the caller
+-- then refuses the whole batch). (WHERE true: an INSERT from a SELECT needs
+-- it before ON CONFLICT.)
+INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
+                        execution_depth, created_at, updated_at, started_at, completed_at,
+                        options, integration, external_events, failure_count)
+SELECT json_extract(x.value, '$.id'), json_extract(x.value, '$.flow_id'),
+       json_extract(x.value, '$.owner_id'), json_extract(x.value, '$.root_execution_id'),
+       json_extract(x.value, '$.parent_execution_id'), json_extract(x.value, '$.status'),
+       json_extract(x.value, '$.execution_depth'), $2, $2,
+       CASE WHEN json_extract(x.value, '$.started') THEN $2 END,
+       CASE WHEN json_extract(x.value, '$.completed') THEN $2 END,
+       CASE WHEN json_type(x.value, '$.options') IN ('null') THEN NULL ELSE x.value -> '$.options' END,
+       CASE WHEN json_type(x.value, '$.integration') IN ('null') THEN NULL ELSE x.value -> '$.integration' END,
+       CASE WHEN json_type(x.value, '$.external_events') IN ('null') THEN NULL ELSE x.value -> '$.external_events' END,
+       0
+FROM json_each($1) AS x
+WHERE true
+ORDER BY x.key
+ON CONFLICT (id) DO UPDATE SET
+    status = excluded.status, options = excluded.options,
+    integration = excluded.integration, external_events = excluded.external_events,
+    updated_at = excluded.updated_at,
+    started_at = COALESCE(executions.started_at, excluded.started_at),
+    completed_at = COALESCE(executions.completed_at, excluded.completed_at)
+WHERE executions.owner_id = excluded.owner_id
+RETURNING *
