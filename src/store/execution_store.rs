@@ -3,7 +3,9 @@
 
 use sea_orm::{DatabaseConnection, DbBackend};
 
-use crate::store::db::{decode_token, encode_token, Db, EventBus, PoolStats, ReadRoute, Standbys};
+use crate::store::db::{
+    decode_token, encode_token, Db, EventBus, PoolStats, ReadRoute, Standbys, StoreResult,
+};
 use crate::store::events::Events;
 use crate::store::janitor::Janitor;
 use crate::store::queue::Queue;
@@ -164,10 +166,7 @@ impl ExecutionStore {
 
     /// Wakes other processes on the same PostgreSQL database when this one
     /// writes, and this one when they do (a no-op on SQLite).
-    pub async fn relay_events_across_processes(
-        &self,
-        database_url: &str,
-    ) -> crate::store::StoreResult<()> {
+    pub async fn relay_events_across_processes(&self, database_url: &str) -> StoreResult<()> {
         self.db.relay_across_processes(database_url).await
     }
 

@@ -14,6 +14,7 @@ mod browser;
 mod fixtures;
 mod fuzz;
 mod harness;
+mod layers;
 mod process;
 mod standby;
 mod store_batches;

@@ -278,19 +278,22 @@ mod tests {
         .execute(&pool)
         .await
         .unwrap();
-        let read = |depth: &'static str| {
+        // A depth stored as an integer or as a text (SQLite keeps either).
+        let read = |depth: serde_json::Value| {
             let pool = pool.clone();
             async move {
                 sqlx::query("DELETE FROM executions")
                     .execute(&pool)
                     .await
                     .unwrap();
-                sqlx::query(&format!(
-                    "INSERT INTO executions VALUES ('a', NULL, {depth}, '2026-01-01T00:00:00+00:00')"
-                ))
-                .execute(&pool)
-                .await
-                .unwrap();
+                let insert = sqlx::query(
+                    "INSERT INTO executions VALUES ('a', NULL, $1, '2026-01-01T00:00:00+00:00')",
+                );
+                let insert = match depth {
+                    serde_json::Value::Number(n) => insert.bind(n.as_i64()),
+                    other => insert.bind(other.as_str().map(str::to_owned)),
+                };
+                insert.execute(&pool).await.unwrap();
                 let row = sqlx::query("SELECT * FROM executions")
                     .fetch_one(&pool)
                     .await
@@ -298,7 +301,7 @@ mod tests {
                 ExecutionDecoder::default().decode(&QueryResult::from(row))
             }
         };
-        assert_eq!(read("3").await.unwrap().execution_depth, 3);
-        assert!(read("'deep'").await.is_err());
+        assert_eq!(read(3.into()).await.unwrap().execution_depth, 3);
+        assert!(read("deep".into()).await.is_err());
     }
 }

@@ -346,7 +346,7 @@ pub fn without_comments(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ClaimStatus, ExecutionStatus};
+    use entity::{ClaimStatus, ExecutionStatus};
     use sea_orm::ActiveEnum;
 
     /// Every quoted word in a statement is a status, a claim status or an
