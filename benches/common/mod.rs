@@ -72,7 +72,14 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The release server: built from this tree, or the binary named by
+/// `EXECSTORE_BENCH_SERVER` (to measure another build, such as the one
+/// before a change, with the same harness).
 pub fn build_release_server() -> PathBuf {
+    if let Some(binary) = std::env::var_os("EXECSTORE_BENCH_SERVER") {
+        step(&format!("using the server {}", binary.to_string_lossy()));
+        return PathBuf::from(binary);
+    }
     step("building the release server");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // Without the variables cargo set for this bench (CARGO_MANIFEST_DIR,

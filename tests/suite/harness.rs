@@ -55,11 +55,76 @@ pub async fn fresh(backend: Backend) -> TestDb {
 }
 
 pub async fn fresh_with(backend: Backend, options: &DbOptions) -> TestDb {
-    let (url, dir) = empty(backend).await;
+    let (url, dir) = migrated(backend).await;
+    // (Migrations found applied: `connect` only checks them.)
     let db = store::connect(&url, options)
         .await
         .expect("open the database");
     TestDb { url, db, _dir: dir }
+}
+
+/// A new database with every migration applied, copied from the suite's
+/// template (migrated once per run): a PostgreSQL database made with
+/// `CREATE DATABASE … TEMPLATE`, or a copy of a SQLite file. Migrating each
+/// test's database anew cost most of a short test's time.
+async fn migrated(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    static TEMPLATES: [tokio::sync::OnceCell<String>; 2] = [
+        tokio::sync::OnceCell::const_new(),
+        tokio::sync::OnceCell::const_new(),
+    ];
+    let slot = match backend {
+        Backend::Sqlite => 0,
+        Backend::Postgres => 1,
+    };
+    let template = TEMPLATES[slot]
+        .get_or_init(|| async {
+            let (url, dir) = empty(backend).await;
+            let db = store::connect(&url, &DbOptions::default())
+                .await
+                .expect("migrate the template database");
+            if backend == Backend::Sqlite {
+                // Everything in the file itself, nothing left in the WAL.
+                db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .await
+                    .expect("checkpoint the template");
+            }
+            db.close().await.expect("close the template database");
+            match dir {
+                // Kept for the whole run (the copies are made from it).
+                Some(dir) => dir.keep().join("test.db").display().to_string(),
+                None => url.rsplit('/').next().unwrap_or_default().to_owned(),
+            }
+        })
+        .await;
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let file = dir.path().join("test.db");
+            std::fs::copy(template, &file).expect("copy the template database");
+            let url = format!("sqlite://{}?mode=rwc", file.display());
+            (url, Some(dir))
+        }
+        Backend::Postgres => {
+            let name = next_name();
+            let admin = Database::connect(cluster().url("postgres"))
+                .await
+                .expect("connect to cluster");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+                .await
+                .expect("copy the template database");
+            admin.close().await.ok();
+            (cluster().url(&name), None)
+        }
+    }
+}
+
+fn next_name() -> String {
+    format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A new, empty database (no migration applied): its URL, and the folder
@@ -73,11 +138,7 @@ pub async fn empty(backend: Backend) -> (String, Option<tempfile::TempDir>) {
         }
         Backend::Postgres => {
             let cluster = cluster();
-            let name = format!(
-                "t{}_{}",
-                std::process::id(),
-                NEXT_DB.fetch_add(1, Ordering::SeqCst)
-            );
+            let name = next_name();
             let admin = Database::connect(cluster.url("postgres"))
                 .await
                 .expect("connect to cluster");
