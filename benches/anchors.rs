@@ -318,14 +318,17 @@ async fn statements_sent(
     exec(db, "SELECT pg_reload_conf()").await;
     let text = String::from_utf8_lossy(&text[from.min(text.len())..]).into_owned();
     // Entries: a line with the prefix, continuation lines start with a tab.
+    // The statements' comments (`--` to the end of a line) go: the lines
+    // are joined into one.
+    let uncommented = |line: &str| line.split("--").next().unwrap_or("").to_owned();
     let mut entries: Vec<String> = Vec::new();
     for line in text.lines() {
         match (line.strip_prefix('\t'), entries.last_mut()) {
             (Some(more), Some(last)) => {
                 last.push(' ');
-                last.push_str(more);
+                last.push_str(&uncommented(more));
             }
-            _ => entries.push(line.to_owned()),
+            _ => entries.push(uncommented(line)),
         }
     }
     let mut script = String::new();
@@ -336,7 +339,7 @@ async fn statements_sent(
         let Some(colon) = entry[at..].find(": ") else {
             continue;
         };
-        let mut sql = entry[at + colon + 2..].to_owned();
+        let mut sql = entry[at + colon + 2..].trim_start().to_owned();
         // Only the request's reads of executions (not the server's own
         // background statements on other tables).
         if !sql.starts_with("SELECT")

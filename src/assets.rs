@@ -28,7 +28,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 
-static ASSETS: [Asset; 20] = [
+static ASSETS: [Asset; 21] = [
     asset!("graphiql/index.html", HTML),
     asset!("graphiql/start.js", JS),
     asset!("graphiql/react.production.min.js", JS),
@@ -41,6 +41,7 @@ static ASSETS: [Asset; 20] = [
     asset!("explorer/explorer.js", JS),
     asset!("explorer/api.js", JS),
     asset!("explorer/ui.js", JS),
+    asset!("explorer/state.js", JS),
     asset!("explorer/flows.js", JS),
     asset!("explorer/tree.js", JS),
     asset!("explorer/waterfall.js", JS),

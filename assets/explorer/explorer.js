@@ -3,16 +3,28 @@
 // into view), a waterfall with the slowest path, find-in-run by status,
 // details, live updates over /graphql/ws, and links that restore the view.
 // Plain ES modules, no build step, nothing loaded from elsewhere:
-//   api.js (the server), flows.js (home and runs), tree.js (the tree),
-//   waterfall.js, find.js, details.js, live.js, links.js (the URL).
+//   ui.js (DOM helpers), api.js (the server), state.js (what the others
+//   share), flows.js (home and runs), tree.js (the tree), waterfall.js,
+//   find.js, details.js, live.js, links.js (the URL).
+// The modules import ui, api and state, never one another: this one hands
+// each its actions (`state.actions`).
 
 import { $, say } from './ui.js';
 import { session } from './api.js';
-import { wireLists } from './flows.js';
-import { wireTree } from './tree.js';
-import { wireFind } from './find.js';
-import { reconnectLive } from './live.js';
-import { navigate, wireLinks } from './links.js';
+import { actions } from './state.js';
+import { showFlows, showRuns, markOpenRun, wireLists } from './flows.js';
+import { openTree, reveal, select, applyEvent, render, wireTree } from './tree.js';
+import { showCounts, wireFind } from './find.js';
+import { reconnectLive, closeLive } from './live.js';
+import { navigate, followSelection, wireLinks } from './links.js';
+
+Object.assign(actions, {
+  navigate, followSelection,
+  openTree, reveal, select, applyEvent, render,
+  showFlows, showRuns, markOpenRun,
+  showCounts,
+  reconnectLive, closeLive,
+});
 
 $('auth-form').addEventListener('submit', () => {
   session.token = $('auth-token').value.trim();

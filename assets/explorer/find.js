@@ -4,7 +4,7 @@
 
 import { $, el, badge } from './ui.js';
 import { gql, failed } from './api.js';
-import { navigate } from './links.js';
+import { actions } from './state.js';
 
 const FOUND_PAGE = 50;
 const ORDER = ['FAILED', 'RUNNING', 'PAUSED', 'STOPPED', 'CREATED', 'COMPLETED'];
@@ -46,7 +46,7 @@ export async function showFound(status, more = false) {
   try {
     const feed = (await gql(FOUND, { root: search.root, status: [status], first: FOUND_PAGE, after: search.after })).childFeed;
     for (const x of feed.nodes) {
-      const open = () => navigate({ execution: x.id }, { keep: true });
+      const open = () => actions.navigate({ execution: x.id }, { keep: true });
       $('found-rows').append(el('li', { tabindex: '0', 'data-id': x.id, onclick: open, onkeydown: (e) => { if (e.key === 'Enter') open(); } },
         badge(x.status), ` ${x.id}`, x.errorMessage ? el('span', { class: 'error' }, ` ${x.errorMessage}`) : ''));
     }

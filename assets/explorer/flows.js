@@ -2,7 +2,7 @@
 
 import { $, el, say, ms, duration, timeCell, badge } from './ui.js';
 import { gql, failed } from './api.js';
-import { navigate } from './links.js';
+import { actions } from './state.js';
 
 const FLOWS_PAGE = 50;
 const RUNS_PAGE = 25;
@@ -43,7 +43,7 @@ export async function showFlows(more = false) {
 }
 
 function flowRow({ flowId, lastRunAt, lastRun }) {
-  const open = () => navigate({ flow: flowId });
+  const open = () => actions.navigate({ flow: flowId });
   return el('tr', { tabindex: '0', 'data-flow': flowId, onclick: open, onkeydown: (e) => { if (e.key === 'Enter') open(); } },
     el('td', {}, flowId),
     timeCell(lastRunAt),
@@ -78,7 +78,7 @@ export async function showRuns(flow, more = false) {
 
 function runRow({ execution: x, levels, totalNested }) {
   const started = x.startedAt || x.createdAt;
-  const open = () => navigate({ flow: lists.flow, run: x.id });
+  const open = () => actions.navigate({ flow: lists.flow, run: x.id });
   return el('tr', { tabindex: '0', 'data-id': x.id, onclick: open, onkeydown: (e) => { if (e.key === 'Enter') open(); } },
     el('td', {}, x.id),
     el('td', {}, badge(x.status)),
@@ -97,9 +97,9 @@ export function wireLists() {
   $('find').addEventListener('submit', (e) => {
     e.preventDefault();
     const flow = $('flow').value.trim();
-    if (flow) navigate({ flow }, { reload: true });
+    if (flow) actions.navigate({ flow }, { reload: true });
   });
   $('older').addEventListener('click', () => showRuns(lists.flow, true));
   $('more-flows').addEventListener('click', () => showFlows(true));
-  $('home').addEventListener('click', (e) => { e.preventDefault(); navigate({}); });
+  $('home').addEventListener('click', (e) => { e.preventDefault(); actions.navigate({}); });
 }

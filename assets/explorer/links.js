@@ -3,8 +3,7 @@
 // tree). Opening such a link restores the view; back and forward work.
 // Without parameters the explorer opens on the flows.
 
-import { showFlows, showRuns } from './flows.js';
-import { state, openTree, reveal, select } from './tree.js';
+import { state, actions } from './state.js';
 
 const PARAMS = ['flow', 'run', 'execution'];
 
@@ -47,24 +46,24 @@ async function show(view, reload = false) {
   const before = current;
   current = view;
   if (view.run) {
-    if (view.flow && (reload || view.flow !== before.flow || !before.run)) showRuns(view.flow);
-    if (reload || state.rootId !== view.run) await openTree(view.run);
-    if (view.execution && view.execution !== view.run) await reveal(view.execution);
-    else select(view.run, { scroll: true });
+    if (view.flow && (reload || view.flow !== before.flow || !before.run)) actions.showRuns(view.flow);
+    if (reload || state.rootId !== view.run) await actions.openTree(view.run);
+    if (view.execution && view.execution !== view.run) await actions.reveal(view.execution);
+    else actions.select(view.run, { scroll: true });
   } else if (view.execution) {
     // A bare execution: open its run around it, then say so in the URL.
-    const found = await reveal(view.execution);
+    const found = await actions.reveal(view.execution);
     if (!found) return;
     const root = found.ancestors.length ? found.ancestors[0] : found;
     const next = { flow: root.flowId, run: root.id, execution: found.id === root.id ? undefined : found.id };
     current = next;
     history.replaceState(next, '', toUrl(next));
-    showRuns(root.flowId);
-    if (found.id === root.id) select(root.id, { scroll: true });
+    actions.showRuns(root.flowId);
+    if (found.id === root.id) actions.select(root.id, { scroll: true });
   } else if (view.flow) {
-    showRuns(view.flow);
+    actions.showRuns(view.flow);
   } else {
-    showFlows();
+    actions.showFlows();
   }
 }
 

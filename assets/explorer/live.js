@@ -6,7 +6,7 @@
 
 import { $, say } from './ui.js';
 import { session, NODE_FIELDS } from './api.js';
-import { state, openTree, applyEvent, render } from './tree.js';
+import { state, actions } from './state.js';
 import { showDetails } from './details.js';
 
 const live = { socket: null, retry: null, attempt: 0, pending: [] };
@@ -58,7 +58,7 @@ function connectLive() {
       const errors = m.payload.errors || m.payload;
       if (errors.some((e) => e.extensions && e.extensions.code === 'EVENTS_EXPIRED')) {
         say('Away longer than the server keeps events: the tree was reloaded.');
-        openTree(state.rootId);
+        actions.openTree(state.rootId);
       } else {
         say(`Live updates stopped: ${errors[0].message}`, true);
         closeLive();
@@ -82,8 +82,8 @@ function applyEvents() {
   const events = live.pending; live.pending = [];
   for (const event of events) {
     window.explorer.events.push(`${event.kind}:${event.executionId}:${event.cursor}`);
-    applyEvent(event);
+    actions.applyEvent(event);
   }
-  render();
+  actions.render();
   if (state.selected && events.some((e) => e.executionId === state.selected)) showDetails(state.selected);
 }

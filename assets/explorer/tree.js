@@ -8,10 +8,7 @@ import { $, el, say, duration, localTime } from './ui.js';
 import { gql, failed, NODE } from './api.js';
 import { axis, bar, slowestPath } from './waterfall.js';
 import { showDetails } from './details.js';
-import { reconnectLive, closeLive } from './live.js';
-import { followSelection } from './links.js';
-import { showCounts } from './find.js';
-import { markOpenRun } from './flows.js';
+import { state, actions } from './state.js';
 
 const CHILDREN = 100;       // children per window
 const AROUND = 50;          // children loaded on each side of a revealed one
@@ -20,18 +17,6 @@ const EXPAND_LEVELS = 4;    // "Expand 4 levels"
 const ROW = 26;             // px, fixed: rows are virtualised
 const OVERSCAN = 12;
 
-export const state = {
-  rootId: null, nodes: new Map(), expanded: new Set(), selected: null, rows: [],
-  // The log's position before the tree was loaded, then the last event
-  // applied: the live view resumes from it after any disconnect.
-  cursor: null,
-  gapsLoading: new Set(),
-  // Gaps whose last load failed or brought nothing: loaded again only when
-  // their row is clicked (no retry loop against a failing server).
-  gapsStuck: new Set(),
-  // Bumped when another run opens: answers for the previous one are dropped.
-  generation: 0,
-};
 // For the browser tests: what is loaded and drawn.
 window.explorer.tree = state;
 
@@ -133,7 +118,7 @@ const nested = (depth, per) => (depth === 0 ? '' : `children(first: ${per}) { ${
 
 /// Opens the run `id`: the root and its first window of children.
 export async function openTree(id) {
-  markOpenRun(id);
+  actions.markOpenRun(id);
   Object.assign(state, {
     rootId: id, nodes: new Map(), expanded: new Set(), selected: id,
     gapsLoading: new Set(), gapsStuck: new Set(), generation: state.generation + 1,
@@ -142,7 +127,7 @@ export async function openTree(id) {
   const current = () => generation === state.generation;
   $('tree-title').textContent = id;
   $('tree').scrollTop = 0;
-  closeLive();
+  actions.closeLive();
   try {
     // Taken before the tree is read: subscribing after it, nothing written
     // in between can be missed.
@@ -159,8 +144,8 @@ export async function openTree(id) {
     if (!current()) return false;
     render();
     requestAnimationFrame(() => requestAnimationFrame(() => { window.explorer.treeDrawnAt = performance.now(); }));
-    showCounts(data.execution.rootExecutionId);
-    reconnectLive();
+    actions.showCounts(data.execution.rootExecutionId);
+    actions.reconnectLive();
     return true;
   } catch (e) {
     failed(e);
@@ -480,7 +465,7 @@ export function select(id, { scroll = false } = {}) {
   }
   render();
   showDetails(id);
-  followSelection(id);
+  actions.followSelection(id);
 }
 
 export function wireTree() {
@@ -503,7 +488,7 @@ export function wireTree() {
         if (j * ROW < tree.scrollTop) tree.scrollTop = j * ROW;
         if ((j + 1) * ROW > tree.scrollTop + tree.clientHeight) tree.scrollTop = (j + 1) * ROW - tree.clientHeight;
         state.selected = rows[j].node.id;
-        followSelection(state.selected);
+        actions.followSelection(state.selected);
         render();
       }
     };

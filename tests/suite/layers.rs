@@ -285,3 +285,37 @@ fn no_source_file_is_longer_than_600_lines() {
         long.join("\n")
     );
 }
+
+/// The explorer's modules import the helpers below them (`ui`, `api`,
+/// `state`, `waterfall`, `details`) and never one another: only the entry
+/// module (`explorer.js`) imports the others, and wires their actions.
+#[test]
+fn explorer_modules_do_not_import_one_another() {
+    let dir = root().join("assets/explorer");
+    let below = ["ui.js", "api.js", "state.js", "waterfall.js", "details.js"];
+    let mut wrong = Vec::new();
+    let mut modules = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".js") || name == "explorer.js" {
+            continue;
+        }
+        modules += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines().filter(|l| l.starts_with("import ")) {
+            let Some(from) = line.split("from './").nth(1) else {
+                continue;
+            };
+            let imported = from.trim_end_matches(['\'', ';']);
+            let allowed = below.contains(&imported)
+                && below.iter().position(|b| *b == imported)
+                    < below.iter().position(|b| *b == name).or(Some(below.len()));
+            if !allowed {
+                wrong.push(format!("{name} imports {imported}"));
+            }
+        }
+    }
+    assert!(modules >= 10, "only {modules} modules found");
+    assert!(wrong.is_empty(), "explorer imports:\n{}", wrong.join("\n"));
+}
