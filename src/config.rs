@@ -8,7 +8,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::auth::{Authenticator, KeySources};
 use crate::graphql::SchemaLimits;
-use crate::store::{DbOptions, JanitorSettings, SqliteSync};
+use crate::store::{DbOptions, JanitorSettings, RetryPolicy, SqliteSync};
 
 #[derive(Parser, Debug)]
 #[command(name = "execstore", version, about = "GraphQL execution store")]
@@ -139,6 +139,20 @@ pub struct Config {
     /// Serve GraphiQL on GET /graphql.
     #[arg(long, env = "EXECSTORE_GRAPHIQL", default_value_t = true, action = ArgAction::Set)]
     pub graphiql: bool,
+    /// A retry's wait after the first failure (each further one waits
+    /// `EXECSTORE_RETRY_FACTOR` times longer; ±25 % jitter).
+    #[arg(long, env = "EXECSTORE_RETRY_BACKOFF", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub retry_backoff: Duration,
+    /// The longest wait of a retry.
+    #[arg(long, env = "EXECSTORE_RETRY_MAX_BACKOFF", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub retry_max_backoff: Duration,
+    /// How many times longer each retry waits than the one before.
+    #[arg(long, env = "EXECSTORE_RETRY_FACTOR", default_value_t = 2.0)]
+    pub retry_factor: f64,
+    /// Attempts an execution gets in all: the failure that reaches this
+    /// count ends it FAILED.
+    #[arg(long, env = "EXECSTORE_RETRY_MAX_ATTEMPTS", default_value_t = 5)]
+    pub retry_max_attempts: i32,
 }
 
 /// What to tell someone whose SQLite file could not be opened: SQLite only
@@ -179,6 +193,16 @@ impl Config {
             max_complexity: self.max_complexity,
             introspection: self.introspection,
             max_wait_ms: i64::try_from(self.max_wait.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The retry policy (`EXECSTORE_RETRY_*`).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.retry_max_attempts,
+            backoff: self.retry_backoff,
+            factor: self.retry_factor,
+            max_backoff: self.retry_max_backoff,
         }
     }
 
@@ -240,6 +264,12 @@ impl Config {
                 humantime::format_duration(self.max_wait),
                 self.request_timeout_ms
             ));
+        }
+        if self.retry_max_attempts < 1 {
+            return Err("EXECSTORE_RETRY_MAX_ATTEMPTS must be at least 1".into());
+        }
+        if !(self.retry_factor.is_finite() && self.retry_factor >= 1.0) {
+            return Err("EXECSTORE_RETRY_FACTOR must be a number of at least 1".into());
         }
         self.check_bind()
     }

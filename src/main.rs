@@ -111,7 +111,7 @@ async fn serve(config: execstore::config::Config) -> Result<(), String> {
                 None => format!("cannot open the database: {error}"),
             }
         })?;
-    let mut store = ExecutionStore::new(db);
+    let mut store = ExecutionStore::new(db).with_retry_policy(config.retry_policy());
     let standbys: Vec<String> = config
         .database_read_url
         .iter()
@@ -136,6 +136,7 @@ async fn serve(config: execstore::config::Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen for other processes' events: {e}"))?;
     store.janitor().spawn(config.janitor());
+    store.queue().start_due_timer();
     tokio::spawn(give_memory_back_when_idle());
     if let Some(addr) = config.metrics_bind {
         let listener = tokio::net::TcpListener::bind(addr)

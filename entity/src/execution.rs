@@ -74,9 +74,23 @@ pub struct Model {
     pub last_failure_at: Option<DateTimeUtc>,
     pub processing_started_at: Option<DateTimeUtc>,
     pub processing_worker_id: Option<String>,
-    /// The live lease's expiry, mirrored from the active claim (null when no
-    /// claim is active), so the work queue's index holds claimable rows only.
+    /// Not claimable before this: the live claim's expiry (mirrored from
+    /// the active claim), or `run_at` while a CREATED execution is not due
+    /// yet; null when it is in the fresh queue. The queue's index holds the
+    /// rows without one.
     pub lease_expires_at: Option<DateTimeUtc>,
+    /// When it may first be handed out; null: at its creation (see
+    /// `Model::due_at`).
+    pub run_at: Option<DateTimeUtc>,
+    /// Higher first, −100 to 100.
+    pub priority: i32,
+}
+
+impl Model {
+    /// When it may be handed out: `run_at`, or its creation.
+    pub fn due_at(&self) -> DateTimeUtc {
+        self.run_at.unwrap_or(self.created_at)
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

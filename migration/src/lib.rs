@@ -15,6 +15,7 @@ mod m20261126_000008_events_per_statement;
 mod m20261126_000009_fewer_index_entries;
 mod m20261126_000010_claims_follow_by_trigger;
 mod m20261126_000011_no_created_queue;
+mod m20261202_000012_time_in_the_queue;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000009_fewer_index_entries::Migration),
             Box::new(m20261126_000010_claims_follow_by_trigger::Migration),
             Box::new(m20261126_000011_no_created_queue::Migration),
+            Box::new(m20261202_000012_time_in_the_queue::Migration),
         ]
     }
 }

@@ -122,6 +122,12 @@ execution_object! {
             |row| row.processing_started_at;
         "processingWorkerId" processing_worker_id: Option<&str> =
             |row| row.processing_worker_id.as_deref();
+        /// When it may first be handed out (`runAt` of its create, or the
+        /// time a retry waits for; its creation by default).
+        "runAt" run_at: DateTime<Utc> = |row| row.due_at();
+        /// Higher first (−100 to 100; 0 by default): a pull hands out the
+        /// due executions of the highest priority first.
+        "priority" priority: i32 = |row| row.priority;
         /// An opaque cursor for this execution's `(createdAt, id)`: `after` of
         /// `children` and of the feeds takes it.
         "cursor" cursor: String = |row| CursorOf(row);
@@ -408,6 +414,11 @@ pub struct CreateExecutionInput {
     pub options: Option<Json<JsonValue>>,
     pub integration: Option<Json<JsonValue>>,
     pub external_events: Option<Json<JsonValue>>,
+    /// When it may first be handed out; by default at its creation. A pull
+    /// never hands it out earlier.
+    pub run_at: Option<DateTime<Utc>>,
+    /// −100 to 100, higher first; 0 by default.
+    pub priority: Option<i32>,
 }
 
 impl From<CreateExecutionInput> for store::CreateExecution {
@@ -421,6 +432,8 @@ impl From<CreateExecutionInput> for store::CreateExecution {
             options: input.options.map(|j| j.0),
             integration: input.integration.map(|j| j.0),
             external_events: input.external_events.map(|j| j.0),
+            run_at: input.run_at,
+            priority: input.priority,
         }
     }
 }
@@ -471,6 +484,9 @@ pub struct FinishExecutionInput {
     pub error_node_id: Option<String>,
     /// Recorded as lastFailureReason (a retry without it records errorMessage).
     pub failure_reason: Option<String>,
+    /// A retry (status CREATED) is due again after this many milliseconds,
+    /// instead of its backoff.
+    pub retry_in_ms: Option<i32>,
 }
 
 impl From<FinishExecutionInput> for store::Finish {
@@ -482,6 +498,7 @@ impl From<FinishExecutionInput> for store::Finish {
             error_message: input.error_message,
             error_node_id: input.error_node_id,
             failure_reason: input.failure_reason,
+            retry_in_ms: input.retry_in_ms.map(i64::from),
         }
     }
 }

@@ -4,7 +4,8 @@
 use sea_orm::{DatabaseConnection, DbBackend};
 
 use crate::store::db::{
-    decode_token, encode_token, Db, EventBus, PoolStats, ReadRoute, Standbys, StoreResult,
+    decode_token, encode_token, Db, EventBus, PoolStats, ReadRoute, RetryPolicy, Standbys,
+    StoreResult,
 };
 use crate::store::events::Events;
 use crate::store::janitor::Janitor;
@@ -80,6 +81,12 @@ impl ExecutionStore {
     /// their lag.
     pub fn with_standbys(self, standbys: Standbys) -> Self {
         let db = self.db.clone().with_standbys(standbys);
+        self.over(db)
+    }
+
+    /// With the retry policy of the settings (`EXECSTORE_RETRY_*`).
+    pub fn with_retry_policy(self, policy: RetryPolicy) -> Self {
+        let db = self.db.clone().with_retry_policy(policy);
         self.over(db)
     }
 

@@ -27,6 +27,7 @@ mod store_plans;
 mod store_queue;
 mod store_recovery;
 mod store_retention;
+mod store_time;
 mod ui_explorer;
 mod ui_explorer_runs;
 mod ui_graphiql;

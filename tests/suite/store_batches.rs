@@ -37,6 +37,7 @@ fn finish(id: &str, worker: &str, status: ExecutionStatus) -> Finish {
         error_message: None,
         error_node_id: None,
         failure_reason: None,
+        retry_in_ms: None,
     }
 }
 
@@ -288,6 +289,8 @@ async fn finish_and_extend_report_per_item(backend: Backend) {
 
     let mut retry = finish("e2", "a", ExecutionStatus::Created);
     retry.error_message = Some("flaky".into());
+    // Due again at once (a retry waits for its backoff otherwise).
+    retry.retry_in_ms = Some(0);
     let mut failed = finish("e3", "a", ExecutionStatus::Failed);
     failed.error_message = Some("boom".into());
     failed.error_node_id = Some("n7".into());
@@ -353,14 +356,15 @@ async fn finish_and_extend_report_per_item(backend: Backend) {
             "{id}"
         );
     }
-    // e2 went back to the queue; e4 is still b's, unchanged.
+    // e2 went back to the queue, due now: behind e5, due since its creation;
+    // e4 is still b's, unchanged.
     let pulled = store
         .queue()
         .claim_next_executions("c", 60_000, None, 10)
         .await
         .unwrap();
     let pulled: Vec<&str> = pulled.iter().map(|e| e.id.as_str()).collect();
-    assert_eq!(pulled, ["e2", "e5"]);
+    assert_eq!(pulled, ["e5", "e2"]);
     assert_eq!(
         store
             .reads()

@@ -372,7 +372,33 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         )
         .await;
     }
-    assert_eq!(checked.len(), 18);
+    for flow in [None, Some("flow-1")] {
+        run(
+            "claimNextExecutions",
+            Box::pin(async {
+                let got = store
+                    .queue()
+                    .claim_next_executions("puller", 60_000, flow, 10)
+                    .await
+                    .unwrap();
+                assert_eq!(got.len(), 10);
+            }),
+        )
+        .await;
+    }
+    let mut later = crate::fixtures::input("later", None);
+    later.run_at = Some(execstore::store::now() + chrono::Duration::hours(1));
+    store.runs().create(later, &Scope::All).await.unwrap();
+    run(
+        "the due timer (next due, promote)",
+        Box::pin(async {
+            let next = store.queue().next_due().await.unwrap();
+            assert!(next.is_some());
+            assert_eq!(store.queue().promote_due().await.unwrap(), 0);
+        }),
+    )
+    .await;
+    assert_eq!(checked.len(), 21);
 }
 
 /// A batch of finishes or heartbeats finds its claims by primary key, one
@@ -440,6 +466,7 @@ async fn claim_batches_probe_claims_by_key(backend: Backend) {
             error_message: None,
             error_node_id: None,
             failure_reason: None,
+            retry_in_ms: None,
         })
         .collect();
     let finished = store.queue().finish_many(finishes).await.unwrap();

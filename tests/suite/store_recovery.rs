@@ -44,7 +44,9 @@ async fn executions_needing_recovery(backend: Backend) {
         .release_execution("running-released", "w")
         .await
         .unwrap();
-    // 3. CREATED with a few failures, the last over a minute ago.
+    // 3. CREATED with a few failures whose retry is due (its due time
+    // passed) — recovery's rule is the queue's; a count reaching the
+    // attempts (5 by default) ended it FAILED.
     for (id, count, minutes_ago) in [
         ("retry-old", 2, 5),
         ("retry-recent", 2, 0),
@@ -56,15 +58,19 @@ async fn executions_needing_recovery(backend: Backend) {
             .update_failure_info(id, count, "boom", &Scope::All)
             .await
             .unwrap();
-        execution::Entity::update_many()
-            .col_expr(
-                execution::Column::LastFailureAt,
-                Expr::value(execstore::store::now() - Duration::minutes(minutes_ago)),
-            )
-            .filter(execution::Column::Id.eq(id))
-            .exec(&t.db)
-            .await
-            .unwrap();
+        if minutes_ago > 0 {
+            // Time travel: the failure, and the retry's due time, are long past.
+            let then = execstore::store::now() - Duration::minutes(minutes_ago);
+            execution::Entity::update_many()
+                .col_expr(execution::Column::LastFailureAt, Expr::value(then))
+                .col_expr(execution::Column::RunAt, Expr::value(then))
+                .col_expr(execution::Column::LeaseExpiresAt, Expr::value(then))
+                .filter(execution::Column::Id.eq(id))
+                .filter(execution::Column::Status.eq(ExecutionStatus::Created))
+                .exec(&t.db)
+                .await
+                .unwrap();
+        }
     }
     create_with_status(&store, "done", None, ExecutionStatus::Completed).await;
     create_with_status(&store, "paused", None, ExecutionStatus::Paused).await;

@@ -58,6 +58,7 @@ async fn finished_child(store: &ExecutionStore, id: &str, parent: &str) {
             error_message: None,
             error_node_id: None,
             failure_reason: None,
+            retry_in_ms: None,
         })
         .await
         .unwrap();

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch, Notify};
 
 /// Cheap to clone; every clone is the same bus.
@@ -30,6 +31,11 @@ struct Bus {
     origin: String,
     /// Asks the relay's NOTIFY task to tell other processes (PostgreSQL).
     relay: OnceLock<mpsc::UnboundedSender<()>>,
+    /// The earliest due time a write of this process made an execution wait
+    /// for (the due timer sleeps until the earliest it knows).
+    due: watch::Sender<Option<DateTime<Utc>>>,
+    /// The due timer runs (started by the first pull).
+    timing: AtomicBool,
 }
 
 impl Default for EventBus {
@@ -47,6 +53,8 @@ impl EventBus {
             wake: Notify::new(),
             origin: uuid::Uuid::now_v7().to_string(),
             relay: OnceLock::new(),
+            due: watch::Sender::new(None),
+            timing: AtomicBool::new(false),
         }))
     }
 
@@ -110,6 +118,40 @@ impl EventBus {
     /// A requeue could not be announced: announce it with the next NOTIFY.
     pub(crate) fn keep_unsent_requeue(&self) {
         self.0.requeue_unsent.store(true, Ordering::SeqCst);
+    }
+
+    /// An execution now waits until `at` (the due timer wakes for it when
+    /// that is earlier than what it waits for).
+    pub(crate) fn waiting_until(&self, at: DateTime<Utc>) {
+        self.0.due.send_if_modified(|due| match *due {
+            Some(known) if known <= at => false,
+            _ => {
+                *due = Some(at);
+                true
+            }
+        });
+    }
+
+    /// A receiver whose `changed()` resolves when a write makes an
+    /// execution wait (see `waiting_until`); its value is the earliest time.
+    pub(crate) fn watch_due(&self) -> watch::Receiver<Option<DateTime<Utc>>> {
+        self.0.due.subscribe()
+    }
+
+    /// The due timer has run out to `until`: times before it are done.
+    pub(crate) fn due_done(&self, until: DateTime<Utc>) {
+        self.0.due.send_if_modified(|due| match *due {
+            Some(known) if known <= until => {
+                *due = None;
+                true
+            }
+            _ => false,
+        });
+    }
+
+    /// True the first time it is asked: the caller starts the due timer.
+    pub(crate) fn start_timing(&self) -> bool {
+        !self.0.timing.swap(true, Ordering::AcqRel)
     }
 
     /// Starts telling other processes of this one's commits through `relay`;

@@ -7,7 +7,7 @@ use entity::execution::Model as Execution;
 use entity::ExecutionStatus;
 
 use super::bus::EventBus;
-use super::heads::{QueueHeads, QueueKey};
+use super::heads::{queue_key, QueueHeads, QueueKey};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use]
@@ -23,6 +23,22 @@ pub(crate) struct Effects {
     /// The oldest CREATED execution this write created (or updated): queue
     /// heads past it are forgotten.
     created_from: Option<QueueKey>,
+    /// The earliest time an execution this write made wait is due.
+    waiting_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Claimable now: CREATED and without a lease.
+fn claimable(e: &Execution) -> bool {
+    e.status == ExecutionStatus::Created && e.lease_expires_at.is_none()
+}
+
+/// Waiting for its due time: CREATED, its lease its due time.
+fn waiting(e: &Execution) -> Option<chrono::DateTime<chrono::Utc>> {
+    (e.status == ExecutionStatus::Created
+        && e.lease_expires_at.is_some()
+        && e.lease_expires_at == e.run_at)
+        .then_some(e.lease_expires_at)
+        .flatten()
 }
 
 impl Effects {
@@ -40,29 +56,50 @@ impl Effects {
     }
 
     /// `executions` were written: logged when there are any, work when one
-    /// of them is CREATED.
+    /// of them is claimable, a wait when one waits for its due time.
     pub fn changed<'a>(executions: impl IntoIterator<Item = &'a Execution>) -> Self {
         let mut effects = Self::none();
         for execution in executions {
             effects.logged = true;
-            effects.work |= execution.status == ExecutionStatus::Created;
+            effects.work |= claimable(execution);
+            effects.wait_for(waiting(execution));
         }
         effects
     }
 
+    fn wait_for(&mut self, at: Option<chrono::DateTime<chrono::Utc>>) {
+        if let Some(at) = at {
+            self.waiting_until = Some(self.waiting_until.map_or(at, |known| known.min(at)));
+        }
+    }
+
+    /// Executions that were not claimable are now (put back in the queue):
+    /// requeued when there are any.
+    pub fn requeued_when<'a>(
+        mut self,
+        executions: impl IntoIterator<Item = &'a Execution>,
+    ) -> Self {
+        self.requeued |= executions.into_iter().any(claimable);
+        self
+    }
+
     /// `executions` were created at `at` (or, for an existing id, updated):
     /// one set back to CREATED (its stamp is older) is back in the queue;
-    /// queue heads past the oldest CREATED one are forgotten.
+    /// queue heads past the first claimable one are forgotten; the due timer
+    /// learns of those not due yet.
     pub fn created(executions: &[Execution], at: chrono::DateTime<chrono::Utc>) -> Self {
-        let waiting = executions
-            .iter()
-            .filter(|e| e.status == ExecutionStatus::Created);
-        Self {
+        let queued = executions.iter().filter(|e| claimable(e));
+        let mut effects = Self {
             logged: true,
             work: false,
-            requeued: waiting.clone().any(|e| e.created_at != at),
-            created_from: waiting.map(|e| (e.created_at, e.id.clone())).min(),
+            requeued: queued.clone().any(|e| e.created_at != at),
+            created_from: queued.map(queue_key).min(),
+            waiting_until: None,
+        };
+        for execution in executions {
+            effects.wait_for(waiting(execution));
         }
+        effects
     }
 
     /// These effects, and executions back in the queue when `requeued`.
@@ -83,6 +120,9 @@ impl Effects {
         }
         if self.work || self.created_from.is_some() {
             bus.signal_work();
+        }
+        if let Some(at) = self.waiting_until {
+            bus.waiting_until(at);
         }
         if self.logged {
             bus.committed();

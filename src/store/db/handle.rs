@@ -18,6 +18,7 @@ use super::error::StoreResult;
 use super::group_commit::{in_transaction, BoxFuture, GroupCommit, Writer};
 use super::heads::QueueHeads;
 use super::replicas::{ReadRoute, Standbys};
+use super::retry::RetryPolicy;
 use super::run;
 use crate::store::sql::{Statements, POSTGRES, SQLITE};
 use entity::execution::Model as Execution;
@@ -36,6 +37,7 @@ pub struct Db {
     group: Arc<OnceLock<GroupCommit>>,
     heads: Arc<QueueHeads>,
     sql: &'static Statements,
+    retry: Arc<RetryPolicy>,
     /// Set while reads go to a standby for one request.
     standby: Option<Arc<StandbyRead>>,
 }
@@ -80,8 +82,20 @@ impl Db {
             group: Arc::new(OnceLock::new()),
             heads: Arc::default(),
             sql,
+            retry: Arc::default(),
             standby: None,
         }
+    }
+
+    /// The retry policy of this store's executions (see `retry`).
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// The same handle with another retry policy.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Arc::new(policy);
+        self
     }
 
     /// This backend's statements.

@@ -6,8 +6,18 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-/// An execution's place in the queue: (created_at, id).
-pub type QueueKey = (DateTime<Utc>, String);
+/// An execution's place in the queue, in hand-out order: (−priority, due
+/// time, id).
+pub type QueueKey = (i32, DateTime<Utc>, String);
+
+/// `execution`'s place in the queue.
+pub(crate) fn queue_key(execution: &entity::execution::Model) -> QueueKey {
+    (
+        -execution.priority,
+        execution.due_at(),
+        execution.id.clone(),
+    )
+}
 
 /// How long a queue's head is trusted after the pull that found it from
 /// the start of the queue.
@@ -178,7 +188,7 @@ mod tests {
     fn one_pull_refreshes_an_expired_head() {
         let ttl = std::time::Duration::from_secs(3600);
         let heads = QueueHeads::with_ttl(ttl);
-        let key = |id: &str| (DateTime::<Utc>::UNIX_EPOCH, id.to_owned());
+        let key = |id: &str| (0, DateTime::<Utc>::UNIX_EPOCH, id.to_owned());
         let flow = Some("f");
         let start = |requeues| heads.start_for(flow, requeues).map(|s| (s.key, s.found_at));
         heads.record(flow, 7, None, key("a"));

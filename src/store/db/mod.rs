@@ -13,6 +13,7 @@ mod handle;
 mod heads;
 mod relay;
 mod replicas;
+mod retry;
 mod rows;
 pub(crate) mod run;
 mod values;
@@ -27,7 +28,10 @@ pub(crate) use group_commit::Writer;
 pub use group_commit::{GroupCommitStats, MAX_GROUP};
 pub(crate) use handle::ArrayColumn;
 pub use handle::{Db, PoolStats};
-pub(crate) use heads::{HeadStart, QueueKey};
+pub(crate) use heads::{queue_key, HeadStart, QueueKey};
 pub use replicas::{decode_token, encode_token, ReadRoute, Standbys};
+pub use retry::{
+    check_options, check_retry_in, jitter, AfterFailure, RetryPolicy, MAX_RETRY_DELAY_MS,
+};
 pub use rows::Columns;
-pub use values::{after_all, before_all, limits, now, truncate_micros, validate, Scope};
+pub use values::{after_all, before_all, limits, now, time_text, truncate_micros, validate, Scope};

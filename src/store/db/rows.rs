@@ -108,7 +108,7 @@ const fn const_eq(a: &str, b: &str) -> bool {
 
 /// The columns of `executions`, in `Execution`'s field order (`Columns`
 /// numbers them so, and `decode_row` reads them by these names).
-const COLUMNS: [&str; 22] = [
+const COLUMNS: [&str; 24] = [
     "id",
     "flow_id",
     "owner_id",
@@ -131,6 +131,8 @@ const COLUMNS: [&str; 22] = [
     "processing_started_at",
     "processing_worker_id",
     "lease_expires_at",
+    "run_at",
+    "priority",
 ];
 
 pub(crate) fn decode_error(e: sqlx::Error) -> StoreError {
@@ -244,6 +246,8 @@ where
         processing_started_at: opt_time(const { column("processing_started_at") })?,
         processing_worker_id: opt_text(const { column("processing_worker_id") })?,
         lease_expires_at: opt_time(const { column("lease_expires_at") })?,
+        run_at: opt_time(const { column("run_at") })?,
+        priority: int(const { column("priority") })?,
     })
 }
 

@@ -35,10 +35,11 @@ pub mod limits {
     pub const DEFAULT_PAGE: i64 = 50;
     pub const MAX_PAGE: i64 = 500;
     pub const MAX_CLAIM_BATCH: i64 = 100;
+    /// Priorities run from `MIN_PRIORITY` to `MAX_PRIORITY`, higher first.
+    pub const MIN_PRIORITY: i32 = -100;
+    pub const MAX_PRIORITY: i32 = 100;
     pub const DEFAULT_RECOVERY_LIMIT: i64 = 1000;
     pub const MAX_RECOVERY_LIMIT: i64 = 10_000;
-    /// A failed execution is retried by recovery at most this many times.
-    pub const MAX_RECOVERY_FAILURES: i32 = 5;
     /// The most items one batch (`createExecutions`, `finishExecutions`,
     /// `extendClaims`) may hold.
     pub const MAX_BATCH: usize = 10_000;
@@ -55,6 +56,12 @@ pub fn now() -> DateTime<Utc> {
 
 pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// A time as the store writes it as text (in a JSON parameter): as the
+/// driver encodes a time for SQLite, so that texts compare in time order.
+pub fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
 
 /// A time before every execution (an open lower bound, bound as a value).

@@ -26,13 +26,14 @@ impl Queue {
         validate::timeout_ms("timeoutMs", timeout_ms)?;
         let now = now();
         // The parameters every claim statement takes (see `pull`): worker,
-        // now, expiry, then the execution (and two a pull uses).
+        // now, expiry, then the execution (and three a pull uses).
         let values = vec![
             worker_id.to_owned().into(),
             now.into(),
             expiry(now, timeout_ms).into(),
             execution_id.to_owned().into(),
-            Option::<String>::None.into(),
+            Option::<i32>::None.into(),
+            Option::<chrono::DateTime<chrono::Utc>>::None.into(),
             Option::<String>::None.into(),
         ];
         let steps = self.db.sql().claim;

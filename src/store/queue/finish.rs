@@ -6,13 +6,27 @@ use sea_orm::FromQueryResult;
 use serde_json::{json, Value};
 
 use super::{Finish, FinishOutcome, Queue};
-use crate::store::db::{now, run, validate, Effects, StoreError, StoreResult};
+use chrono::{DateTime, Utc};
+
+use crate::store::db::{
+    check_retry_in, jitter, now, run, time_text, validate, AfterFailure, Effects, Scope,
+    StoreError, StoreResult,
+};
 use entity::execution::Model as Execution;
 use entity::ExecutionStatus;
 
 #[derive(FromQueryResult)]
 struct Id {
     id: String,
+}
+
+/// One retry of a finish, decided.
+struct Retry {
+    /// When it is due again (None: it ran out of attempts).
+    at: Option<DateTime<Utc>>,
+    /// The error message it ends with, when it ran out.
+    exhausted: Option<String>,
+    max_attempts: i32,
 }
 
 impl Queue {
@@ -58,6 +72,9 @@ impl Queue {
                     "must be COMPLETED, FAILED, STOPPED, or CREATED (to retry)",
                 ));
             }
+            if let Some(ms) = item.retry_in_ms {
+                check_retry_in(ms)?;
+            }
             if !seen.insert(item.execution_id.clone()) {
                 return Err(StoreError::invalid(
                     "executionId",
@@ -68,9 +85,12 @@ impl Queue {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        let at = now();
+        let retries = self.retries(&items, at).await?;
         let input: Vec<Value> = items
             .iter()
             .map(|i| {
+                let retry = retries.get(&i.execution_id);
                 json!({
                     "execution_id": i.execution_id,
                     "worker_id": i.worker_id,
@@ -78,24 +98,21 @@ impl Queue {
                     "error_message": i.error_message,
                     "error_node_id": i.error_node_id,
                     "failure_reason": i.failure_reason,
+                    "retry_at": retry.and_then(|r| r.at.map(time_text)),
+                    "max_attempts": retry.map_or(i32::MAX, |r| r.max_attempts),
+                    "exhausted_message": retry.and_then(|r| r.exhausted.clone()),
                 })
             })
             .collect();
-        let values = vec![Value::from(input).to_string().into(), now().into()];
+        let values = vec![Value::from(input).to_string().into(), at.into()];
         let steps = self.db.sql().finish_many;
         let finished: Vec<Execution> = self
             .db
             .write(move |w| {
                 Box::pin(async move {
                     let finished = run::decode_all(&run::steps(w, steps, values).await?)?;
-                    // Retried: back in the queue.
-                    let retried = finished
-                        .iter()
-                        .any(|e| e.status == ExecutionStatus::Created);
-                    let effects = match finished.is_empty() {
-                        true => Effects::none(),
-                        false => Effects::logged().requeued_if(retried),
-                    };
+                    // Retried: back in the queue now, or waiting for its time.
+                    let effects = Effects::changed(&finished).requeued_when(&finished);
                     Ok((finished, effects))
                 })
             })
@@ -127,6 +144,62 @@ impl Queue {
                 },
             })
             .collect())
+    }
+
+    /// What the retries among `items` come to (`db::retry`), by id, from
+    /// each execution as it is now: when it is due again, or that it ran
+    /// out of attempts. (The statement checks the count again as it writes:
+    /// the decision to end it is taken on the row it locks.)
+    async fn retries(
+        &self,
+        items: &[Finish],
+        at: DateTime<Utc>,
+    ) -> StoreResult<HashMap<String, Retry>> {
+        let ids: Vec<String> = items
+            .iter()
+            .filter(|i| i.status == ExecutionStatus::Created)
+            .map(|i| i.execution_id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = self.db.stmt(
+            self.db.sql().executions_by_ids,
+            [run::json_list(&ids).into(), Scope::All.param()],
+        );
+        let rows: Vec<Execution> = run::executions(self.db.primary(), rows).await?;
+        let rows: HashMap<&str, &Execution> = rows.iter().map(|e| (e.id.as_str(), e)).collect();
+        let policy = self.db.retry_policy();
+        let mut retries = HashMap::with_capacity(ids.len());
+        for item in items
+            .iter()
+            .filter(|i| i.status == ExecutionStatus::Created)
+        {
+            let Some(row) = rows.get(item.execution_id.as_str()) else {
+                continue;
+            };
+            let options = row.options.as_ref();
+            let next = policy.after_failure(
+                options,
+                row.failure_count + 1,
+                item.retry_in_ms,
+                at,
+                jitter(),
+            );
+            let (at, exhausted) = match next {
+                AfterFailure::Retry { at } => (Some(at), None),
+                AfterFailure::Exhausted { message } => (None, Some(message)),
+            };
+            retries.insert(
+                item.execution_id.clone(),
+                Retry {
+                    at,
+                    exhausted,
+                    max_attempts: policy.max_attempts(options),
+                },
+            );
+        }
+        Ok(retries)
     }
 
     /// Which of `ids` exist.

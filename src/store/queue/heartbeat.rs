@@ -97,7 +97,7 @@ impl Queue {
             .write(move |w| {
                 Box::pin(async move {
                     let released = run::decode_all(&run::steps(w, steps, values).await?)?;
-                    let effects = Effects::changed(&released).requeued_if(!released.is_empty());
+                    let effects = Effects::changed(&released).requeued_when(&released);
                     Ok((!released.is_empty(), effects))
                 })
             })

@@ -10,6 +10,7 @@
 //! of one execution is a batch of one.
 
 mod claim;
+mod due;
 mod finish;
 mod heartbeat;
 mod pull;
@@ -68,6 +69,9 @@ pub struct Finish {
     /// Recorded as `lastFailureReason` (a retry without one records the
     /// error message).
     pub failure_reason: Option<String>,
+    /// A retry is due again after this many milliseconds instead of its
+    /// backoff (see `db::retry`).
+    pub retry_in_ms: Option<i64>,
 }
 
 /// One item of `finish_many`.

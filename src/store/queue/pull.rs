@@ -5,7 +5,7 @@ use sea_orm::Value;
 
 use super::{expiry, Queue};
 use crate::store::db::{
-    limits, now, run, validate, Effects, HeadStart, QueueKey, StoreResult, Writer,
+    limits, now, queue_key, run, validate, Effects, HeadStart, QueueKey, StoreResult, Writer,
 };
 use crate::store::sql::Statements;
 use entity::execution::Model as Execution;
@@ -57,7 +57,8 @@ impl Queue {
     }
 
     /// `claimNextExecutions`: claims up to `limit` claimable CREATED
-    /// executions (of `flow_id` when given), oldest first. Concurrent callers
+    /// executions (of `flow_id` when given) that are due, in hand-out order:
+    /// the highest priority first, then by due time, then by id. Concurrent callers
     /// never receive the same execution and, on PostgreSQL, never wait on
     /// each other (`FOR UPDATE SKIP LOCKED`). When the fresh queue has too
     /// little, lapsed leases go back into it and the pull takes from them
@@ -80,6 +81,7 @@ impl Queue {
         if let Some(flow) = flow_id {
             validate::id("flowId", flow)?;
         }
+        self.start_due_timer();
         let now = now();
         let sql = self.db.sql();
         let heads = sql.pull_after.is_some();
@@ -125,15 +127,12 @@ impl Queue {
                 })
             })
             .await?;
-        claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        claimed.sort_by_cached_key(queue_key);
         if let (true, Some(first)) = (heads, claimed.first()) {
             let from = if from_start { None } else { found_at };
-            self.db.heads().record(
-                flow_id,
-                requeues,
-                from,
-                (first.created_at, first.id.clone()),
-            );
+            self.db
+                .heads()
+                .record(flow_id, requeues, from, queue_key(first));
         }
         crate::metrics::handed_out(claimed.len());
         Ok(claimed)
@@ -154,16 +153,17 @@ impl Pull {
             (Some(_), Some(pull_after)) => pull_after[of_flow],
             _ => self.sql.pull[of_flow],
         };
-        let (head_at, head_id) = match after {
-            Some((at, id)) => (Some(*at), Some(id.clone())),
-            None => (None, None),
+        let (head_priority, head_at, head_id) = match after {
+            Some((rank, at, id)) => (Some(-rank), Some(*at), Some(id.clone())),
+            None => (None, None, None),
         };
-        // Every claim statement takes these six (see `claim`).
+        // Every claim statement takes these seven (see `claim`).
         let values: Vec<Value> = vec![
             self.worker.clone().into(),
             self.now.into(),
             self.expires.into(),
             self.flow.clone().into(),
+            head_priority.into(),
             head_at.into(),
             head_id.into(),
         ];

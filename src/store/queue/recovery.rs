@@ -25,8 +25,10 @@ impl Queue {
     /// 1. CREATED, failureCount 0, without a live claim;
     /// 2. RUNNING without a live claim (no row, released, expired, or active
     ///    past expiry — the seed looked only at active rows);
-    /// 3. CREATED with 0 < failureCount < 5 whose last failure is over a
-    ///    minute old.
+    /// 3. CREATED with 0 < failureCount whose retry is due (the queue's
+    ///    rule: see `db::retry`).
+    ///
+    /// Only due executions: one waiting for its due time is not stuck.
     pub async fn get_executions_needing_recovery(
         &self,
         limit: i64,
@@ -36,13 +38,7 @@ impl Queue {
         let now = now();
         let candidates = self.db.stmt(
             self.db.sql().needing_recovery,
-            [
-                now.into(),
-                (now - Duration::minutes(1)).into(),
-                limits::MAX_RECOVERY_FAILURES.into(),
-                limit.into(),
-                scope.param(),
-            ],
+            [now.into(), limit.into(), scope.param()],
         );
         run::executions(self.db.primary(), candidates).await
     }

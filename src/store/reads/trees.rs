@@ -112,7 +112,7 @@ impl Reads {
             None => (before_all(), String::new()),
         };
         let load = self.db.stmt(
-            &run::projected(self.db.sql().children, window.columns),
+            &run::projected(self.db.sql().children.of(scope.owner()), window.columns),
             [
                 run::json_list(parent_ids).into(),
                 scope.param(),
@@ -145,7 +145,7 @@ impl Reads {
             return Ok(counts);
         }
         let count = self.db.stmt(
-            self.db.sql().child_counts,
+            self.db.sql().child_counts.of(scope.owner()),
             [run::json_list(parent_ids).into(), scope.param()],
         );
         for row in self.db.read_models::<ChildCount>(count).await? {

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::{default_times, CreateExecution, Runs};
 use crate::store::db::{
-    is_foreign_key_violation, now, run, validate, ArrayColumn, Effects, Scope, StoreError,
-    StoreResult,
+    check_options, is_foreign_key_violation, limits, now, run, time_text, truncate_micros,
+    validate, ArrayColumn, Effects, Scope, StoreError, StoreResult,
 };
 use entity::execution::Model as Execution;
 use entity::ExecutionStatus;
@@ -30,6 +30,9 @@ struct NewExecution {
     execution_depth: i32,
     started_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
+    /// None: due at its creation.
+    run_at: Option<DateTime<Utc>>,
+    priority: i32,
     options: Option<Value>,
     integration: Option<Value>,
     external_events: Option<Value>,
@@ -111,6 +114,15 @@ impl Runs {
             };
             validate::id("flowId", &input.flow_id)?;
             validate::id("ownerId", &input.owner_id)?;
+            if let Some(priority) = input.priority {
+                validate::range(
+                    "priority",
+                    i64::from(priority),
+                    i64::from(limits::MIN_PRIORITY),
+                    i64::from(limits::MAX_PRIORITY),
+                )?;
+            }
+            check_options(input.options.as_ref())?;
             if let Some(owner) = scope.owner() {
                 if owner != input.owner_id {
                     return Err(StoreError::Forbidden(
@@ -180,6 +192,8 @@ impl Runs {
                 execution_depth: depth,
                 started_at,
                 completed_at,
+                run_at: input.run_at.map(truncate_micros),
+                priority: input.priority.unwrap_or(0),
                 options: json(input.options),
                 integration: json(input.integration),
                 external_events: json(input.external_events),
@@ -236,6 +250,8 @@ impl Runs {
             ArrayColumn::Time(at),
             ArrayColumn::NullableTimes(rows.iter().map(|r| r.started_at).collect()),
             ArrayColumn::NullableTimes(rows.iter().map(|r| r.completed_at).collect()),
+            ArrayColumn::NullableTimes(rows.iter().map(|r| r.run_at).collect()),
+            ArrayColumn::Int(rows.iter().map(|r| r.priority).collect()),
         ];
         let inserted = match self.db.insert_arrays(text, columns).await {
             Ok(inserted) => inserted,
@@ -284,7 +300,11 @@ impl Runs {
                 last_failure_at: None,
                 processing_started_at: None,
                 processing_worker_id: None,
-                lease_expires_at: None,
+                lease_expires_at: r
+                    .run_at
+                    .filter(|due| r.status == ExecutionStatus::Created && *due > at),
+                run_at: r.run_at,
+                priority: r.priority,
             });
         }
         Ok(Some(created))
@@ -334,6 +354,8 @@ fn as_json(rows: &[NewExecution]) -> String {
                 "execution_depth": r.execution_depth,
                 "started": r.started_at.is_some(),
                 "completed": r.completed_at.is_some(),
+                "run_at": r.run_at.map(time_text),
+                "priority": r.priority,
                 "options": r.options,
                 "integration": r.integration,
                 "external_events": r.external_events,

@@ -37,6 +37,10 @@ pub struct CreateExecution {
     pub options: Option<JsonValue>,
     pub integration: Option<JsonValue>,
     pub external_events: Option<JsonValue>,
+    /// When it may first be handed out (None: at its creation).
+    pub run_at: Option<DateTime<Utc>>,
+    /// −100 to 100, higher first (None: 0).
+    pub priority: Option<i32>,
 }
 
 /// `updateExecutionStatus`: the status plus the optional fields to set; a

@@ -1,8 +1,16 @@
 //! `updateExecutionStatus` and `updateFailureInfo`.
+//!
+//! Either one can be recovery putting an execution back: set to CREATED (or
+//! left CREATED) with a failure count above the stored one. That is a retry,
+//! as a finish with status CREATED is: it is due again after its backoff, or
+//! ends FAILED when the count reaches its attempts (`db::retry`).
+
+use chrono::{DateTime, Utc};
 
 use super::{default_times, Runs, StatusUpdate};
 use crate::store::db::{
-    now, run, truncate_micros, validate, Effects, Scope, StoreError, StoreResult,
+    jitter, now, run, truncate_micros, validate, AfterFailure, Effects, Scope, StoreError,
+    StoreResult,
 };
 use entity::execution::Model as Execution;
 use entity::ExecutionStatus;
@@ -12,7 +20,7 @@ impl Runs {
     /// left out keeps its stored value.
     pub async fn update_execution_status(
         &self,
-        update: StatusUpdate,
+        mut update: StatusUpdate,
         scope: &Scope,
     ) -> StoreResult<Execution> {
         validate::id("executionId", &update.execution_id)?;
@@ -28,6 +36,20 @@ impl Runs {
             }
         }
         let now = now();
+        let mut run_at = None;
+        if let (ExecutionStatus::Created, Some(count)) = (update.status, update.failure_count) {
+            match self
+                .after_failure(&update.execution_id, count, true, scope, now)
+                .await?
+            {
+                Some(AfterFailure::Retry { at }) => run_at = Some(at),
+                Some(AfterFailure::Exhausted { message }) => {
+                    update.status = ExecutionStatus::Failed;
+                    update.error_message = Some(message);
+                }
+                None => {}
+            }
+        }
         let (started_at, completed_at) = default_times(
             update.status,
             update.started_at.map(truncate_micros),
@@ -51,6 +73,7 @@ impl Runs {
                 update.last_failure_at.map(truncate_micros).into(),
                 update.execution_id.into(),
                 scope.param(),
+                run_at.into(),
             ],
         );
         let updated = self
@@ -59,10 +82,8 @@ impl Runs {
                 Box::pin(async move {
                     let row = run::execution(w, statement).await?;
                     // Set back to CREATED: possibly back in the queue.
-                    let requeued = row
-                        .as_ref()
-                        .is_some_and(|e| e.status == ExecutionStatus::Created);
-                    Ok((row.clone(), Effects::changed(&row).requeued_if(requeued)))
+                    let effects = Effects::changed(&row).requeued_when(&row);
+                    Ok((row, effects))
                 })
             })
             .await?;
@@ -79,14 +100,30 @@ impl Runs {
     ) -> StoreResult<bool> {
         validate::id("executionId", execution_id)?;
         validate::non_negative("failureCount", failure_count)?;
+        let now = now();
+        let (run_at, ended, message) = match self
+            .after_failure(execution_id, failure_count, false, scope, now)
+            .await?
+        {
+            Some(AfterFailure::Retry { at }) => (Some(at), None, None),
+            Some(AfterFailure::Exhausted { message }) => (
+                None,
+                Some(ExecutionStatus::Failed.as_str().to_owned()),
+                Some(message),
+            ),
+            None => (None, None, None),
+        };
         let statement = self.db.stmt(
             self.db.sql().update_failure_info,
             [
                 failure_count.into(),
                 reason.to_owned().into(),
-                now().into(),
+                now.into(),
                 execution_id.to_owned().into(),
                 scope.param(),
+                run_at.into(),
+                ended.into(),
+                message.into(),
             ],
         );
         self.db
@@ -97,5 +134,39 @@ impl Runs {
                 })
             })
             .await
+    }
+
+    /// When a count of `failures` is a new failure of execution `id` put
+    /// back in the queue (CREATED, or `putting_back` a RUNNING or PAUSED
+    /// one), what comes after it; None when it is not (absent, finished, not
+    /// CREATED nor put back, or the count is not higher).
+    async fn after_failure(
+        &self,
+        id: &str,
+        failures: i32,
+        putting_back: bool,
+        scope: &Scope,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<AfterFailure>> {
+        let row = self.db.stmt(
+            self.db.sql().execution,
+            [id.to_owned().into(), scope.param()],
+        );
+        let Some(row) = run::execution(self.db.primary(), row).await? else {
+            return Ok(None);
+        };
+        let queued =
+            row.status == ExecutionStatus::Created || (putting_back && !row.status.is_terminal());
+        if !queued || failures <= row.failure_count {
+            return Ok(None);
+        }
+        let policy = self.db.retry_policy();
+        Ok(Some(policy.after_failure(
+            row.options.as_ref(),
+            failures,
+            None,
+            now,
+            jitter(),
+        )))
     }
 }

@@ -7,7 +7,9 @@
 //! Where a shape must vary, it varies by parameters or by a named variant,
 //! never by text glued together at run time:
 //! - the owner scope is a parameter of every read (`$n IS NULL OR owner_id =
-//!   $n`), so no statement can be sent without it;
+//!   $n`), so no statement can be sent without it; the level loads of a
+//!   tree, whose index-only plans the parameter would cost, come in two
+//!   variants chosen by the scope ([`Scoped`]);
 //! - a set of statuses is one slot per status (null: not asked);
 //! - optional bounds (a cursor, a time window, a limit) are parameters with
 //!   a value that bounds nothing when absent;
@@ -26,6 +28,25 @@
 
 /// Statements run in order in one write; one on PostgreSQL.
 pub type Steps = &'static [&'static str];
+
+/// A read in two variants: for every owner, and for one owner. Where the
+/// owner parameter would cost the read its index-only plan (the level loads
+/// of a tree), the variant is chosen by the scope; both take the owner as
+/// `$2` (the first ignores it).
+pub struct Scoped {
+    pub all: &'static str,
+    pub owner: &'static str,
+}
+
+impl Scoped {
+    /// The variant for the scope's owner (None: every owner).
+    pub fn of(&self, owner: Option<&str>) -> &'static str {
+        match owner {
+            Some(_) => self.owner,
+            None => self.all,
+        }
+    }
+}
 
 macro_rules! pg {
     ($file:literal) => {
@@ -70,6 +91,8 @@ pub struct Statements {
     /// see `db::heads`).
     pub pull_after: Option<[Steps; 2]>,
     pub return_lapsed: &'static str,
+    pub promote_due: &'static str,
+    pub next_due: &'static str,
     pub release: Steps,
     pub finish_many: Steps,
     pub extend_many: Steps,
@@ -84,8 +107,8 @@ pub struct Statements {
     // ----------------------------------------------------------- reads
     pub execution: &'static str,
     pub executions_by_ids: &'static str,
-    pub children: &'static str,
-    pub child_counts: &'static str,
+    pub children: Scoped,
+    pub child_counts: Scoped,
     pub tree: &'static str,
     pub tree_shapes: &'static str,
     pub roots_by_status: &'static str,
@@ -134,6 +157,8 @@ pub static POSTGRES: Statements = Statements {
     pull: [&[pg!("pull.sql")], &[pg!("pull_of_flow.sql")]],
     pull_after: Some([&[pg!("pull_after.sql")], &[pg!("pull_of_flow_after.sql")]]),
     return_lapsed: pg!("return_lapsed.sql"),
+    promote_due: pg!("promote_due.sql"),
+    next_due: both!("next_due.sql"),
     release: &[pg!("release.sql")],
     finish_many: &[pg!("finish_many.sql")],
     extend_many: &[pg!("extend_many.sql")],
@@ -147,8 +172,14 @@ pub static POSTGRES: Statements = Statements {
 
     execution: both!("execution.sql"),
     executions_by_ids: pg!("executions_by_ids.sql"),
-    children: pg!("children.sql"),
-    child_counts: pg!("child_counts.sql"),
+    children: Scoped {
+        all: pg!("children.sql"),
+        owner: pg!("owner_children.sql"),
+    },
+    child_counts: Scoped {
+        all: pg!("child_counts.sql"),
+        owner: pg!("owner_child_counts.sql"),
+    },
     tree: pg!("tree.sql"),
     tree_shapes: pg!("tree_shapes.sql"),
     roots_by_status: both!("roots_by_status.sql"),
@@ -209,6 +240,8 @@ pub static SQLITE: Statements = Statements {
     ],
     pull_after: None,
     return_lapsed: lite!("return_lapsed.sql"),
+    promote_due: lite!("promote_due.sql"),
+    next_due: both!("next_due.sql"),
     release: &[lite!("release_claim.sql"), lite!("release_execution.sql")],
     finish_many: &[lite!("finish_release_held.sql"), lite!("finish_held.sql")],
     extend_many: &[lite!("extend_claims.sql"), lite!("extend_leases.sql")],
@@ -222,8 +255,14 @@ pub static SQLITE: Statements = Statements {
 
     execution: both!("execution.sql"),
     executions_by_ids: lite!("executions_by_ids.sql"),
-    children: lite!("children.sql"),
-    child_counts: lite!("child_counts.sql"),
+    children: Scoped {
+        all: lite!("children.sql"),
+        owner: lite!("owner_children.sql"),
+    },
+    child_counts: Scoped {
+        all: lite!("child_counts.sql"),
+        owner: lite!("owner_child_counts.sql"),
+    },
     tree: lite!("tree.sql"),
     tree_shapes: lite!("tree_shapes.sql"),
     roots_by_status: both!("roots_by_status.sql"),
@@ -277,6 +316,8 @@ impl Statements {
             self.delete_runs,
             self.oldest_finished_run,
             self.return_lapsed,
+            self.promote_due,
+            self.next_due,
             self.existing,
             self.expire_old_claims,
             self.execution_status,
@@ -286,8 +327,10 @@ impl Statements {
             self.release_recovery_lock,
             self.execution,
             self.executions_by_ids,
-            self.children,
-            self.child_counts,
+            self.children.all,
+            self.children.owner,
+            self.child_counts.all,
+            self.child_counts.owner,
             self.tree,
             self.tree_shapes,
             self.roots_by_status,

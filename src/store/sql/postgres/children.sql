@@ -1,13 +1,15 @@
--- The children of every parent of the JSON array $1 (of owner $2 when $2 is
--- not null) after ($3, $4), oldest first, at most $5 per parent and $6 in all
--- (the caller asks for one more than it allows, to refuse more). Each parent
--- is one range of the index of children, joined per key (see
--- executions_by_ids). The select list is the columns the selection reads.
+-- The children of every parent of the JSON array $1 (of every owner; $2,
+-- the owner of `owner_children`, is not used) after ($3, $4), oldest first,
+-- at most $5 per parent and $6 in all (the caller asks for one more than it
+-- allows, to refuse more). Each parent is one range of the index of children,
+-- read through the index alone. The select list is the columns the selection
+-- reads.
+-- (Joined per key: see executions_by_ids.)
 SELECT r.{columns}
 FROM jsonb_array_elements_text(CAST($1 AS jsonb)) AS k(value)
 CROSS JOIN LATERAL (
     SELECT x.* FROM executions x
-    WHERE x.parent_execution_id = k.value AND ($2 IS NULL OR x.owner_id = $2)
+    WHERE x.parent_execution_id = k.value
       AND (x.created_at, x.id) > ($3, $4)
     ORDER BY x.created_at, x.id
     LIMIT $5

@@ -1,5 +1,9 @@
 -- finishExecution(s): finishes each item of $1 whose worker holds a live
--- claim (at $2). The execution rows first, locked in id order (as every claim
+-- claim (at $2): its final status, or back to CREATED to be retried (the
+-- failure counted; due again at the item's retry_at, which the store
+-- computed from the retry policy), or FAILED when that retry would reach the
+-- item's max_attempts (errorMessage: its exhausted_message). The execution
+-- rows first, locked in id order (as every claim
 -- path locks the execution before its claim), then the claims released, then
 -- the executions written; an item without a live claim matches nothing.
 --
@@ -16,7 +20,8 @@
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS x(
         execution_id TEXT, worker_id TEXT, status TEXT, error_message TEXT,
-        error_node_id TEXT, failure_reason TEXT)
+        error_node_id TEXT, failure_reason TEXT, retry_at TIMESTAMPTZ, max_attempts INT,
+        exhausted_message TEXT)
 ), target AS (
     SELECT e.id FROM executions e WHERE e.id IN (SELECT execution_id FROM input)
     ORDER BY e.id FOR UPDATE
@@ -29,12 +34,19 @@ WITH input AS (
     RETURNING c.execution_id
 )
 UPDATE executions e SET
-    status = i.status,
+    status = CASE WHEN i.status = 'created' AND e.failure_count + 1 >= i.max_attempts
+                  THEN 'failed' ELSE i.status END,
     updated_at = $2,
-    lease_expires_at = NULL,
-    error_message = COALESCE(i.error_message, e.error_message),
+    run_at = CASE WHEN i.status = 'created' AND e.failure_count + 1 < i.max_attempts
+                  THEN COALESCE(i.retry_at, $2) ELSE e.run_at END,
+    lease_expires_at = CASE WHEN i.status = 'created' AND e.failure_count + 1 < i.max_attempts
+                             AND i.retry_at > $2 THEN i.retry_at END,
+    error_message = CASE WHEN i.status = 'created' AND e.failure_count + 1 >= i.max_attempts
+                         THEN i.exhausted_message
+                         ELSE COALESCE(i.error_message, e.error_message) END,
     error_node_id = COALESCE(i.error_node_id, e.error_node_id),
-    completed_at = CASE WHEN i.status = 'created' THEN e.completed_at ELSE $2 END,
+    completed_at = CASE WHEN i.status = 'created' AND e.failure_count + 1 < i.max_attempts
+                        THEN e.completed_at ELSE $2 END,
     failure_count = CASE WHEN i.status = 'created' THEN e.failure_count + 1 ELSE e.failure_count END,
     last_failure_reason = CASE
         WHEN i.status = 'created' THEN COALESCE(i.failure_reason, i.error_message, 'retry')
@@ -42,8 +54,10 @@ UPDATE executions e SET
     last_failure_at = CASE
         WHEN i.status = 'created' OR i.failure_reason IS NOT NULL THEN $2
         ELSE e.last_failure_at END,
-    processing_worker_id = CASE WHEN i.status = 'created' THEN NULL ELSE e.processing_worker_id END,
-    processing_started_at = CASE WHEN i.status = 'created' THEN NULL ELSE e.processing_started_at END
+    processing_worker_id = CASE WHEN i.status = 'created' AND e.failure_count + 1 < i.max_attempts
+                                THEN NULL ELSE e.processing_worker_id END,
+    processing_started_at = CASE WHEN i.status = 'created' AND e.failure_count + 1 < i.max_attempts
+                                 THEN NULL ELSE e.processing_started_at END
 FROM input i, held h
 WHERE e.id = i.execution_id AND h.execution_id = e.id
 RETURNING e.*

@@ -1,8 +1,10 @@
--- claimNextExecutions: claims for worker $1 at $2 until $3 up to {limit} of
--- the oldest executions of the fresh queue (CREATED, no lease), skipping rows another pull has locked:
--- concurrent pulls never wait on each other nor get the same execution. It
--- reads about {limit} entries of the partial index of the fresh queue, however
--- many executions are leased.
+-- claimNextExecutions: claims for worker $1 at $2 until $3 the first {limit}
+-- executions of the fresh queue (CREATED, no lease: due) in hand-out order
+-- (priority descending, due time, id), skipping rows another pull has
+-- locked: concurrent pulls never wait on each other nor get the same
+-- execution. It reads about {limit} entries of the partial index of the fresh
+-- queue, however many executions are leased or not due yet. ($4-$7, the flow
+-- and the queue head of the other pulls, are not used.)
 --
 -- {limit} is written into the statement (a plan is kept per limit): with a
 -- bound limit the generic plan is costed for a tenth of the queue, looks
@@ -14,7 +16,7 @@
 WITH candidates AS (
     SELECT id FROM executions
     WHERE status = 'created' AND lease_expires_at IS NULL
-    ORDER BY created_at, id
+    ORDER BY priority DESC, COALESCE(run_at, created_at), id
     LIMIT {limit}
     FOR UPDATE SKIP LOCKED
 ), claimed AS (

@@ -1,8 +1,9 @@
--- claimNextExecutions: claims for worker $1 at $2 until $3 up to {limit} of
--- the oldest executions of flow $4 in the fresh queue after ($5, $6), the queue head (CREATED, no lease), skipping rows another pull has locked:
--- concurrent pulls never wait on each other nor get the same execution. It
--- reads about {limit} entries of the partial index of the fresh queue, however
--- many executions are leased.
+-- claimNextExecutions of flow $4 from after the queue head: claims for worker
+-- $1 at $2 until $3 the first {limit} executions of the flow in the fresh
+-- queue (CREATED, no lease: due) after the head ($5, $6, $7: its priority, due
+-- time and id), within the head priority, in hand-out order, skipping rows
+-- another pull has locked. The same range of the same index as
+-- `pull_of_flow`, entered further on.
 --
 -- {limit} is written into the statement (a plan is kept per limit): with a
 -- bound limit the generic plan is costed for a tenth of the queue, looks
@@ -15,8 +16,9 @@ WITH candidates AS (
     SELECT id FROM executions
     WHERE status = 'created' AND lease_expires_at IS NULL
       AND flow_id = (SELECT $4)
-      AND (created_at, id) > ((SELECT $5), (SELECT $6))
-    ORDER BY created_at, id
+      AND priority = (SELECT $5)
+      AND (COALESCE(run_at, created_at), id) > ((SELECT $6), (SELECT $7))
+    ORDER BY priority DESC, COALESCE(run_at, created_at), id
     LIMIT {limit}
     FOR UPDATE SKIP LOCKED
 ), claimed AS (

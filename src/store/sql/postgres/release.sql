@@ -1,6 +1,7 @@
 -- releaseExecution: worker $2 gives up its active claim on execution $1 at
 -- $3. The claim is released; the execution is no longer processed by it and
--- keeps no lease (it is claimable again at once). Nothing for anyone else.
+-- keeps no lease: it is claimable again at once (when it is due; until then
+-- it waits, its lease its due time). Nothing for anyone else.
 WITH target AS (
     SELECT id FROM executions WHERE id = $1 FOR UPDATE
 ), held AS (
@@ -11,7 +12,7 @@ WITH target AS (
     RETURNING execution_claims.execution_id
 )
 UPDATE executions SET
-    lease_expires_at = NULL,
+    lease_expires_at = CASE WHEN run_at > $3 THEN run_at END,
     processing_started_at = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_started_at END,
     updated_at = CASE WHEN processing_worker_id = $2 THEN $3 ELSE updated_at END,
     processing_worker_id = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_worker_id END

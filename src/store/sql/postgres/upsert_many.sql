@@ -2,20 +2,25 @@
 -- at $2, or updates an existing id of the same owner (status, options,
 -- integration, external events; a start or completion its status stamps is
 -- kept when one is stored). started and completed say whether the status
--- stamps $2. A row that exists for another owner is not returned (the caller
+-- stamps $2; run_at (null: at creation) and priority are kept from the first
+-- create, and one not due yet waits for it (its lease its due time). A row that exists for another owner is not returned (the caller
 -- then refuses the whole batch).
 INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
                         execution_depth, created_at, updated_at, started_at, completed_at,
-                        options, integration, external_events, failure_count)
+                        options, integration, external_events, failure_count,
+                        run_at, priority, lease_expires_at)
 SELECT x.id, x.flow_id, x.owner_id, x.root_execution_id, x.parent_execution_id, x.status,
        x.execution_depth, $2, $2,
        CASE WHEN x.started THEN $2 END,
        CASE WHEN x.completed THEN $2 END,
-       x.options, x.integration, x.external_events, 0
+       x.options, x.integration, x.external_events, 0,
+       x.run_at, x.priority,
+       CASE WHEN x.status = 'created' AND x.run_at > $2 THEN x.run_at END
 FROM json_to_recordset(CAST($1 AS json)) AS x(
     ord INT, id TEXT, flow_id TEXT, owner_id TEXT, root_execution_id TEXT,
     parent_execution_id TEXT, status TEXT, execution_depth INT, started BOOLEAN,
-    completed BOOLEAN, options JSONB, integration JSONB, external_events JSONB)
+    completed BOOLEAN, options JSONB, integration JSONB, external_events JSONB,
+    run_at TIMESTAMPTZ, priority INT)
 ORDER BY x.ord
 ON CONFLICT (id) DO UPDATE SET
     status = excluded.status, options = excluded.options,

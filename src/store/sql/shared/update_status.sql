@@ -1,6 +1,9 @@
 -- updateExecutionStatus: execution $12 (of owner $13 when $13 is not null)
 -- takes status $1 at $2; every other field given is set, every field left out
--- (null) keeps its stored value.
+-- (null) keeps its stored value. $14 is its new due time when this puts it
+-- back counting a failure (a retry: null otherwise). A CREATED execution that
+-- holds no claim is in the fresh queue when it is due, and waits for its due
+-- time otherwise (its lease its due time); a claimed one keeps its lease.
 UPDATE executions SET
     status = $1,
     updated_at = $2,
@@ -12,6 +15,13 @@ UPDATE executions SET
     processing_worker_id = COALESCE($8, processing_worker_id),
     failure_count = COALESCE($9, failure_count),
     last_failure_reason = COALESCE($10, last_failure_reason),
-    last_failure_at = COALESCE($11, last_failure_at)
+    last_failure_at = COALESCE($11, last_failure_at),
+    run_at = COALESCE($14, run_at),
+    lease_expires_at = CASE
+        WHEN $1 <> 'created' THEN lease_expires_at
+        WHEN lease_expires_at IS NOT NULL AND lease_expires_at <> COALESCE(run_at, created_at)
+            THEN lease_expires_at
+        WHEN COALESCE($14, run_at) > $2 THEN COALESCE($14, run_at)
+        END
 WHERE id = $12 AND ($13 IS NULL OR owner_id = $13)
 RETURNING *

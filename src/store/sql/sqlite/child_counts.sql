@@ -1,6 +1,7 @@
--- childCount of every parent of the JSON array $1 (of owner $2 when $2 is
--- not null): one count over the index of children per parent.
+-- childCount of every parent of the JSON array $1 (of every owner; $2, the
+-- owner of `owner_child_counts`, is not used): one count over the index of
+-- children per parent, read through the index alone.
 SELECT k.value AS id,
        (SELECT CAST(COUNT(*) AS BIGINT) FROM executions x
-        WHERE x.parent_execution_id = k.value AND ($2 IS NULL OR x.owner_id = $2)) AS total
+        WHERE x.parent_execution_id = k.value) AS total
 FROM json_each($1) AS k

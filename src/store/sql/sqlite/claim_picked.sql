@@ -1,11 +1,11 @@
 -- claimExecution and claimNextExecutions, step 2 of 3: claims the picked
--- executions (the JSON array $7) for worker $1 at $2 until $3, unless terminal
+-- executions (the JSON array $8) for worker $1 at $2 until $3, unless terminal
 -- or held by another worker's live claim (a claim row is taken over when it is
 -- not active, has expired, or is the same worker's: a re-claim extends it).
 -- Returns the claims taken.
 INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)
 SELECT id, $1, $2, $3, $2, 'active' FROM executions
-WHERE id IN (SELECT value FROM json_each($7)) AND status NOT IN ('completed', 'failed', 'stopped')
+WHERE id IN (SELECT value FROM json_each($8)) AND status NOT IN ('completed', 'failed', 'stopped')
 ON CONFLICT (execution_id) DO UPDATE SET
     worker_id = excluded.worker_id,
     claimed_at = CASE WHEN execution_claims.status = 'active'

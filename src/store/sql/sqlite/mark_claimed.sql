@@ -1,10 +1,10 @@
 -- claimExecution and claimNextExecutions, step 3 of 3: the executions whose
--- claims step 2 took (the JSON array $7) are processed by worker $1 since their
+-- claims step 2 took (the JSON array $8) are processed by worker $1 since their
 -- claim began, updated at $2, leased until $3.
 UPDATE executions SET
     processing_worker_id = $1,
     processing_started_at = (SELECT claimed_at FROM execution_claims c WHERE c.execution_id = executions.id),
     updated_at = $2,
     lease_expires_at = $3
-WHERE id IN (SELECT value FROM json_each($7))
+WHERE id IN (SELECT value FROM json_each($8))
 RETURNING *

@@ -1,7 +1,9 @@
 -- Lapsed leases back into the queue: up to 1,000 CREATED executions whose
--- lease ran out before $1 lose it, read through the index of leased rows by
--- expiry (which reads only the lapsed ones).
-UPDATE executions SET lease_expires_at = NULL
+-- lease ran out before $1 (a claim that lapsed, or a wait for the due time
+-- that is over) lose it, read through the index of leased rows by expiry
+-- (which reads only the lapsed ones). One claimed before it was due waits
+-- for its due time again.
+UPDATE executions SET lease_expires_at = CASE WHEN run_at > $1 THEN run_at END
 WHERE id IN (
     SELECT id FROM executions
     WHERE status = 'created' AND lease_expires_at IS NOT NULL AND lease_expires_at < $1

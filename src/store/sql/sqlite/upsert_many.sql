@@ -2,12 +2,14 @@
 -- at $2, or updates an existing id of the same owner (status, options,
 -- integration, external events; a start or completion its status stamps is
 -- kept when one is stored). started and completed say whether the status
--- stamps $2. A row that exists for another owner is not returned (the caller
+-- stamps $2; run_at (null: at creation) and priority are kept from the first
+-- create, and one not due yet waits for it (its lease its due time). A row that exists for another owner is not returned (the caller
 -- then refuses the whole batch). (WHERE true: an INSERT from a SELECT needs
 -- it before ON CONFLICT.)
 INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
                         execution_depth, created_at, updated_at, started_at, completed_at,
-                        options, integration, external_events, failure_count)
+                        options, integration, external_events, failure_count,
+                        run_at, priority, lease_expires_at)
 SELECT json_extract(x.value, '$.id'), json_extract(x.value, '$.flow_id'),
        json_extract(x.value, '$.owner_id'), json_extract(x.value, '$.root_execution_id'),
        json_extract(x.value, '$.parent_execution_id'), json_extract(x.value, '$.status'),
@@ -17,7 +19,10 @@ SELECT json_extract(x.value, '$.id'), json_extract(x.value, '$.flow_id'),
        CASE WHEN json_type(x.value, '$.options') IN ('null') THEN NULL ELSE x.value -> '$.options' END,
        CASE WHEN json_type(x.value, '$.integration') IN ('null') THEN NULL ELSE x.value -> '$.integration' END,
        CASE WHEN json_type(x.value, '$.external_events') IN ('null') THEN NULL ELSE x.value -> '$.external_events' END,
-       0
+       0,
+       json_extract(x.value, '$.run_at'), json_extract(x.value, '$.priority'),
+       CASE WHEN json_extract(x.value, '$.status') = 'created' AND json_extract(x.value, '$.run_at') > $2
+            THEN json_extract(x.value, '$.run_at') END
 FROM json_each($1) AS x
 WHERE true
 ORDER BY x.key

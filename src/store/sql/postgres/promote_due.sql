@@ -1,0 +1,14 @@
+-- The due timer: up to 1,000 executions waiting for their due time (CREATED,
+-- the lease their due time) whose time has come by $1 go to the fresh queue,
+-- read through the index of waiting executions in due order.
+-- Rows another process is promoting are skipped.
+UPDATE executions SET lease_expires_at = NULL
+WHERE id IN (
+    SELECT id FROM executions
+    WHERE status = 'created' AND lease_expires_at IS NOT NULL AND lease_expires_at = run_at
+      AND lease_expires_at <= $1
+    ORDER BY lease_expires_at
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+) AND lease_expires_at <= $1
+RETURNING id
