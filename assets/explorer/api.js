@@ -6,7 +6,7 @@ import { $, say } from './ui.js';
 
 /// The fields of a tree row.
 export const NODE_FIELDS = `id status flowId parentExecutionId rootExecutionId executionDepth createdAt
-  startedAt completedAt errorMessage errorNodeId cursor`;
+  startedAt completedAt errorMessage errorNodeId cursor runAt priority`;
 export const NODE = `${NODE_FIELDS} childCount`;
 
 export const session = {

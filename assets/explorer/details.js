@@ -7,7 +7,7 @@ import { gql, AuthNeeded } from './api.js';
 const DETAILS = `query($id: ID!) { execution(id: $id) {
   id flowId ownerId rootExecutionId parentExecutionId status executionDepth createdAt updatedAt
   startedAt completedAt errorMessage errorNodeId options integration externalEvents failureCount
-  lastFailureReason lastFailureAt processingStartedAt processingWorkerId childCount
+  lastFailureReason lastFailureAt processingStartedAt processingWorkerId childCount runAt priority
   claim { workerId status claimedAt expiresAt heartbeatAt }
   recoveryHistory { id recoveredAt recoveredByWorker recoveryReason previousStatus }
 } }`;
@@ -24,6 +24,8 @@ export async function showDetails(id) {
     };
     for (const k of ['status', 'flowId', 'ownerId', 'rootExecutionId', 'parentExecutionId', 'executionDepth', 'childCount',
       'errorMessage', 'errorNodeId', 'failureCount', 'lastFailureReason', 'processingWorkerId']) add(k, x[k]);
+    if (x.priority) add('priority', x.priority);
+    if (x.runAt !== x.createdAt) add('runAt', x.runAt, true);
     for (const k of ['createdAt', 'updatedAt', 'startedAt', 'completedAt', 'lastFailureAt', 'processingStartedAt']) add(k, x[k], true);
     const json = (k) => (x[k] === null ? [] : [el('h3', {}, k), el('pre', {}, JSON.stringify(x[k], null, 2))]);
     const claim = x.claim

@@ -4,7 +4,7 @@
 // parent of a hundred thousand children needs no clicks and the DOM keeps
 // only the rows on screen. `reveal` opens the path to any execution.
 
-import { $, el, say, duration, localTime } from './ui.js';
+import { $, el, say, duration, localTime, dueIn } from './ui.js';
 import { gql, failed, NODE } from './api.js';
 import { axis, bar, slowestPath } from './waterfall.js';
 import { showDetails } from './details.js';
@@ -445,6 +445,8 @@ function rowElement(row, index, span, slowest) {
     el('span', { class: `badge s-${x.status}` }, x.status.toLowerCase()),
     el('span', { class: 'id', title: `created ${x.createdAt} (UTC)` }, node.id),
     x.childCount ? el('span', { class: 'count' }, `(${x.childCount})`) : '',
+    x.priority ? el('span', { class: 'priority', title: 'priority (higher first)' }, `p${x.priority}`) : '',
+    x.status === 'CREATED' && dueIn(x.runAt) ? el('span', { class: 'due', title: `due ${x.runAt} (UTC)` }, dueIn(x.runAt)) : '',
     open && node.gapAtEnd ? el('button', {
       type: 'button', class: 'end', title: 'Load the last children and scroll to them',
       onclick: (e) => { e.stopPropagation(); jumpToEnd(node); },

@@ -34,3 +34,14 @@ export function duration(from, to) {
 
 export const timeCell = (iso) => el('td', { title: iso ? `${iso} (UTC)` : '' }, localTime(iso));
 export const badge = (status) => el('span', { class: `badge s-${status}` }, status.toLowerCase());
+
+/// "due in 40 s" for a time still to come (null once it is past).
+export function dueIn(iso, now = Date.now()) {
+  const left = iso ? Date.parse(iso) - now : 0;
+  if (!(left > 0)) return null;
+  const s = Math.ceil(left / 1000);
+  if (s < 120) return `due in ${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 120) return `due in ${m} min`;
+  return `due in ${Math.round(m / 60)} h`;
+}

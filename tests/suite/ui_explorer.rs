@@ -223,6 +223,21 @@ async fn explorer_shows_trees_live(backend: Backend) {
     .await;
     screenshot(&page, &format!("explorer-waterfall-{backend:?}")).await;
 
+    // A child due later, of a higher priority: its row says when and how
+    // urgent (it arrives live).
+    let due = (execstore::store::now() + chrono::Duration::seconds(40)).to_rfc3339();
+    api.ok(
+        "mutation($at: DateTime) { createExecution(input: { id: \"run-1.e\", flowId: \"shop\", ownerId: \"alice\", parentExecutionId: \"run-1\", runAt: $at, priority: 10 }) { id } }",
+        json!({ "at": due }),
+    )
+    .await;
+    wait_until(&page, &row("run-1.e"), Duration::from_secs(5)).await;
+    let shown: String = eval(&page, &format!("{}.innerText", row("run-1.e"))).await;
+    assert!(
+        shown.contains("p10") && (shown.contains("due in 40 s") || shown.contains("due in 39 s")),
+        "{shown}"
+    );
+
     // Keyboard: from the selected row, down moves the selection.
     let _: Value = eval(
         &page,
