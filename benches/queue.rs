@@ -33,6 +33,14 @@ struct Sizes {
     batched: usize,
     rounds: usize,
     seconds: f64,
+    /// Executions a drain of the time section pulls, and those not due in
+    /// its crowded flow (as many due next week, as many backing off).
+    due_drain: usize,
+    not_due: usize,
+    /// Executions made due at spread times for a waiting worker.
+    due_spread: usize,
+    /// Priority-0 executions queued before a priority-10 one.
+    prio_backlog: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -46,6 +54,10 @@ const FULL: Sizes = Sizes {
     batched: 40_000,
     rounds: 3,
     seconds: 4.0,
+    due_drain: 40_000,
+    not_due: 100_000,
+    due_spread: 200,
+    prio_backlog: 50_000,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -59,6 +71,10 @@ const SMOKE: Sizes = Sizes {
     batched: 1_000,
     rounds: 1,
     seconds: 0.5,
+    due_drain: 1_000,
+    not_due: 2_000,
+    due_spread: 20,
+    prio_backlog: 1_000,
 };
 
 const SECTION: &str = "queue";
@@ -280,6 +296,26 @@ async fn run(s: Sizes, smoke: bool) -> String {
     )
     .await;
     insert_created(&db, "nb", "no-backlog", s.backlog_calls + 10, 0).await;
+    // Time in the queue: a drain of due executions alone, and the same
+    // beside as many due next week and as many waiting out a backoff.
+    for round in 0..s.rounds {
+        insert_created(
+            &db,
+            &format!("dcr{round}"),
+            &format!("due-clean-r{round}"),
+            s.due_drain,
+            0,
+        )
+        .await;
+        let crowded = format!("due-crowded-r{round}");
+        insert_created(&db, &format!("dxr{round}"), &crowded, s.due_drain, 0).await;
+        insert_created(&db, &format!("dwr{round}"), &crowded, s.not_due, 0).await;
+        exec(&db, &format!("UPDATE executions SET run_at = now() + interval '7 days', lease_expires_at = now() + interval '7 days' WHERE id LIKE 'dwr{round}-%'")).await;
+        insert_created(&db, &format!("dbr{round}"), &crowded, s.not_due, 0).await;
+        exec(&db, &format!("UPDATE executions SET run_at = now() + interval '1 hour', lease_expires_at = now() + interval '1 hour', \
+                            failure_count = 1 + (length(id) % 4), last_failure_at = now(), last_failure_reason = 'boom' WHERE id LIKE 'dbr{round}-%'")).await;
+    }
+    insert_created(&db, "prio", "prio", s.prio_backlog, 0).await;
     exec(&db, "VACUUM ANALYZE").await;
 
     let (server, es_url) = start_execstore(&binary, &url).await;
@@ -337,6 +373,13 @@ async fn run(s: Sizes, smoke: bool) -> String {
     // Wake-up latency: 8 waiting workers, executions created one at a time.
     step("wake-up latency");
     let latencies = wake_latency(&es_url, s.wake).await;
+
+    // (EXECSTORE_BENCH_WITHOUT_TIME: for a server binary from before due
+    // times and priorities, measured against this one with the rest.)
+    let time = match std::env::var_os("EXECSTORE_BENCH_WITHOUT_TIME") {
+        Some(_) => None,
+        None => Some(time_in_the_queue(&es_url, &s).await),
+    };
 
     // Each batch section starts on a vacuumed database (as pgbench starts
     // its runs): the sections before leave hundreds of thousands of dead
@@ -455,7 +498,7 @@ async fn run(s: Sizes, smoke: bool) -> String {
             sq_rounds_size: s.batched / 4,
         },
         smoke,
-    )
+    ) + &time.map(|t| t.report(&s)).unwrap_or_default()
 }
 
 /// The batch figures of both backends.
@@ -542,6 +585,146 @@ async fn wake_latency(url: &str, n: usize) -> Vec<f64> {
         w.await.expect("waiter");
     }
     latencies
+}
+
+/// What the time section measured.
+struct TimeInQueue {
+    /// Drains (executions/s), due executions alone and with waiting ones.
+    clean: f64,
+    crowded: f64,
+    each_once: bool,
+    /// Due time → handed out to a waiting worker, ms.
+    due_latency: Vec<f64>,
+    /// The next pull after a priority-10 create handed it out; its call ms.
+    priority_next: bool,
+    priority_ms: f64,
+}
+
+impl TimeInQueue {
+    fn report(&self, s: &Sizes) -> String {
+        let l = &self.due_latency;
+        format!(
+            "Time in the queue (issue #29): pulls of limit 50, 8 workers, draining {} due executions: **{:.0}/s** alone, \
+             **{:.0}/s** beside {} due next week and {} waiting out a backoff in the same flow: **{:.2}×** (each once: {}). \
+             {} executions due at spread times, 8 workers waiting with `waitMs`: handed out p50 **{:.1} ms**, p99 **{:.1} ms**, \
+             max {:.1} ms after their `runAt`. With {} priority-0 executions queued, a priority-10 one created last: \
+             handed out by the next pull: **{}** ({:.2} ms).\n\n",
+            s.due_drain, self.clean, self.crowded, s.not_due, s.not_due, self.crowded / self.clean,
+            if self.each_once { "yes" } else { "**no**" },
+            l.len(), pct(l.clone(), 0.5), pct(l.clone(), 0.99), pct(l.clone(), 1.0),
+            s.prio_backlog, if self.priority_next { "yes" } else { "**no**" }, self.priority_ms,
+        )
+    }
+}
+
+async fn time_in_the_queue(url: &str, s: &Sizes) -> TimeInQueue {
+    step("time in the queue: drains beside executions not due");
+    let (mut clean, mut crowded, mut each_once) = (Vec::new(), Vec::new(), true);
+    for round in 0..s.rounds {
+        let (rate, once, _) = drain(url, &format!("due-clean-r{round}"), 8, 50, s.due_drain).await;
+        clean.push(rate);
+        each_once &= once;
+        let (rate, once, _) =
+            drain(url, &format!("due-crowded-r{round}"), 8, 50, s.due_drain).await;
+        crowded.push(rate);
+        each_once &= once;
+    }
+    step("time in the queue: executions due at spread times");
+    let due_latency = due_latency(url, s.due_spread).await;
+    step("time in the queue: a priority-10 execution behind a backlog");
+    let client = reqwest::Client::new();
+    let create = json!({
+        "query": "mutation { createExecution(input: { id: \"urgent\", flowId: \"prio\", ownerId: \"bench\", priority: 10 }) { id } }"
+    });
+    client
+        .post(url)
+        .json(&create)
+        .send()
+        .await
+        .expect("create")
+        .bytes()
+        .await
+        .expect("body");
+    let pull = json!({ "query": PULL, "variables": { "w": "prio", "f": "prio", "n": 1 } });
+    let t = Instant::now();
+    let got: Value = client
+        .post(url)
+        .json(&pull)
+        .send()
+        .await
+        .expect("pull")
+        .json()
+        .await
+        .expect("json");
+    let priority_ms = t.elapsed().as_secs_f64() * 1000.0;
+    TimeInQueue {
+        clean: median(clean),
+        crowded: median(crowded),
+        each_once,
+        due_latency,
+        priority_next: claimed_ids(&got) == ["urgent"],
+        priority_ms,
+    }
+}
+
+/// `n` executions due at spread times (one every 15 ms, from a second
+/// on), 8 workers waiting for work: how long after its `runAt` each was
+/// handed out (ms, by this machine's clock, which the server shares).
+async fn due_latency(url: &str, n: usize) -> Vec<f64> {
+    let start = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let due: HashMap<String, chrono::DateTime<chrono::Utc>> = (0..n)
+        .map(|i| {
+            (
+                format!("due-{i}"),
+                start + chrono::Duration::milliseconds(15 * i as i64),
+            )
+        })
+        .collect();
+    let client = reqwest::Client::new();
+    let inputs: Vec<Value> = due
+        .iter()
+        .map(|(id, at)| json!({ "id": id, "flowId": "due", "ownerId": "bench", "runAt": at.to_rfc3339() }))
+        .collect();
+    let got: Value = client
+        .post(url)
+        .json(&json!({ "query": CREATE_MANY, "variables": { "inputs": inputs } }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    assert!(got["errors"].is_null(), "{got}");
+    let late = Arc::new(Mutex::new(Vec::new()));
+    let deadline =
+        Instant::now() + Duration::from_secs(1) + Duration::from_millis(15 * n as u64 + 5_000);
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (url, late, due) = (url.to_owned(), late.clone(), due.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                while Instant::now() < deadline && late.lock().unwrap().len() < due.len() {
+                    let body = json!({ "query": PULL, "variables": { "w": format!("due{w}"), "f": "due", "n": 1, "wait": 1000 } });
+                    let got: Value = client.post(&url).json(&body).send().await.expect("pull").json().await.expect("json");
+                    let now = chrono::Utc::now();
+                    for id in claimed_ids(&got) {
+                        let ms = (now - due[&id]).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+                        late.lock().unwrap().push(ms);
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.expect("waiting worker");
+    }
+    let late = late.lock().unwrap().clone();
+    assert_eq!(late.len(), n, "every execution handed out once due");
+    assert!(
+        late.iter().all(|ms| *ms >= 0.0),
+        "handed out before its runAt: {late:?}"
+    );
+    late
 }
 
 #[allow(clippy::too_many_arguments)]
