@@ -41,6 +41,8 @@ struct Sizes {
     due_spread: usize,
     /// Priority-0 executions queued before a priority-10 one.
     prio_backlog: usize,
+    /// Executions of the run cancelled while workers pull it.
+    cancel_run: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -58,6 +60,7 @@ const FULL: Sizes = Sizes {
     not_due: 100_000,
     due_spread: 200,
     prio_backlog: 50_000,
+    cancel_run: 100_000,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -75,6 +78,7 @@ const SMOKE: Sizes = Sizes {
     not_due: 2_000,
     due_spread: 20,
     prio_backlog: 1_000,
+    cancel_run: 2_000,
 };
 
 const SECTION: &str = "queue";
@@ -381,6 +385,14 @@ async fn run(s: Sizes, smoke: bool) -> String {
         None => Some(time_in_the_queue(&es_url, &s).await),
     };
 
+    // (EXECSTORE_BENCH_WITHOUT_CONTROL: for a server from before run
+    // control.)
+    let control = std::env::var_os("EXECSTORE_BENCH_WITHOUT_CONTROL").is_none();
+    let pg_cancel = match control {
+        true => Some(cancel_under_load(&es_url, "PostgreSQL", s.cancel_run).await),
+        false => None,
+    };
+
     // Each batch section starts on a vacuumed database (as pgbench starts
     // its runs): the sections before leave hundreds of thousands of dead
     // and new rows, and autovacuum cleaning them up during a timed section
@@ -439,6 +451,10 @@ async fn run(s: Sizes, smoke: bool) -> String {
         },
     )
     .await;
+    let sq_cancel = match control {
+        true => Some(cancel_under_load(&sq_url, "SQLite", s.cancel_run).await),
+        false => None,
+    };
     drop(sq_server);
 
     // SQLite durability: what synchronous=FULL (the default) costs writes.
@@ -499,6 +515,137 @@ async fn run(s: Sizes, smoke: bool) -> String {
         },
         smoke,
     ) + &time.map(|t| t.report(&s)).unwrap_or_default()
+        + &match (pg_cancel, sq_cancel) {
+            (Some(pg), Some(sq)) => Cancelled::report(s.cancel_run, &pg, &sq),
+            _ => String::new(),
+        }
+}
+
+/// What cancelling a run under load measured (one backend).
+struct Cancelled {
+    /// The answer of `cancelExecution`, ms.
+    answer_ms: f64,
+    /// How many it stopped; how many the workers had pulled before.
+    stopped: u64,
+    pulled_before: usize,
+    /// Executions of the run handed out by pulls that started after the
+    /// answer (must be none), and how many such pulls there were.
+    late: usize,
+    pulls_after: usize,
+}
+
+impl Cancelled {
+    fn report(n: usize, pg: &Cancelled, sq: &Cancelled) -> String {
+        let row = |name: &str, c: &Cancelled| {
+            format!(
+                "| {name} | **{:.0} ms** | {} | {} | {} | **{}** |\n",
+                c.answer_ms, c.stopped, c.pulled_before, c.pulls_after, c.late
+            )
+        };
+        format!(
+            "Run control (issue #30): `cancelExecution` of a run of {n} executions (a root and its children) while 8 workers \
+             pull it (limit 50, 600 s claims): the answer's time; then the workers pull on for a second.\n\n\
+             | backend | cancel answered in | stopped | pulled before | pulls after the answer | of the run handed out after |\n\
+             |---|---:|---:|---:|---:|---:|\n{}{}\n",
+            row("PostgreSQL", pg),
+            row("SQLite", sq),
+        )
+    }
+}
+
+/// A run of `n` executions, 8 workers pulling it; once they have taken
+/// some, the run is cancelled; they pull on for a second after the answer.
+async fn cancel_under_load(url: &str, backend: &str, n: usize) -> Cancelled {
+    step(&format!(
+        "{backend}: cancelExecution of a {n}-execution run under 8 pulling workers"
+    ));
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        let client = client.clone();
+        let url = url.to_owned();
+        async move {
+            let got: Value = client
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .expect("post")
+                .json()
+                .await
+                .expect("json");
+            assert!(got["errors"].is_null(), "{got}");
+            got
+        }
+    };
+    let root = format!("cancel-{backend}");
+    post(json!({ "query": CREATE_MANY, "variables": { "inputs": [
+        { "id": root, "flowId": root, "ownerId": "bench" }] } }))
+    .await;
+    let children: Vec<usize> = (1..n).collect();
+    for chunk in children.chunks(store::limits::MAX_BATCH) {
+        let inputs: Vec<Value> = chunk
+            .iter()
+            .map(|i| json!({ "id": format!("{root}.{i}"), "flowId": root, "ownerId": "bench", "parentExecutionId": root }))
+            .collect();
+        post(json!({ "query": CREATE_MANY, "variables": { "inputs": inputs } })).await;
+    }
+    let answered: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (before, late, pulls_after) = (
+        Arc::new(Mutex::new(0usize)),
+        Arc::new(Mutex::new(0usize)),
+        Arc::new(Mutex::new(0usize)),
+    );
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (url, root, answered, stop) = (url.to_owned(), root.clone(), answered.clone(), stop.clone());
+            let (before, late, pulls_after) = (before.clone(), late.clone(), pulls_after.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                // Bounded: a request cap besides the stop flag.
+                for _ in 0..100_000 {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let started = Instant::now();
+                    let body = json!({ "query": PULL, "variables": { "w": format!("c{w}"), "f": root, "n": 50 } });
+                    let got: Value = client.post(&url).json(&body).send().await.expect("pull").json().await.expect("json");
+                    let ids = claimed_ids(&got).len();
+                    match *answered.lock().unwrap() {
+                        Some(at) if started > at => {
+                            *pulls_after.lock().unwrap() += 1;
+                            *late.lock().unwrap() += ids;
+                        }
+                        Some(_) => {}
+                        None => *before.lock().unwrap() += ids,
+                    }
+                }
+            })
+        })
+        .collect();
+    // Cancel once the workers have taken a tenth of it (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while *before.lock().unwrap() < n / 10 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let t = Instant::now();
+    let got = post(json!({ "query": "mutation($id: ID!) { cancelExecution(id: $id) }", "variables": { "id": root } })).await;
+    let answer_ms = t.elapsed().as_secs_f64() * 1000.0;
+    *answered.lock().unwrap() = Some(Instant::now());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let pulled_before = *before.lock().unwrap();
+    let (late, pulls_after) = (*late.lock().unwrap(), *pulls_after.lock().unwrap());
+    Cancelled {
+        answer_ms,
+        stopped: got["data"]["cancelExecution"].as_u64().unwrap_or(0),
+        pulled_before,
+        late,
+        pulls_after,
+    }
 }
 
 /// The batch figures of both backends.

@@ -28,7 +28,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 
-static ASSETS: [Asset; 21] = [
+static ASSETS: [Asset; 22] = [
     asset!("graphiql/index.html", HTML),
     asset!("graphiql/start.js", JS),
     asset!("graphiql/react.production.min.js", JS),
@@ -47,6 +47,7 @@ static ASSETS: [Asset; 21] = [
     asset!("explorer/waterfall.js", JS),
     asset!("explorer/find.js", JS),
     asset!("explorer/details.js", JS),
+    asset!("explorer/controls.js", JS),
     asset!("explorer/live.js", JS),
     asset!("explorer/links.js", JS),
     asset!("explorer/explorer.css", CSS),

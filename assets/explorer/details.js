@@ -3,11 +3,12 @@
 
 import { $, el, localTime } from './ui.js';
 import { gql, AuthNeeded } from './api.js';
+import { actions } from './state.js';
 
 const DETAILS = `query($id: ID!) { execution(id: $id) {
   id flowId ownerId rootExecutionId parentExecutionId status executionDepth createdAt updatedAt
   startedAt completedAt errorMessage errorNodeId options integration externalEvents failureCount
-  lastFailureReason lastFailureAt processingStartedAt processingWorkerId childCount runAt priority
+  lastFailureReason lastFailureAt processingStartedAt processingWorkerId childCount runAt priority paused
   claim { workerId status claimedAt expiresAt heartbeatAt }
   recoveryHistory { id recoveredAt recoveredByWorker recoveryReason previousStatus }
 } }`;
@@ -25,6 +26,7 @@ export async function showDetails(id) {
     for (const k of ['status', 'flowId', 'ownerId', 'rootExecutionId', 'parentExecutionId', 'executionDepth', 'childCount',
       'errorMessage', 'errorNodeId', 'failureCount', 'lastFailureReason', 'processingWorkerId']) add(k, x[k]);
     if (x.priority) add('priority', x.priority);
+    if (x.paused) add('paused', 'yes (under a paused execution)');
     if (x.runAt !== x.createdAt) add('runAt', x.runAt, true);
     for (const k of ['createdAt', 'updatedAt', 'startedAt', 'completedAt', 'lastFailureAt', 'processingStartedAt']) add(k, x[k], true);
     const json = (k) => (x[k] === null ? [] : [el('h3', {}, k), el('pre', {}, JSON.stringify(x[k], null, 2))]);
@@ -35,7 +37,8 @@ export async function showDetails(id) {
     const recoveries = x.recoveryHistory.length
       ? [el('h3', {}, 'recovery history'), el('ul', {}, ...x.recoveryHistory.map((r) => el('li', { title: `${r.recoveredAt} (UTC)` }, `${localTime(r.recoveredAt)} · ${r.recoveryReason} (by ${r.recoveredByWorker}; was ${r.previousStatus || '?'})`)))]
       : [];
-    pane.replaceChildren(el('h2', {}, x.id), list, ...json('options'), ...json('integration'), ...json('externalEvents'), ...claim, ...recoveries);
+    const buttons = actions.controls(x, () => showDetails(id));
+    pane.replaceChildren(el('h2', {}, x.id), ...buttons, list, ...json('options'), ...json('integration'), ...json('externalEvents'), ...claim, ...recoveries);
   } catch (e) {
     if (!(e instanceof AuthNeeded)) pane.replaceChildren(el('p', { class: 'hint' }, e.message));
   }

@@ -1,11 +1,13 @@
 // execstore's execution explorer: flows and their runs, a run's tree
 // expanded level by level through `children` (windows loaded as they scroll
 // into view), a waterfall with the slowest path, find-in-run by status,
-// details, live updates over /graphql/ws, and links that restore the view.
+// details, run control, live updates over /graphql/ws, and links that
+// restore the view.
 // Plain ES modules, no build step, nothing loaded from elsewhere:
 //   ui.js (DOM helpers), api.js (the server), state.js (what the others
 //   share), flows.js (home and runs), tree.js (the tree), waterfall.js,
-//   find.js, details.js, live.js, links.js (the URL).
+//   find.js, details.js, controls.js (cancel, pause, resume, retry), live.js,
+//   links.js (the URL).
 // The modules import ui, api and state, never one another: this one hands
 // each its actions (`state.actions`).
 
@@ -17,6 +19,7 @@ import { openTree, reveal, select, applyEvent, render, wireTree } from './tree.j
 import { showCounts, wireFind } from './find.js';
 import { reconnectLive, closeLive } from './live.js';
 import { navigate, followSelection, wireLinks } from './links.js';
+import { controls } from './controls.js';
 
 Object.assign(actions, {
   navigate, followSelection,
@@ -24,6 +27,7 @@ Object.assign(actions, {
   showFlows, showRuns, markOpenRun,
   showCounts,
   reconnectLive, closeLive,
+  controls,
 });
 
 $('auth-form').addEventListener('submit', () => {

@@ -20,12 +20,13 @@ const missing = (name) => () => { throw new Error(`explorer action ${name} was n
 
 /// Filled in by `explorer.js`: links (navigate, followSelection), the tree
 /// (openTree, reveal, select, applyEvent, render), the lists (showFlows,
-/// showRuns, markOpenRun), find (showCounts) and live (reconnectLive,
-/// closeLive).
+/// showRuns, markOpenRun), find (showCounts), live (reconnectLive,
+/// closeLive) and run control (controls).
 export const actions = Object.fromEntries([
   'navigate', 'followSelection',
   'openTree', 'reveal', 'select', 'applyEvent', 'render',
   'showFlows', 'showRuns', 'markOpenRun',
   'showCounts',
   'reconnectLive', 'closeLive',
+  'controls',
 ].map((name) => [name, missing(name)]));

@@ -84,6 +84,8 @@ pub struct Model {
     pub run_at: Option<DateTimeUtc>,
     /// Higher first, −100 to 100.
     pub priority: i32,
+    /// Under a paused execution (from `pauseExecution` to `resumeExecution`).
+    pub paused: bool,
 }
 
 impl Model {

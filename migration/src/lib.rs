@@ -16,6 +16,7 @@ mod m20261126_000009_fewer_index_entries;
 mod m20261126_000010_claims_follow_by_trigger;
 mod m20261126_000011_no_created_queue;
 mod m20261202_000012_time_in_the_queue;
+mod m20261202_000013_run_control;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000010_claims_follow_by_trigger::Migration),
             Box::new(m20261126_000011_no_created_queue::Migration),
             Box::new(m20261202_000012_time_in_the_queue::Migration),
+            Box::new(m20261202_000013_run_control::Migration),
         ]
     }
 }

@@ -141,6 +141,16 @@ impl FieldValue for i32 {
     }
 }
 
+impl FieldValue for bool {
+    type Output = bool;
+    fn output(self) -> bool {
+        self
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(if *self { b"true" } else { b"false" });
+    }
+}
+
 impl FieldValue for DateTime<Utc> {
     type Output = DateTime<Utc>;
     fn output(self) -> Self {

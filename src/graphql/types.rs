@@ -42,6 +42,8 @@ pub enum ClaimRejection {
     NotFound,
     Terminal,
     HeldByOther,
+    /// It waits PAUSED under a paused execution until `resumeExecution`.
+    Paused,
 }
 
 pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> GqlResult<&'a Loaders> {
@@ -128,6 +130,10 @@ execution_object! {
         /// Higher first (−100 to 100; 0 by default): a pull hands out the
         /// due executions of the highest priority first.
         "priority" priority: i32 = |row| row.priority;
+        /// Under a paused execution: true from `pauseExecution` to
+        /// `resumeExecution` of it or an execution above it, whatever its
+        /// status.
+        "paused" paused: bool = |row| row.paused;
         /// An opaque cursor for this execution's `(createdAt, id)`: `after` of
         /// `children` and of the feeds takes it.
         "cursor" cursor: String = |row| CursorOf(row);
@@ -524,6 +530,9 @@ pub struct ClaimExtension {
     pub extended: bool,
     /// The claim's new expiry; null when not extended.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Why not, when it is more than "not held": `CANCELLED` (the execution
+    /// was cancelled: stop working on it). Null otherwise.
+    pub code: Option<String>,
 }
 
 #[derive(InputObject)]

@@ -3,6 +3,7 @@
 
 mod api_access;
 mod api_batches;
+mod api_control;
 mod api_limits;
 mod api_operate;
 mod api_queries;
@@ -19,6 +20,7 @@ mod process;
 mod standby;
 mod store_batches;
 mod store_claims;
+mod store_control;
 mod store_events;
 mod store_executions;
 mod store_feeds;
@@ -29,5 +31,6 @@ mod store_recovery;
 mod store_retention;
 mod store_time;
 mod ui_explorer;
+mod ui_explorer_control;
 mod ui_explorer_runs;
 mod ui_graphiql;

@@ -398,7 +398,47 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         }),
     )
     .await;
-    assert_eq!(checked.len(), 21);
+    // Run control on a run of 1,000 among 200,000: the run's range of the
+    // index of runs, never the table (an inner execution: the walk down the
+    // index of children).
+    run(
+        "pauseExecution, resumeExecution",
+        Box::pin(async {
+            assert_eq!(store.runs().pause("p3", &owner).await.unwrap(), 1_001);
+            assert_eq!(store.runs().resume("p3", &owner).await.unwrap(), 1_001);
+        }),
+    )
+    .await;
+    run(
+        "cancelExecution (an inner execution)",
+        Box::pin(async {
+            assert_eq!(store.runs().cancel("c4", None, &owner).await.unwrap(), 1);
+        }),
+    )
+    .await;
+    run(
+        "cancelExecution (a run)",
+        Box::pin(async {
+            assert_eq!(
+                store.runs().cancel("p4", None, &owner).await.unwrap(),
+                1_001
+            );
+        }),
+    )
+    .await;
+    run(
+        "retryExecutions",
+        Box::pin(async {
+            let n = store
+                .runs()
+                .retry_executions("p4", &[ExecutionStatus::Stopped], &owner)
+                .await
+                .unwrap();
+            assert_eq!(n, 1_001);
+        }),
+    )
+    .await;
+    assert_eq!(checked.len(), 25);
 }
 
 /// A batch of finishes or heartbeats finds its claims by primary key, one

@@ -198,6 +198,7 @@ impl QueueMutation {
                 execution_id: ID(e.execution_id),
                 extended: e.expires_at.is_some(),
                 expires_at: e.expires_at,
+                code: e.code.map(str::to_owned),
             })
             .collect())
     }

@@ -4,7 +4,9 @@ use async_graphql::{Context, Object, ID};
 
 use crate::graphql::error::{GqlResult, OrGql};
 use crate::graphql::guards::WorkersOnly;
-use crate::graphql::types::{CreateExecutionInput, Execution, UpdateExecutionStatusInput};
+use crate::graphql::types::{
+    CreateExecutionInput, Execution, ExecutionStatus, UpdateExecutionStatusInput,
+};
 use crate::graphql::{store, viewer};
 
 #[derive(Default)]
@@ -77,5 +79,64 @@ impl RunsMutation {
             .update_failure_info(&execution_id, failure_count, &reason, &viewer.scope())
             .await
             .gql()
+    }
+
+    /// Cancels an execution and everything below it that is not finished:
+    /// they become STOPPED (`completedAt`, `errorMessage` = `reason`), and
+    /// from the answer on none of them is handed out or claimable. A worker
+    /// holding one learns it at its next heartbeat (`extendClaim` false,
+    /// `extendClaims` code `CANCELLED`); its finish is `CONFLICT`. Returns
+    /// how many were stopped.
+    async fn cancel_execution(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: Option<String>,
+    ) -> GqlResult<i32> {
+        let scope = viewer(ctx)?.scope();
+        let n = store(ctx)?
+            .runs()
+            .cancel(&id, reason.as_deref(), &scope)
+            .await
+            .gql()?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    /// Pauses an execution and its subtree: they are marked `paused`, their
+    /// queued executions become PAUSED and are not handed out (running ones
+    /// finish normally), and an execution created under a paused one is
+    /// created PAUSED. Returns how many changed.
+    async fn pause_execution(&self, ctx: &Context<'_>, id: ID) -> GqlResult<i32> {
+        let scope = viewer(ctx)?.scope();
+        let n = store(ctx)?.runs().pause(&id, &scope).await.gql()?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    /// Resumes a paused subtree: the mark goes, and its PAUSED executions
+    /// are claimable again in their old order (priority, `runAt`, id).
+    /// Returns how many changed.
+    async fn resume_execution(&self, ctx: &Context<'_>, id: ID) -> GqlResult<i32> {
+        let scope = viewer(ctx)?.scope();
+        let n = store(ctx)?.runs().resume(&id, &scope).await.gql()?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    /// Puts a run's executions in the given finished statuses back in the
+    /// queue (CREATED, `completedAt` cleared, due now, `failureCount`
+    /// kept), in one statement. Returns how many.
+    async fn retry_executions(
+        &self,
+        ctx: &Context<'_>,
+        root_execution_id: ID,
+        #[graphql(default_with = "vec![ExecutionStatus::Failed]")] status: Vec<ExecutionStatus>,
+    ) -> GqlResult<i32> {
+        let scope = viewer(ctx)?.scope();
+        let statuses: Vec<_> = status.into_iter().map(Into::into).collect();
+        let n = store(ctx)?
+            .runs()
+            .retry_executions(&root_execution_id, &statuses, &scope)
+            .await
+            .gql()?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
     }
 }

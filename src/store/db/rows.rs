@@ -108,7 +108,7 @@ const fn const_eq(a: &str, b: &str) -> bool {
 
 /// The columns of `executions`, in `Execution`'s field order (`Columns`
 /// numbers them so, and `decode_row` reads them by these names).
-const COLUMNS: [&str; 24] = [
+const COLUMNS: [&str; 25] = [
     "id",
     "flow_id",
     "owner_id",
@@ -133,6 +133,7 @@ const COLUMNS: [&str; 24] = [
     "lease_expires_at",
     "run_at",
     "priority",
+    "paused",
 ];
 
 pub(crate) fn decode_error(e: sqlx::Error) -> StoreError {
@@ -208,6 +209,7 @@ where
     i32: Decode<'r, R::Database> + sqlx::Type<R::Database>,
     DateTime<Utc>: Decode<'r, R::Database> + sqlx::Type<R::Database>,
     serde_json::Value: Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let checked = positions_found.is_none();
     let at = match *positions_found {
@@ -248,6 +250,7 @@ where
         lease_expires_at: opt_time(const { column("lease_expires_at") })?,
         run_at: opt_time(const { column("run_at") })?,
         priority: int(const { column("priority") })?,
+        paused: get(row, at[const { column("paused") }], false, checked)?,
     })
 }
 

@@ -9,6 +9,7 @@ use entity::ExecutionStatus;
 #[derive(FromQueryResult)]
 struct ClaimState {
     status: ExecutionStatus,
+    paused: bool,
 }
 
 impl Queue {
@@ -53,6 +54,7 @@ impl Queue {
                 ClaimRejection::NotFound => "not_found",
                 ClaimRejection::Terminal => "terminal",
                 ClaimRejection::HeldByOther => "held_by_other",
+                ClaimRejection::Paused => "paused",
             });
             return Ok(ClaimOutcome {
                 claim: None,
@@ -75,6 +77,7 @@ impl Queue {
         Ok(match state {
             None => ClaimRejection::NotFound,
             Some(s) if s.status.is_terminal() => ClaimRejection::Terminal,
+            Some(s) if s.paused && s.status == ExecutionStatus::Paused => ClaimRejection::Paused,
             Some(_) => ClaimRejection::HeldByOther,
         })
     }

@@ -6,7 +6,8 @@ use sea_orm::ConnectionTrait;
 use serde_json::Value;
 
 use super::{expiry, ClaimExtension, Queue};
-use crate::store::db::{now, run, validate, Effects, StoreResult};
+use crate::store::db::{now, run, validate, Effects, Scope, StoreResult};
+use entity::ExecutionStatus;
 
 impl Queue {
     /// `extendClaim` (heartbeat): only the holder of a live claim. The
@@ -68,12 +69,37 @@ impl Queue {
                 })
             })
             .await?;
+        let refused: Vec<String> = execution_ids
+            .iter()
+            .filter(|id| !extended.contains(*id))
+            .cloned()
+            .collect();
+        let cancelled = self.cancelled(&refused).await?;
         Ok(execution_ids
             .into_iter()
             .map(|id| ClaimExtension {
                 expires_at: extended.contains(&id).then_some(expires),
+                code: cancelled.contains(&id).then_some("CANCELLED"),
                 execution_id: id,
             })
+            .collect())
+    }
+
+    /// Which of `ids` were stopped (cancelled): a heartbeat for one is
+    /// refused with `CANCELLED`.
+    async fn cancelled(&self, ids: &[String]) -> StoreResult<HashSet<String>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let rows = self.db.stmt(
+            self.db.sql().executions_by_ids,
+            [run::json_list(ids).into(), Scope::All.param()],
+        );
+        let rows: Vec<entity::execution::Model> = run::executions(self.db.primary(), rows).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|e| e.status == ExecutionStatus::Stopped)
+            .map(|e| e.id)
             .collect())
     }
 

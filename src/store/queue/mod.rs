@@ -43,6 +43,9 @@ pub enum ClaimRejection {
     NotFound,
     Terminal,
     HeldByOther,
+    /// It waits PAUSED under a paused execution (`pauseExecution`) until
+    /// `resumeExecution`.
+    Paused,
 }
 
 #[derive(Clone, Debug)]
@@ -89,6 +92,9 @@ pub struct ClaimExtension {
     pub execution_id: String,
     /// The new expiry; `None` when this worker holds no live claim on it.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Why not, when it says more than "not held": `CANCELLED` (the
+    /// execution was cancelled; stop working on it).
+    pub code: Option<&'static str>,
 }
 
 /// The claim an execution carries once claimed: its processing worker,

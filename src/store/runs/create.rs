@@ -33,6 +33,8 @@ struct NewExecution {
     /// None: due at its creation.
     run_at: Option<DateTime<Utc>>,
     priority: i32,
+    /// Under a paused execution (its parent is): created PAUSED.
+    paused: bool,
     options: Option<Value>,
     integration: Option<Value>,
     external_events: Option<Value>,
@@ -147,16 +149,16 @@ impl Runs {
         for parent in &named {
             validate::id("parentExecutionId", parent)?;
         }
-        let mut known: HashMap<String, (String, i32)> = self
+        let mut known: HashMap<String, (String, i32, bool)> = self
             .parents(&named, scope)
             .await?
             .into_iter()
-            .map(|p| (p.id, (p.root_execution_id, p.execution_depth)))
+            .map(|p| (p.id, (p.root_execution_id, p.execution_depth, p.paused)))
             .collect();
         let mut rows = Vec::with_capacity(inputs.len());
         for (input, id) in inputs.into_iter().zip(ids) {
-            let (root, depth) = match &input.parent_execution_id {
-                None => (id.clone(), 0),
+            let (root, depth, paused) = match &input.parent_execution_id {
+                None => (id.clone(), 0, false),
                 Some(parent) if *parent == id => {
                     return Err(StoreError::invalid(
                         "parentExecutionId",
@@ -164,7 +166,7 @@ impl Runs {
                     ))
                 }
                 Some(parent) => {
-                    let (root, depth) = known.get(parent).cloned().ok_or_else(|| {
+                    let (root, depth, paused) = known.get(parent).cloned().ok_or_else(|| {
                         let hint = match batch {
                             true => " (a parent in the same batch must come before its children)",
                             false => "",
@@ -174,11 +176,17 @@ impl Runs {
                             format!("no execution with id {parent}{hint}"),
                         )
                     })?;
-                    (root, depth + 1)
+                    (root, depth + 1, paused)
                 }
             };
-            known.entry(id.clone()).or_insert((root.clone(), depth));
-            let status = input.status.unwrap_or(ExecutionStatus::Created);
+            known
+                .entry(id.clone())
+                .or_insert((root.clone(), depth, paused));
+            // Under a paused execution, what would be queued waits PAUSED.
+            let status = match input.status.unwrap_or(ExecutionStatus::Created) {
+                ExecutionStatus::Created if paused => ExecutionStatus::Paused,
+                status => status,
+            };
             let (started_at, completed_at) = default_times(status, None, None, at);
             // A JSON null is stored as no value (SQL NULL).
             let json = |value: Option<Value>| value.filter(|v| !v.is_null());
@@ -194,6 +202,7 @@ impl Runs {
                 completed_at,
                 run_at: input.run_at.map(truncate_micros),
                 priority: input.priority.unwrap_or(0),
+                paused,
                 options: json(input.options),
                 integration: json(input.integration),
                 external_events: json(input.external_events),
@@ -252,6 +261,7 @@ impl Runs {
             ArrayColumn::NullableTimes(rows.iter().map(|r| r.completed_at).collect()),
             ArrayColumn::NullableTimes(rows.iter().map(|r| r.run_at).collect()),
             ArrayColumn::Int(rows.iter().map(|r| r.priority).collect()),
+            ArrayColumn::Bool(rows.iter().map(|r| r.paused).collect()),
         ];
         let inserted = match self.db.insert_arrays(text, columns).await {
             Ok(inserted) => inserted,
@@ -305,6 +315,7 @@ impl Runs {
                     .filter(|due| r.status == ExecutionStatus::Created && *due > at),
                 run_at: r.run_at,
                 priority: r.priority,
+                paused: r.paused,
             });
         }
         Ok(Some(created))
@@ -356,6 +367,7 @@ fn as_json(rows: &[NewExecution]) -> String {
                 "completed": r.completed_at.is_some(),
                 "run_at": r.run_at.map(time_text),
                 "priority": r.priority,
+                "paused": r.paused,
                 "options": r.options,
                 "integration": r.integration,
                 "external_events": r.external_events,

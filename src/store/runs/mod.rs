@@ -1,6 +1,7 @@
 //! Runs: executions created (one or many), updated, deleted with their
 //! subtree, and whole finished runs removed by retention.
 
+mod control;
 mod create;
 mod delete;
 mod retention;

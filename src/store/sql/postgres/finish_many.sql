@@ -2,7 +2,9 @@
 -- claim (at $2): its final status, or back to CREATED to be retried (the
 -- failure counted; due again at the item's retry_at, which the store
 -- computed from the retry policy), or FAILED when that retry would reach the
--- item's max_attempts (errorMessage: its exhausted_message). The execution
+-- item's max_attempts (errorMessage: its exhausted_message); a retry under a
+-- paused execution is PAUSED. A finished execution (a cancelled one) is not
+-- finished again: its holder is refused. The execution
 -- rows first, locked in id order (as every claim
 -- path locks the execution before its claim), then the claims released, then
 -- the executions written; an item without a live claim matches nothing.
@@ -31,16 +33,19 @@ WITH input AS (
     WHERE c.execution_id = i.execution_id AND c.worker_id = i.worker_id
       AND CASE WHEN c.status = 'active' THEN c.expires_at >= $2 ELSE false END
       AND (SELECT count(*) FROM target) >= 0
+      AND EXISTS (SELECT 1 FROM executions t
+                  WHERE t.id = c.execution_id AND t.status NOT IN ('completed', 'failed', 'stopped'))
     RETURNING c.execution_id
 )
 UPDATE executions e SET
-    status = CASE WHEN i.status = 'created' AND e.failure_count + 1 >= i.max_attempts
-                  THEN 'failed' ELSE i.status END,
+    status = CASE WHEN i.status = 'created' AND e.failure_count + 1 >= i.max_attempts THEN 'failed'
+                  WHEN i.status = 'created' AND e.paused THEN 'paused'
+                  ELSE i.status END,
     updated_at = $2,
     run_at = CASE WHEN i.status = 'created' AND e.failure_count + 1 < i.max_attempts
                   THEN COALESCE(i.retry_at, $2) ELSE e.run_at END,
     lease_expires_at = CASE WHEN i.status = 'created' AND e.failure_count + 1 < i.max_attempts
-                             AND i.retry_at > $2 THEN i.retry_at END,
+                             AND NOT e.paused AND i.retry_at > $2 THEN i.retry_at END,
     error_message = CASE WHEN i.status = 'created' AND e.failure_count + 1 >= i.max_attempts
                          THEN i.exhausted_message
                          ELSE COALESCE(i.error_message, e.error_message) END,

@@ -12,7 +12,8 @@ WITH target AS (
     RETURNING execution_claims.execution_id
 )
 UPDATE executions SET
-    lease_expires_at = CASE WHEN run_at > $3 THEN run_at END,
+    status = CASE WHEN paused AND status = 'created' THEN 'paused' ELSE status END,
+    lease_expires_at = CASE WHEN paused THEN NULL WHEN run_at > $3 THEN run_at END,
     processing_started_at = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_started_at END,
     updated_at = CASE WHEN processing_worker_id = $2 THEN $3 ELSE updated_at END,
     processing_worker_id = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_worker_id END

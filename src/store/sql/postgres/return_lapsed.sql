@@ -2,8 +2,11 @@
 -- lease ran out before $1 (a claim that lapsed, or a wait for the due time
 -- that is over) lose it, read through the index of leased rows by expiry
 -- (which reads only the lapsed ones). One claimed before it was due waits
--- for its due time again.
-UPDATE executions SET lease_expires_at = CASE WHEN run_at > $1 THEN run_at END
+-- for its due time again; one under a paused execution (its holder died
+-- after the pause) becomes PAUSED instead.
+UPDATE executions SET
+    status = CASE WHEN paused THEN 'paused' ELSE status END,
+    lease_expires_at = CASE WHEN paused THEN NULL WHEN run_at > $1 THEN run_at END
 WHERE id IN (
     SELECT id FROM executions
     WHERE status = 'created' AND lease_expires_at IS NOT NULL AND lease_expires_at < $1

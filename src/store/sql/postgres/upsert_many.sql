@@ -8,19 +8,19 @@
 INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
                         execution_depth, created_at, updated_at, started_at, completed_at,
                         options, integration, external_events, failure_count,
-                        run_at, priority, lease_expires_at)
+                        run_at, priority, lease_expires_at, paused)
 SELECT x.id, x.flow_id, x.owner_id, x.root_execution_id, x.parent_execution_id, x.status,
        x.execution_depth, $2, $2,
        CASE WHEN x.started THEN $2 END,
        CASE WHEN x.completed THEN $2 END,
        x.options, x.integration, x.external_events, 0,
        x.run_at, x.priority,
-       CASE WHEN x.status = 'created' AND x.run_at > $2 THEN x.run_at END
+       CASE WHEN x.status = 'created' AND x.run_at > $2 THEN x.run_at END, x.paused
 FROM json_to_recordset(CAST($1 AS json)) AS x(
     ord INT, id TEXT, flow_id TEXT, owner_id TEXT, root_execution_id TEXT,
     parent_execution_id TEXT, status TEXT, execution_depth INT, started BOOLEAN,
     completed BOOLEAN, options JSONB, integration JSONB, external_events JSONB,
-    run_at TIMESTAMPTZ, priority INT)
+    run_at TIMESTAMPTZ, priority INT, paused BOOLEAN)
 ORDER BY x.ord
 ON CONFLICT (id) DO UPDATE SET
     status = excluded.status, options = excluded.options,

@@ -2,15 +2,17 @@
 -- step 1 released (the JSON array $3) take their final status at $2, or go
 -- back to CREATED for a retry, counting the failure (due again at the item's
 -- retry_at), or become FAILED when that retry would reach the item's
--- max_attempts (errorMessage: its exhausted_message).
+-- max_attempts (errorMessage: its exhausted_message); a retry under a paused
+-- execution is PAUSED.
 UPDATE executions SET
-    status = CASE WHEN i.status = 'created' AND executions.failure_count + 1 >= i.max_attempts
-                  THEN 'failed' ELSE i.status END,
+    status = CASE WHEN i.status = 'created' AND executions.failure_count + 1 >= i.max_attempts THEN 'failed'
+                  WHEN i.status = 'created' AND executions.paused THEN 'paused'
+                  ELSE i.status END,
     updated_at = $2,
     run_at = CASE WHEN i.status = 'created' AND executions.failure_count + 1 < i.max_attempts
                   THEN COALESCE(i.retry_at, $2) ELSE executions.run_at END,
     lease_expires_at = CASE WHEN i.status = 'created' AND executions.failure_count + 1 < i.max_attempts
-                             AND i.retry_at > $2 THEN i.retry_at END,
+                             AND NOT executions.paused AND i.retry_at > $2 THEN i.retry_at END,
     error_message = CASE WHEN i.status = 'created' AND executions.failure_count + 1 >= i.max_attempts
                          THEN i.exhausted_message
                          ELSE COALESCE(i.error_message, executions.error_message) END,

@@ -1,5 +1,6 @@
 -- finishExecution(s), step 1 of 2: the live claims (at $2) of the items of
--- $1 are released; returns the items that held one. (The + before status and
+-- $1 are released, unless their execution is finished (a cancelled one):
+-- returns the items that held one. (The + before status and
 -- expiry keeps SQLite from reading the claims through the index of live
 -- claims, which would visit every one of them: the items drive, one primary
 -- key probe each.)
@@ -12,4 +13,7 @@ FROM (
 WHERE execution_claims.execution_id = i.execution_id
   AND execution_claims.worker_id = i.worker_id
   AND +execution_claims.status = 'active' AND +execution_claims.expires_at >= $2
+  AND EXISTS (SELECT 1 FROM executions t
+              WHERE t.id = execution_claims.execution_id
+                AND t.status NOT IN ('completed', 'failed', 'stopped'))
 RETURNING execution_claims.execution_id

@@ -2,7 +2,8 @@
 -- execution is no longer processed by worker $2 and keeps no lease (it waits
 -- for its due time when that is later); updated at $3.
 UPDATE executions SET
-    lease_expires_at = CASE WHEN run_at > $3 THEN run_at END,
+    status = CASE WHEN paused AND status = 'created' THEN 'paused' ELSE status END,
+    lease_expires_at = CASE WHEN paused THEN NULL WHEN run_at > $3 THEN run_at END,
     processing_started_at = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_started_at END,
     updated_at = CASE WHEN processing_worker_id = $2 THEN $3 ELSE updated_at END,
     processing_worker_id = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_worker_id END

@@ -9,7 +9,7 @@
 INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
                         execution_depth, created_at, updated_at, started_at, completed_at,
                         options, integration, external_events, failure_count,
-                        run_at, priority, lease_expires_at)
+                        run_at, priority, lease_expires_at, paused)
 SELECT json_extract(x.value, '$.id'), json_extract(x.value, '$.flow_id'),
        json_extract(x.value, '$.owner_id'), json_extract(x.value, '$.root_execution_id'),
        json_extract(x.value, '$.parent_execution_id'), json_extract(x.value, '$.status'),
@@ -22,7 +22,8 @@ SELECT json_extract(x.value, '$.id'), json_extract(x.value, '$.flow_id'),
        0,
        json_extract(x.value, '$.run_at'), json_extract(x.value, '$.priority'),
        CASE WHEN json_extract(x.value, '$.status') = 'created' AND json_extract(x.value, '$.run_at') > $2
-            THEN json_extract(x.value, '$.run_at') END
+            THEN json_extract(x.value, '$.run_at') END,
+       json_extract(x.value, '$.paused')
 FROM json_each($1) AS x
 WHERE true
 ORDER BY x.key

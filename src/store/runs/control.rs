@@ -1,0 +1,113 @@
+//! Runs under control: cancel, pause and resume a subtree, put a run's
+//! failed executions back in the queue. Each is one statement (one write of
+//! a SQLite commit group); each change is one event.
+
+use super::Runs;
+use crate::store::db::{now, run, validate, Effects, Scope, StoreError, StoreResult};
+use entity::ExecutionStatus;
+
+impl Runs {
+    /// `cancelExecution`: the execution and everything below it that is not
+    /// finished become STOPPED (`completedAt`, `errorMessage` = `reason`);
+    /// how many. From the answer on none of them is handed out or
+    /// claimable; a worker holding one learns it at its next heartbeat
+    /// (`CANCELLED`) and its finish is refused.
+    pub async fn cancel(&self, id: &str, reason: Option<&str>, scope: &Scope) -> StoreResult<u64> {
+        validate::id("id", id)?;
+        let reason = reason.unwrap_or("cancelled").to_owned();
+        self.control(self.db.sql().cancel, id, vec![reason.into()], false, scope)
+            .await
+    }
+
+    /// `pauseExecution`: the execution and its subtree are marked paused;
+    /// their queued executions become PAUSED (held ones run on, and an
+    /// execution created under a paused one is created PAUSED); how many
+    /// changed.
+    pub async fn pause(&self, id: &str, scope: &Scope) -> StoreResult<u64> {
+        validate::id("id", id)?;
+        self.control(self.db.sql().pause, id, Vec::new(), false, scope)
+            .await
+    }
+
+    /// `resumeExecution`: the mark goes, and the subtree's PAUSED executions
+    /// are claimable again in their old order; how many changed.
+    pub async fn resume(&self, id: &str, scope: &Scope) -> StoreResult<u64> {
+        validate::id("id", id)?;
+        self.control(self.db.sql().resume, id, Vec::new(), true, scope)
+            .await
+    }
+
+    /// `retryExecutions`: the run's executions in `statuses` (finished ones:
+    /// FAILED by default) go back to the queue, due now, their failure
+    /// counts kept; how many.
+    pub async fn retry_executions(
+        &self,
+        root_execution_id: &str,
+        statuses: &[ExecutionStatus],
+        scope: &Scope,
+    ) -> StoreResult<u64> {
+        validate::id("rootExecutionId", root_execution_id)?;
+        if statuses.is_empty() || statuses.iter().any(|s| !s.is_terminal()) {
+            return Err(StoreError::invalid(
+                "status",
+                "name finished statuses (COMPLETED, FAILED, STOPPED) to put back",
+            ));
+        }
+        let slots = ExecutionStatus::ALL.map(|status| {
+            statuses
+                .contains(&status)
+                .then(|| status.as_str().to_owned())
+                .into()
+        });
+        self.control(
+            self.db.sql().retry_executions,
+            root_execution_id,
+            Vec::from(slots),
+            true,
+            scope,
+        )
+        .await
+    }
+
+    /// Runs a control statement taking (id, owner, now, then `more`); how
+    /// many executions it changed. `requeues`: what it changes goes back in
+    /// the queue. None changed: `NOT_FOUND` when the execution does not
+    /// exist for `scope` (a user naming another's run learns nothing more),
+    /// else 0 (there was nothing to change).
+    async fn control(
+        &self,
+        text: &'static str,
+        id: &str,
+        more: Vec<sea_orm::Value>,
+        requeues: bool,
+        scope: &Scope,
+    ) -> StoreResult<u64> {
+        let mut values = vec![id.to_owned().into(), scope.param(), now().into()];
+        values.extend(more);
+        let changed = self
+            .db
+            .write(move |w| {
+                Box::pin(async move {
+                    let changed = run::steps(w, &[text], values).await?.len() as u64;
+                    // Put back or resumed: work for waiting workers and a
+                    // requeue for the queue heads; stopped or paused: logged.
+                    let effects = match changed {
+                        0 => Effects::none(),
+                        _ => Effects::logged().requeued_if(requeues),
+                    };
+                    Ok((changed, effects))
+                })
+            })
+            .await?;
+        if changed == 0 {
+            let found = self.db.stmt(
+                self.db.sql().execution,
+                [id.to_owned().into(), scope.param()],
+            );
+            if run::execution(self.db.primary(), found).await?.is_none() {
+                return Err(StoreError::not_found("execution", id));
+            }
+        }
+        Ok(changed)
+    }
+}
