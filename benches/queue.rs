@@ -582,7 +582,7 @@ async fn cancel_under_load(url: &str, backend: &str, n: usize) -> Cancelled {
         { "id": root, "flowId": root, "ownerId": "bench" }] } }))
     .await;
     let children: Vec<usize> = (1..n).collect();
-    for chunk in children.chunks(store::limits::MAX_BATCH) {
+    for chunk in children.chunks(CREATE_BATCH) {
         let inputs: Vec<Value> = chunk
             .iter()
             .map(|i| json!({ "id": format!("{root}.{i}"), "flowId": root, "ownerId": "bench", "parentExecutionId": root }))

@@ -189,7 +189,8 @@ async fn pause_and_resume_keep_order(backend: Backend) {
         .unwrap();
     // `run` itself is held by a worker, and stays held.
     assert_eq!(ids(&store, "held", 1).await, ["run"]);
-    for (id, priority) in [("a", 0), ("b", 5), ("c", 0), ("d", -3)] {
+    // `z` before `a`: the old order (due time, then id) is not the ids'.
+    for (id, priority) in [("z", 0), ("b", 5), ("a", 0), ("d", -3)] {
         let mut i = input(id, Some("run"));
         i.priority = Some(priority);
         store.runs().create(i, &Scope::All).await.unwrap();
@@ -226,7 +227,7 @@ async fn pause_and_resume_keep_order(backend: Backend) {
         .unwrap();
     let changed = store.runs().resume("run", &Scope::All).await.unwrap();
     assert_eq!(changed, 6);
-    assert_eq!(ids(&store, "w", 10).await, ["b", "a", "c", "e", "d"]);
+    assert_eq!(ids(&store, "w", 10).await, ["b", "z", "a", "e", "d"]);
     let a = store.reads().get("a", &Scope::All).await.unwrap().unwrap();
     assert!(!a.paused);
 }
@@ -268,6 +269,176 @@ async fn paused_work_stays_out_of_the_queue(backend: Backend) {
         ids(&store, "w", 10).await,
         ["run", "run.0", "run.1", "run.2"]
     );
+}
+
+/// Finishes racing a cancel of their run: every execution ends either
+/// finished by its holder (and not counted by the cancel) or STOPPED by the
+/// cancel (and its finish refused), never both, never put back; the cancel
+/// releases the claims it stops, so a retry of the stopped ones hands them
+/// to a new worker at once.
+async fn finishes_racing_a_cancel(backend: Backend) {
+    let t = fresh(backend).await;
+    let store = t.store();
+    run_of(&store, "run", 199).await;
+    let mut held = ids(&store, "w", 100).await;
+    held.extend(ids(&store, "w", 100).await);
+    assert_eq!(held.len(), 200);
+    let finishers: Vec<_> = held
+        .chunks(10)
+        .map(|chunk| {
+            let (store, chunk) = (store.clone(), chunk.to_vec());
+            tokio::spawn(async move {
+                let items = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        // Half finish, half retry.
+                        let status = match i % 2 {
+                            0 => ExecutionStatus::Completed,
+                            _ => ExecutionStatus::Created,
+                        };
+                        let mut f = finish(id, "w", status);
+                        f.retry_in_ms = Some(0);
+                        f
+                    })
+                    .collect();
+                store.queue().finish_many(items).await.unwrap()
+            })
+        })
+        .collect();
+    let cancel = {
+        let store = store.clone();
+        tokio::spawn(async move { store.runs().cancel("run", None, &Scope::All).await.unwrap() })
+    };
+    // (id, finished as a retry?) of the finishes that went through.
+    let mut accepted = std::collections::HashMap::new();
+    for f in finishers {
+        for outcome in f.await.unwrap() {
+            match outcome.refusal {
+                None => {
+                    let retry = outcome.execution.as_ref().unwrap().failure_count == 1;
+                    accepted.insert(outcome.execution_id, retry);
+                }
+                Some(code) => assert_eq!(code, "CONFLICT", "{}", outcome.execution_id),
+            }
+        }
+    }
+    let stopped_by_cancel = cancel.await.unwrap();
+    let mut stopped = 0;
+    for id in &held {
+        let e = store.reads().get(id, &Scope::All).await.unwrap().unwrap();
+        // A completion before the cancel stays; a retry before it was
+        // stopped by it; a finish after it was refused.
+        let expected = match accepted.get(id) {
+            Some(false) => ExecutionStatus::Completed,
+            Some(true) | None => ExecutionStatus::Stopped,
+        };
+        assert_eq!(e.status, expected, "{id}: accepted {:?}", accepted.get(id));
+        stopped += u64::from(e.status == ExecutionStatus::Stopped);
+    }
+    assert_eq!(stopped_by_cancel, stopped);
+    let claims = store.reads().get_active_claims(&Scope::All).await.unwrap();
+    assert!(
+        claims.is_empty(),
+        "the cancel released its claims: {claims:?}"
+    );
+    // Put back, the stopped ones go to a new worker at once.
+    let n = store
+        .runs()
+        .retry_executions("run", &[ExecutionStatus::Stopped], &Scope::All)
+        .await
+        .unwrap();
+    assert!(n >= stopped);
+    assert_eq!(ids(&store, "new", 100).await.len() as u64, n.min(100));
+}
+
+/// The mark holds on every path that would put an execution of a paused
+/// subtree back in the queue: recovery setting a running one CREATED, a
+/// retry of a failed one, a child created under a finished one, an upsert
+/// back to CREATED, and claim by id once its holder's lease lapsed (the
+/// holder itself may claim it again while its claim is live).
+async fn the_mark_holds_on_every_path(backend: Backend) {
+    let t = fresh(backend).await;
+    let store = t.store();
+    run_of(&store, "run", 4).await;
+    assert_eq!(ids(&store, "h", 1).await, ["run"]);
+    store
+        .runs()
+        .update_execution_status(
+            StatusUpdate::new("run.0", ExecutionStatus::Running),
+            &Scope::All,
+        )
+        .await
+        .unwrap();
+    store
+        .runs()
+        .update_execution_status(
+            StatusUpdate::new("run.1", ExecutionStatus::Failed),
+            &Scope::All,
+        )
+        .await
+        .unwrap();
+    store.runs().pause("run", &Scope::All).await.unwrap();
+    let status = |id: &'static str| {
+        let store = store.clone();
+        async move { store.reads().get(id, &Scope::All).await.unwrap().unwrap() }
+    };
+    assert!(status("run.1").await.paused, "a finished one is marked too");
+    // The holder may claim its own again; nobody else.
+    assert!(store
+        .queue()
+        .claim_execution("run", "h", 60_000)
+        .await
+        .unwrap()
+        .acquired());
+    crate::fixtures::expire_lease(&t.db, "run").await;
+    let other = store
+        .queue()
+        .claim_execution("run", "x", 60_000)
+        .await
+        .unwrap();
+    assert_eq!(other.rejection, Some(ClaimRejection::Paused));
+    // Recovery puts the running one back.
+    let mut back = StatusUpdate::new("run.0", ExecutionStatus::Created);
+    back.failure_count = Some(1);
+    let e = store
+        .runs()
+        .update_execution_status(back, &Scope::All)
+        .await
+        .unwrap();
+    assert_eq!(e.status, ExecutionStatus::Paused);
+    // A retry of the failed one, a child under it, an upsert to CREATED.
+    store
+        .runs()
+        .retry_executions("run", &[ExecutionStatus::Failed], &Scope::All)
+        .await
+        .unwrap();
+    assert_eq!(status("run.1").await.status, ExecutionStatus::Paused);
+    let child = store
+        .runs()
+        .create(input("run.1.x", Some("run.1")), &Scope::All)
+        .await
+        .unwrap();
+    assert_eq!(
+        (child.status, child.paused),
+        (ExecutionStatus::Paused, true)
+    );
+    let again = store
+        .runs()
+        .create(input("run.2", Some("run")), &Scope::All)
+        .await
+        .unwrap();
+    assert_eq!(again.status, ExecutionStatus::Paused);
+    assert!(ids(&store, "w", 10).await.is_empty(), "nothing handed out");
+    store.runs().resume("run", &Scope::All).await.unwrap();
+    let mut back = ids(&store, "w", 10).await;
+    back.sort();
+    assert_eq!(back, ["run", "run.1", "run.1.x", "run.2", "run.3"]);
+    // The one recovery put back waits out its retry's backoff, as it would
+    // have without the pause.
+    let waiting = status("run.0").await;
+    assert_eq!(waiting.status, ExecutionStatus::Created);
+    assert!(waiting.run_at.unwrap() > execstore::store::now());
 }
 
 /// Each execution a control changes is one event, in commit order, showing
@@ -432,6 +603,8 @@ crate::both_backends!(
     pause_and_resume_keep_order,
     paused_work_stays_out_of_the_queue,
     every_change_is_one_event,
+    finishes_racing_a_cancel,
+    the_mark_holds_on_every_path,
     retry_the_failed,
     control_is_owner_scoped,
 );

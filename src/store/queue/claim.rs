@@ -77,7 +77,12 @@ impl Queue {
         Ok(match state {
             None => ClaimRejection::NotFound,
             Some(s) if s.status.is_terminal() => ClaimRejection::Terminal,
-            Some(s) if s.paused && s.status == ExecutionStatus::Paused => ClaimRejection::Paused,
+            Some(s)
+                if s.paused
+                    && matches!(s.status, ExecutionStatus::Created | ExecutionStatus::Paused) =>
+            {
+                ClaimRejection::Paused
+            }
             Some(_) => ClaimRejection::HeldByOther,
         })
     }

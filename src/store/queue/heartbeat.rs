@@ -74,7 +74,7 @@ impl Queue {
             .filter(|id| !extended.contains(*id))
             .cloned()
             .collect();
-        let cancelled = self.cancelled(&refused).await?;
+        let cancelled = self.cancelled(worker_id, &refused).await?;
         Ok(execution_ids
             .into_iter()
             .map(|id| ClaimExtension {
@@ -85,9 +85,10 @@ impl Queue {
             .collect())
     }
 
-    /// Which of `ids` were stopped (cancelled): a heartbeat for one is
-    /// refused with `CANCELLED`.
-    async fn cancelled(&self, ids: &[String]) -> StoreResult<HashSet<String>> {
+    /// Which of `ids` `worker_id` was working on when they were stopped
+    /// (cancelled: a cancel keeps the processing worker and releases its
+    /// claim): its heartbeat for one is refused with `CANCELLED`.
+    async fn cancelled(&self, worker_id: &str, ids: &[String]) -> StoreResult<HashSet<String>> {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
@@ -98,7 +99,10 @@ impl Queue {
         let rows: Vec<entity::execution::Model> = run::executions(self.db.primary(), rows).await?;
         Ok(rows
             .into_iter()
-            .filter(|e| e.status == ExecutionStatus::Stopped)
+            .filter(|e| {
+                e.status == ExecutionStatus::Stopped
+                    && e.processing_worker_id.as_deref() == Some(worker_id)
+            })
             .map(|e| e.id)
             .collect())
     }

@@ -43,8 +43,9 @@ pub enum ClaimRejection {
     NotFound,
     Terminal,
     HeldByOther,
-    /// It waits PAUSED under a paused execution (`pauseExecution`) until
-    /// `resumeExecution`.
+    /// It is queued under a paused execution (`pauseExecution`) until
+    /// `resumeExecution`; only a worker whose claim on it is live may claim
+    /// it again.
     Paused,
 }
 

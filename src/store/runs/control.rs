@@ -1,9 +1,11 @@
 //! Runs under control: cancel, pause and resume a subtree, put a run's
-//! failed executions back in the queue. Each is one statement (one write of
-//! a SQLite commit group); each change is one event.
+//! failed executions back in the queue. Each is one write (one transaction;
+//! on SQLite one write of a commit group); each execution it changes is one
+//! event.
 
 use super::Runs;
 use crate::store::db::{now, run, validate, Effects, Scope, StoreError, StoreResult};
+use crate::store::sql::Steps;
 use entity::ExecutionStatus;
 
 impl Runs {
@@ -15,8 +17,13 @@ impl Runs {
     pub async fn cancel(&self, id: &str, reason: Option<&str>, scope: &Scope) -> StoreResult<u64> {
         validate::id("id", id)?;
         let reason = reason.unwrap_or("cancelled").to_owned();
-        self.control(self.db.sql().cancel, id, vec![reason.into()], false, scope)
-            .await
+        let sql = self.db.sql();
+        let control = Control {
+            steps: sql.cancel,
+            then: Some(sql.release_claims_of),
+            requeues: false,
+        };
+        self.control(control, id, vec![reason.into()], scope).await
     }
 
     /// `pauseExecution`: the execution and its subtree are marked paused;
@@ -25,16 +32,24 @@ impl Runs {
     /// changed.
     pub async fn pause(&self, id: &str, scope: &Scope) -> StoreResult<u64> {
         validate::id("id", id)?;
-        self.control(self.db.sql().pause, id, Vec::new(), false, scope)
-            .await
+        let control = Control {
+            steps: self.db.sql().pause,
+            then: None,
+            requeues: false,
+        };
+        self.control(control, id, Vec::new(), scope).await
     }
 
     /// `resumeExecution`: the mark goes, and the subtree's PAUSED executions
     /// are claimable again in their old order; how many changed.
     pub async fn resume(&self, id: &str, scope: &Scope) -> StoreResult<u64> {
         validate::id("id", id)?;
-        self.control(self.db.sql().resume, id, Vec::new(), true, scope)
-            .await
+        let control = Control {
+            steps: self.db.sql().resume,
+            then: None,
+            requeues: true,
+        };
+        self.control(control, id, Vec::new(), scope).await
     }
 
     /// `retryExecutions`: the run's executions in `statuses` (finished ones:
@@ -59,27 +74,25 @@ impl Runs {
                 .then(|| status.as_str().to_owned())
                 .into()
         });
-        self.control(
-            self.db.sql().retry_executions,
-            root_execution_id,
-            Vec::from(slots),
-            true,
-            scope,
-        )
-        .await
+        let control = Control {
+            steps: std::slice::from_ref(&self.db.sql().retry_executions),
+            then: None,
+            requeues: true,
+        };
+        self.control(control, root_execution_id, Vec::from(slots), scope)
+            .await
     }
 
-    /// Runs a control statement taking (id, owner, now, then `more`); how
-    /// many executions it changed. `requeues`: what it changes goes back in
-    /// the queue. None changed: `NOT_FOUND` when the execution does not
+    /// Runs a control's steps, taking (id, owner, now, then `more`), and
+    /// then `then` on the ids they changed; how many executions it changed.
+    /// None changed: `NOT_FOUND` when the execution does not
     /// exist for `scope` (a user naming another's run learns nothing more),
     /// else 0 (there was nothing to change).
     async fn control(
         &self,
-        text: &'static str,
+        control: Control,
         id: &str,
         more: Vec<sea_orm::Value>,
-        requeues: bool,
         scope: &Scope,
     ) -> StoreResult<u64> {
         let mut values = vec![id.to_owned().into(), scope.param(), now().into()];
@@ -88,12 +101,30 @@ impl Runs {
             .db
             .write(move |w| {
                 Box::pin(async move {
-                    let changed = run::steps(w, &[text], values).await?.len() as u64;
+                    // One transaction: on PostgreSQL the lock of the
+                    // first step holds until the last has written.
+                    let ids = w
+                        .transaction(move |txn| {
+                            Box::pin(async move {
+                                let rows = run::steps(txn, control.steps, values).await?;
+                                let ids = rows
+                                    .iter()
+                                    .map(|row| row.try_get_by_index::<String>(0))
+                                    .collect::<Result<Vec<_>, _>>()?;
+                                if let (Some(then), false) = (control.then, ids.is_empty()) {
+                                    let ids = vec![run::json_list(&ids).into()];
+                                    run::steps(txn, &[then], ids).await?;
+                                }
+                                Ok(ids)
+                            })
+                        })
+                        .await?;
+                    let changed = ids.len() as u64;
                     // Put back or resumed: work for waiting workers and a
                     // requeue for the queue heads; stopped or paused: logged.
                     let effects = match changed {
                         0 => Effects::none(),
-                        _ => Effects::logged().requeued_if(requeues),
+                        _ => Effects::logged().requeued_if(control.requeues),
                     };
                     Ok((changed, effects))
                 })
@@ -110,4 +141,13 @@ impl Runs {
         }
         Ok(changed)
     }
+}
+
+/// What a control runs: its steps (one statement, or on PostgreSQL a lock
+/// then a write), a statement then given the ids they changed (a JSON array
+/// as `$1`), and whether what it changes goes back in the queue.
+struct Control {
+    steps: Steps,
+    then: Option<&'static str>,
+    requeues: bool,
 }

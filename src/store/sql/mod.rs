@@ -75,9 +75,10 @@ pub struct Statements {
     pub upsert_many: &'static str,
     pub update_status: &'static str,
     pub update_failure_info: &'static str,
-    pub cancel: &'static str,
-    pub pause: &'static str,
-    pub resume: &'static str,
+    pub cancel: Steps,
+    pub pause: Steps,
+    pub resume: Steps,
+    pub release_claims_of: &'static str,
     pub retry_executions: &'static str,
     pub delete_log: &'static str,
     pub delete_execution: &'static str,
@@ -150,9 +151,10 @@ pub static POSTGRES: Statements = Statements {
     upsert_many: pg!("upsert_many.sql"),
     update_status: both!("update_status.sql"),
     update_failure_info: both!("update_failure_info.sql"),
-    cancel: pg!("cancel.sql"),
-    pause: pg!("pause.sql"),
-    resume: pg!("resume.sql"),
+    cancel: &[pg!("cancel_lock.sql"), pg!("cancel.sql")],
+    pause: &[pg!("pause_lock.sql"), pg!("pause.sql")],
+    resume: &[pg!("resume_lock.sql"), pg!("resume.sql")],
+    release_claims_of: pg!("release_claims_of.sql"),
     retry_executions: both!("retry_executions.sql"),
     delete_log: both!("delete_log.sql"),
     delete_execution: both!("delete_execution.sql"),
@@ -222,9 +224,10 @@ pub static SQLITE: Statements = Statements {
     upsert_many: lite!("upsert_many.sql"),
     update_status: both!("update_status.sql"),
     update_failure_info: both!("update_failure_info.sql"),
-    cancel: lite!("cancel.sql"),
-    pause: lite!("pause.sql"),
-    resume: lite!("resume.sql"),
+    cancel: &[lite!("cancel.sql")],
+    pause: &[lite!("pause.sql")],
+    resume: &[lite!("resume.sql")],
+    release_claims_of: lite!("release_claims_of.sql"),
     retry_executions: both!("retry_executions.sql"),
     delete_log: both!("delete_log.sql"),
     delete_execution: both!("delete_execution.sql"),
@@ -322,9 +325,7 @@ impl Statements {
             self.upsert_many,
             self.update_status,
             self.update_failure_info,
-            self.cancel,
-            self.pause,
-            self.resume,
+            self.release_claims_of,
             self.retry_executions,
             self.delete_log,
             self.delete_execution,
@@ -382,10 +383,18 @@ impl Statements {
             .into_iter()
             .flatten(),
         );
-        let steps = [self.claim, self.release, self.finish_many, self.extend_many]
-            .into_iter()
-            .chain(self.pull)
-            .chain(self.pull_after.into_iter().flatten());
+        let steps = [
+            self.claim,
+            self.release,
+            self.finish_many,
+            self.extend_many,
+            self.cancel,
+            self.pause,
+            self.resume,
+        ]
+        .into_iter()
+        .chain(self.pull)
+        .chain(self.pull_after.into_iter().flatten());
         for steps in steps {
             all.extend_from_slice(steps);
         }

@@ -1,33 +1,11 @@
--- cancelExecution: execution $1 (of owner $2 when $2 is not null) and every
--- execution below it that is not finished become STOPPED at $3, their error
--- message $4 (the reason): from then on none of them is handed out or
--- claimable. A worker holding one learns it at its next heartbeat (its claim
--- is no longer extended) and its finish is refused. Returns those stopped.
--- The subtree: a run's root is one range of the index of runs; below an
--- inner execution the walk goes down the index of children, one probe per
--- node (a LATERAL subquery fenced with OFFSET 0: joined whole, the planner
--- costs the walk as a hash join over the table).
-WITH RECURSIVE below(id) AS (
-    SELECT id FROM executions
-    WHERE id = $1 AND parent_execution_id IS NOT NULL AND ($2 IS NULL OR owner_id = $2)
-    UNION ALL
-    SELECT e.id FROM below b CROSS JOIN LATERAL (
-        SELECT id FROM executions e WHERE e.parent_execution_id = b.id OFFSET 0) e
-), subtree(id) AS (
-    SELECT id FROM below
-    UNION ALL
-    SELECT x.id FROM executions x
-    WHERE x.root_execution_id = $1
-      AND EXISTS (SELECT 1 FROM executions r
-                  WHERE r.id = $1 AND r.parent_execution_id IS NULL AND ($2 IS NULL OR r.owner_id = $2))
-)
+-- cancelExecution, step 2 of 3: the executions step 1 locked (the JSON
+-- array $5) become STOPPED at $3, their error message $4 (the reason): from
+-- then on none of them is handed out or claimable. Returns those stopped.
 UPDATE executions SET
     status = 'stopped',
     completed_at = $3,
     updated_at = $3,
     error_message = $4,
     lease_expires_at = NULL
-WHERE id IN (SELECT id FROM subtree)
-  AND status NOT IN ('completed', 'failed', 'stopped')
-  AND ($2 IS NULL OR owner_id = $2)
+WHERE id = ANY (ARRAY(SELECT jsonb_array_elements_text(CAST($5 AS jsonb))))
 RETURNING id

@@ -1,26 +1,8 @@
--- resumeExecution: execution $1 (of owner $2 when $2 is not null) and every
--- execution below it are no longer paused (at $3); the PAUSED ones become
+-- resumeExecution, step 2 of 2: the executions step 1 locked (the JSON
+-- array $4) are no longer marked paused (at $3); the PAUSED ones become
 -- CREATED again: in the queue in their old order (priority, due time, id),
--- or waiting for their due time when it is still to come. Returns those
--- changed.
--- The subtree: a run's root is one range of the index of runs; below an
--- inner execution the walk goes down the index of children, one probe per
--- node (a LATERAL subquery fenced with OFFSET 0: joined whole, the planner
--- costs the walk as a hash join over the table).
-WITH RECURSIVE below(id) AS (
-    SELECT id FROM executions
-    WHERE id = $1 AND parent_execution_id IS NOT NULL AND ($2 IS NULL OR owner_id = $2)
-    UNION ALL
-    SELECT e.id FROM below b CROSS JOIN LATERAL (
-        SELECT id FROM executions e WHERE e.parent_execution_id = b.id OFFSET 0) e
-), subtree(id) AS (
-    SELECT id FROM below
-    UNION ALL
-    SELECT x.id FROM executions x
-    WHERE x.root_execution_id = $1
-      AND EXISTS (SELECT 1 FROM executions r
-                  WHERE r.id = $1 AND r.parent_execution_id IS NULL AND ($2 IS NULL OR r.owner_id = $2))
-)
+-- or waiting for their due time when it is still to come. (One set PAUSED by
+-- updateExecutionStatus, unmarked, stays so.) Returns those changed.
 UPDATE executions SET
     paused = FALSE,
     status = CASE WHEN status = 'paused' THEN 'created' ELSE status END,
@@ -29,7 +11,5 @@ UPDATE executions SET
         WHEN status = 'paused' THEN NULL
         ELSE lease_expires_at END,
     updated_at = $3
-WHERE id IN (SELECT id FROM subtree)
-  AND (paused OR status = 'paused')
-  AND ($2 IS NULL OR owner_id = $2)
+WHERE id = ANY (ARRAY(SELECT jsonb_array_elements_text(CAST($4 AS jsonb))))
 RETURNING id

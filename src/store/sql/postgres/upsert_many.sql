@@ -4,7 +4,8 @@
 -- kept when one is stored). started and completed say whether the status
 -- stamps $2; run_at (null: at creation) and priority are kept from the first
 -- create, and one not due yet waits for it (its lease its due time). A row that exists for another owner is not returned (the caller
--- then refuses the whole batch).
+-- then refuses the whole batch). An existing row under a paused execution
+-- set CREATED is PAUSED.
 INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
                         execution_depth, created_at, updated_at, started_at, completed_at,
                         options, integration, external_events, failure_count,
@@ -23,7 +24,8 @@ FROM json_to_recordset(CAST($1 AS json)) AS x(
     run_at TIMESTAMPTZ, priority INT, paused BOOLEAN)
 ORDER BY x.ord
 ON CONFLICT (id) DO UPDATE SET
-    status = excluded.status, options = excluded.options,
+    status = CASE WHEN executions.paused AND excluded.status = 'created' THEN 'paused'
+                  ELSE excluded.status END, options = excluded.options,
     integration = excluded.integration, external_events = excluded.external_events,
     updated_at = excluded.updated_at,
     started_at = COALESCE(executions.started_at, excluded.started_at),

@@ -4,8 +4,9 @@
 -- back counting a failure (a retry: null otherwise). A CREATED execution that
 -- holds no claim is in the fresh queue when it is due, and waits for its due
 -- time otherwise (its lease its due time); a claimed one keeps its lease.
+-- Under a paused execution, CREATED is PAUSED (out of the queue, no lease).
 UPDATE executions SET
-    status = $1,
+    status = CASE WHEN paused AND $1 = 'created' THEN 'paused' ELSE $1 END,
     updated_at = $2,
     error_message = COALESCE($3, error_message),
     error_node_id = COALESCE($4, error_node_id),
@@ -19,6 +20,7 @@ UPDATE executions SET
     run_at = COALESCE($14, run_at),
     lease_expires_at = CASE
         WHEN $1 <> 'created' THEN lease_expires_at
+        WHEN paused THEN NULL
         WHEN lease_expires_at IS NOT NULL AND lease_expires_at <> COALESCE(run_at, created_at)
             THEN lease_expires_at
         WHEN COALESCE($14, run_at) > $2 THEN COALESCE($14, run_at)

@@ -1,10 +1,12 @@
--- cancelExecution: execution $1 (of owner $2 when $2 is not null) and every
--- execution below it that is not finished become STOPPED at $3, their error
--- message $4 (the reason): from then on none of them is handed out or
--- claimable. A worker holding one learns it at its next heartbeat (its claim
--- is no longer extended) and its finish is refused. Returns those stopped.
+-- cancelExecution, step 1 of 2: execution $1 (of owner $2 when $2 is not
+-- null) and every execution below it that is not finished become STOPPED at
+-- $3, their error message $4 (the reason): from then on none of them is
+-- handed out or claimable. Returns those stopped; step 2 releases their
+-- claims (a holder's heartbeat and finish are refused from then on).
 -- The subtree: a run's root is one range of the index of runs; below an
--- inner execution the walk goes down the index of children.
+-- inner execution the walk goes down the index of children. (The commit
+-- group's transaction holds the database's one write lock: nothing changes
+-- between the walk and the update.)
 WITH RECURSIVE below(id) AS (
     SELECT id FROM executions
     WHERE id = $1 AND parent_execution_id IS NOT NULL AND ($2 IS NULL OR owner_id = $2)

@@ -1,10 +1,13 @@
--- resumeExecution: execution $1 (of owner $2 when $2 is not null) and every
--- execution below it are no longer paused (at $3); the PAUSED ones become
--- CREATED again: in the queue in their old order (priority, due time, id),
--- or waiting for their due time when it is still to come. Returns those
--- changed.
+-- resumeExecution: the executions marked paused at or below execution $1
+-- (of owner $2 when $2 is not null) are no longer marked (at $3); the PAUSED
+-- ones among them become CREATED again: in the queue in their old order
+-- (priority, due time, id), or waiting for their due time when it is still
+-- to come. (One set PAUSED by updateExecutionStatus, unmarked, stays so.)
+-- Returns those changed.
 -- The subtree: a run's root is one range of the index of runs; below an
--- inner execution the walk goes down the index of children.
+-- inner execution the walk goes down the index of children. (The commit
+-- group's transaction holds the database's one write lock: nothing changes
+-- between the walk and the update.)
 WITH RECURSIVE below(id) AS (
     SELECT id FROM executions
     WHERE id = $1 AND parent_execution_id IS NOT NULL AND ($2 IS NULL OR owner_id = $2)
@@ -27,6 +30,6 @@ UPDATE executions SET
         ELSE lease_expires_at END,
     updated_at = $3
 WHERE id IN (SELECT id FROM subtree)
-  AND (paused OR status = 'paused')
+  AND paused
   AND ($2 IS NULL OR owner_id = $2)
 RETURNING id

@@ -4,7 +4,8 @@
 -- kept when one is stored). started and completed say whether the status
 -- stamps $2; run_at (null: at creation) and priority are kept from the first
 -- create, and one not due yet waits for it (its lease its due time). A row that exists for another owner is not returned (the caller
--- then refuses the whole batch). (WHERE true: an INSERT from a SELECT needs
+-- then refuses the whole batch). An existing row under a paused execution
+-- set CREATED is PAUSED. (WHERE true: an INSERT from a SELECT needs
 -- it before ON CONFLICT.)
 INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
                         execution_depth, created_at, updated_at, started_at, completed_at,
@@ -28,7 +29,8 @@ FROM json_each($1) AS x
 WHERE true
 ORDER BY x.key
 ON CONFLICT (id) DO UPDATE SET
-    status = excluded.status, options = excluded.options,
+    status = CASE WHEN executions.paused AND excluded.status = 'created' THEN 'paused'
+                  ELSE excluded.status END, options = excluded.options,
     integration = excluded.integration, external_events = excluded.external_events,
     updated_at = excluded.updated_at,
     started_at = COALESCE(executions.started_at, excluded.started_at),

@@ -1,0 +1,33 @@
+-- pauseExecution, step 1 of 2: locks execution $1 (of owner $2 when $2 is
+-- not null) and every execution below it, whatever its status, that is not
+-- marked paused yet or is queued (CREATED without a live claim at $3: in the
+-- queue, waiting for its due time, or its lease lapsed); returns their ids.
+-- The subtree: a run's root is one range of the index of runs; below an
+-- inner execution the walk goes down the index of children, one probe per
+-- node (a LATERAL subquery fenced with OFFSET 0: joined whole, the planner
+-- costs the walk as a hash join over the table). The subtree's ids are one
+-- array (a value computed once), so a row a concurrent pull or finish
+-- changed is checked again, as it is now, against plain conditions only:
+-- an UPDATE joined to the walk re-checked such rows against a walk it could
+-- not read again and dropped them (a cancel under pulling workers stopped a
+-- tenth of its run). Locked in id order, as finishes and heartbeats lock.
+WITH RECURSIVE below(id) AS (
+    SELECT id FROM executions
+    WHERE id = $1 AND parent_execution_id IS NOT NULL AND ($2 IS NULL OR owner_id = $2)
+    UNION ALL
+    SELECT e.id FROM below b CROSS JOIN LATERAL (
+        SELECT id FROM executions e WHERE e.parent_execution_id = b.id OFFSET 0) e
+), subtree(id) AS (
+    SELECT id FROM below
+    UNION ALL
+    SELECT x.id FROM executions x
+    WHERE x.root_execution_id = $1
+      AND EXISTS (SELECT 1 FROM executions r
+                  WHERE r.id = $1 AND r.parent_execution_id IS NULL AND ($2 IS NULL OR r.owner_id = $2))
+)
+SELECT id FROM executions
+WHERE id = ANY (ARRAY(SELECT id FROM subtree))
+  AND (NOT paused OR status = 'created' AND (lease_expires_at IS NULL OR lease_expires_at = run_at OR lease_expires_at < $3))
+  AND ($2 IS NULL OR owner_id = $2)
+ORDER BY id
+FOR UPDATE
