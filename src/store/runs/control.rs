@@ -5,7 +5,7 @@
 
 use super::Runs;
 use crate::store::db::{now, run, validate, Effects, Scope, StoreError, StoreResult};
-use crate::store::sql::Steps;
+use crate::store::sql::Control;
 use entity::ExecutionStatus;
 
 impl Runs {
@@ -18,12 +18,12 @@ impl Runs {
         validate::id("id", id)?;
         let reason = reason.unwrap_or("cancelled").to_owned();
         let sql = self.db.sql();
-        let control = Control {
-            steps: sql.cancel,
+        let action = Action {
+            sql: &sql.cancel,
             then: Some(sql.release_claims_of),
             requeues: false,
         };
-        self.control(control, id, vec![reason.into()], scope).await
+        self.control(action, id, vec![reason.into()], scope).await
     }
 
     /// `pauseExecution`: the execution and its subtree are marked paused;
@@ -32,24 +32,24 @@ impl Runs {
     /// changed.
     pub async fn pause(&self, id: &str, scope: &Scope) -> StoreResult<u64> {
         validate::id("id", id)?;
-        let control = Control {
-            steps: self.db.sql().pause,
+        let action = Action {
+            sql: &self.db.sql().pause,
             then: None,
             requeues: false,
         };
-        self.control(control, id, Vec::new(), scope).await
+        self.control(action, id, Vec::new(), scope).await
     }
 
     /// `resumeExecution`: the mark goes, and the subtree's PAUSED executions
     /// are claimable again in their old order; how many changed.
     pub async fn resume(&self, id: &str, scope: &Scope) -> StoreResult<u64> {
         validate::id("id", id)?;
-        let control = Control {
-            steps: self.db.sql().resume,
+        let action = Action {
+            sql: &self.db.sql().resume,
             then: None,
             requeues: true,
         };
-        self.control(control, id, Vec::new(), scope).await
+        self.control(action, id, Vec::new(), scope).await
     }
 
     /// `retryExecutions`: the run's executions in `statuses` (finished ones:
@@ -74,12 +74,12 @@ impl Runs {
                 .then(|| status.as_str().to_owned())
                 .into()
         });
-        let control = Control {
-            steps: std::slice::from_ref(&self.db.sql().retry_executions),
+        let action = Action {
+            sql: &self.db.sql().retry_executions,
             then: None,
             requeues: true,
         };
-        self.control(control, root_execution_id, Vec::from(slots), scope)
+        self.control(action, root_execution_id, Vec::from(slots), scope)
             .await
     }
 
@@ -90,7 +90,7 @@ impl Runs {
     /// else 0 (there was nothing to change).
     async fn control(
         &self,
-        control: Control,
+        action: Action,
         id: &str,
         more: Vec<sea_orm::Value>,
         scope: &Scope,
@@ -101,17 +101,26 @@ impl Runs {
             .db
             .write(move |w| {
                 Box::pin(async move {
-                    // One transaction: on PostgreSQL the lock of the
-                    // first step holds until the last has written.
+                    // One transaction: on PostgreSQL the rows stay locked
+                    // from the first pass until they are written.
                     let ids = w
                         .transaction(move |txn| {
                             Box::pin(async move {
-                                let rows = run::steps(txn, control.steps, values).await?;
-                                let ids = rows
-                                    .iter()
-                                    .map(|row| row.try_get_by_index::<String>(0))
-                                    .collect::<Result<Vec<_>, _>>()?;
-                                if let (Some(then), false) = (control.then, ids.is_empty()) {
+                                let sql = action.sql;
+                                let mut values = values;
+                                if let Some(lock) = sql.lock {
+                                    let key = values[..3].to_vec();
+                                    let first = run::lock_pass(lock, true);
+                                    run::steps(txn, &[first], key.clone()).await?;
+                                    let then = run::lock_pass(lock, false);
+                                    let locked = ids_of(&run::steps(txn, &[then], key).await?)?;
+                                    if locked.is_empty() {
+                                        return Ok(locked);
+                                    }
+                                    values.push(run::json_list(&locked).into());
+                                }
+                                let ids = ids_of(&run::steps(txn, &[sql.write], values).await?)?;
+                                if let (Some(then), false) = (action.then, ids.is_empty()) {
                                     let ids = vec![run::json_list(&ids).into()];
                                     run::steps(txn, &[then], ids).await?;
                                 }
@@ -124,7 +133,7 @@ impl Runs {
                     // requeue for the queue heads; stopped or paused: logged.
                     let effects = match changed {
                         0 => Effects::none(),
-                        _ => Effects::logged().requeued_if(control.requeues),
+                        _ => Effects::logged().requeued_if(action.requeues),
                     };
                     Ok((changed, effects))
                 })
@@ -143,11 +152,19 @@ impl Runs {
     }
 }
 
-/// What a control runs: its steps (one statement, or on PostgreSQL a lock
-/// then a write), a statement then given the ids they changed (a JSON array
-/// as `$1`), and whether what it changes goes back in the queue.
-struct Control {
-    steps: Steps,
+/// What a control runs: its statements (see `sql::Control`), a statement
+/// then given the ids they changed (a JSON array as `$1`), and whether what
+/// it changes goes back in the queue.
+struct Action {
+    sql: &'static Control,
     then: Option<&'static str>,
     requeues: bool,
+}
+
+/// The first column of each row: the ids a statement returned.
+fn ids_of(rows: &[sea_orm::QueryResult]) -> StoreResult<Vec<String>> {
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0))
+        .collect::<Result<Vec<_>, _>>()?)
 }

@@ -16,10 +16,12 @@
 //! - shapes the planner must see differently are variants: a flow or not, a
 //!   queue head or not, one owner's index or every owner's.
 //!
-//! Two slots are filled in by the store, with values it makes itself:
+//! Three slots are filled in by the store, with values it makes itself:
 //! `{limit}`, the pull's limit (an integer; a bound limit made PostgreSQL plan
-//! every pull anew), and `{columns}`, the columns a read of the tree fast
-//! path selects (names from the table's own column list; see `db::rows`).
+//! every pull anew), `{columns}`, the columns a read of the tree fast
+//! path selects (names from the table's own column list; see `db::rows`),
+//! and `{skip_locked}`, a control's first pass over its rows (see
+//! [`Control`]).
 //!
 //! Where SQLite needs several statements for what PostgreSQL does in one (it
 //! has no data-modifying CTEs), the entry is a list of [`Steps`]: run in
@@ -28,6 +30,19 @@
 
 /// Statements run in order in one write; one on PostgreSQL.
 pub type Steps = &'static [&'static str];
+
+/// A run control (cancel, pause, resume). On PostgreSQL it first locks the
+/// rows it will change: `lock` takes (id, owner, now) and returns their ids;
+/// it runs once with `SKIP LOCKED` for its `{skip_locked}` (never waiting: rows a pull holds
+/// at that moment are passed over, and pulls then pass over what it holds),
+/// then as written (waiting only for the few rows in-flight pulls hold), and
+/// `write` takes (id, owner, now, the control's own values, then the JSON
+/// array of those ids). On SQLite (one writer) `lock` is None and `write`
+/// walks the subtree itself.
+pub struct Control {
+    pub lock: Option<&'static str>,
+    pub write: &'static str,
+}
 
 /// A read in two variants: for every owner, and for one owner. Where the
 /// owner parameter would cost the read its index-only plan (the level loads
@@ -75,11 +90,11 @@ pub struct Statements {
     pub upsert_many: &'static str,
     pub update_status: &'static str,
     pub update_failure_info: &'static str,
-    pub cancel: Steps,
-    pub pause: Steps,
-    pub resume: Steps,
+    pub cancel: Control,
+    pub pause: Control,
+    pub resume: Control,
     pub release_claims_of: &'static str,
-    pub retry_executions: &'static str,
+    pub retry_executions: Control,
     pub delete_log: &'static str,
     pub delete_execution: &'static str,
     pub finished_runs: &'static str,
@@ -151,11 +166,23 @@ pub static POSTGRES: Statements = Statements {
     upsert_many: pg!("upsert_many.sql"),
     update_status: both!("update_status.sql"),
     update_failure_info: both!("update_failure_info.sql"),
-    cancel: &[pg!("cancel_lock.sql"), pg!("cancel.sql")],
-    pause: &[pg!("pause_lock.sql"), pg!("pause.sql")],
-    resume: &[pg!("resume_lock.sql"), pg!("resume.sql")],
+    cancel: Control {
+        lock: Some(pg!("cancel_lock.sql")),
+        write: pg!("cancel.sql"),
+    },
+    pause: Control {
+        lock: Some(pg!("pause_lock.sql")),
+        write: pg!("pause.sql"),
+    },
+    resume: Control {
+        lock: Some(pg!("resume_lock.sql")),
+        write: pg!("resume.sql"),
+    },
     release_claims_of: pg!("release_claims_of.sql"),
-    retry_executions: both!("retry_executions.sql"),
+    retry_executions: Control {
+        lock: None,
+        write: both!("retry_executions.sql"),
+    },
     delete_log: both!("delete_log.sql"),
     delete_execution: both!("delete_execution.sql"),
     finished_runs: both!("finished_runs.sql"),
@@ -224,11 +251,23 @@ pub static SQLITE: Statements = Statements {
     upsert_many: lite!("upsert_many.sql"),
     update_status: both!("update_status.sql"),
     update_failure_info: both!("update_failure_info.sql"),
-    cancel: &[lite!("cancel.sql")],
-    pause: &[lite!("pause.sql")],
-    resume: &[lite!("resume.sql")],
+    cancel: Control {
+        lock: None,
+        write: lite!("cancel.sql"),
+    },
+    pause: Control {
+        lock: None,
+        write: lite!("pause.sql"),
+    },
+    resume: Control {
+        lock: None,
+        write: lite!("resume.sql"),
+    },
     release_claims_of: lite!("release_claims_of.sql"),
-    retry_executions: both!("retry_executions.sql"),
+    retry_executions: Control {
+        lock: None,
+        write: both!("retry_executions.sql"),
+    },
     delete_log: both!("delete_log.sql"),
     delete_execution: both!("delete_execution.sql"),
     finished_runs: both!("finished_runs.sql"),
@@ -326,7 +365,6 @@ impl Statements {
             self.update_status,
             self.update_failure_info,
             self.release_claims_of,
-            self.retry_executions,
             self.delete_log,
             self.delete_execution,
             self.finished_runs,
@@ -373,6 +411,15 @@ impl Statements {
             self.log_record_pruned,
             self.log_stats,
         ];
+        for control in [
+            &self.cancel,
+            &self.pause,
+            &self.resume,
+            &self.retry_executions,
+        ] {
+            all.extend(control.lock);
+            all.push(control.write);
+        }
         all.extend(
             [
                 self.insert_new,
@@ -383,18 +430,10 @@ impl Statements {
             .into_iter()
             .flatten(),
         );
-        let steps = [
-            self.claim,
-            self.release,
-            self.finish_many,
-            self.extend_many,
-            self.cancel,
-            self.pause,
-            self.resume,
-        ]
-        .into_iter()
-        .chain(self.pull)
-        .chain(self.pull_after.into_iter().flatten());
+        let steps = [self.claim, self.release, self.finish_many, self.extend_many]
+            .into_iter()
+            .chain(self.pull)
+            .chain(self.pull_after.into_iter().flatten());
         for steps in steps {
             all.extend_from_slice(steps);
         }

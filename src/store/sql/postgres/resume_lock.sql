@@ -8,7 +8,12 @@
 -- changed is checked again, as it is now, against plain conditions only:
 -- an UPDATE joined to the walk re-checked such rows against a walk it could
 -- not read again and dropped them (a cancel under pulling workers stopped a
--- tenth of its run). Locked in id order, as finishes and heartbeats lock.
+-- tenth of its run). Locked in id order, as finishes and heartbeats lock,
+-- in two passes: with SKIP LOCKED first (a pull holding some rows makes it
+-- wait for none of them, and from then on pulls pass over the rows this
+-- holds), then waiting for the rows pulls held (a few, briefly). Waiting
+-- alone, it queued behind pull after pull: 100,000 rows hit the statement
+-- timeout under 8 pulling workers.
 WITH RECURSIVE below(id) AS (
     SELECT id FROM executions
     WHERE id = $1 AND parent_execution_id IS NOT NULL AND ($2 IS NULL OR owner_id = $2)
@@ -28,4 +33,4 @@ WHERE id = ANY (ARRAY(SELECT id FROM subtree))
   AND paused
   AND ($2 IS NULL OR owner_id = $2)
 ORDER BY id
-FOR UPDATE
+FOR UPDATE {skip_locked}
