@@ -6,16 +6,18 @@
 -- inner execution the walk goes down the index of children, one probe per
 -- node (a LATERAL subquery fenced with OFFSET 0: joined whole, the planner
 -- costs the walk as a hash join over the table). The subtree's ids are one
--- array (a value computed once), so a row a concurrent pull or finish
--- changed is checked again, as it is now, against plain conditions only:
--- an UPDATE joined to the walk re-checked such rows against a walk it could
--- not read again and dropped them (a cancel under pulling workers stopped a
--- tenth of its run). Locked in id order, as finishes and heartbeats lock,
--- in two passes: with SKIP LOCKED first (a pull holding some rows makes it
--- wait for none of them, and from then on pulls pass over the rows this
--- holds), then waiting for the rows pulls held (a few, briefly). Waiting
--- alone, it queued behind pull after pull: 100,000 rows hit the statement
--- timeout under 8 pulling workers.
+-- array (a value computed once), unnested and joined to the table by
+-- primary key, so a row a concurrent pull or finish changed is checked
+-- again, as it is now, against plain conditions and its one id: an UPDATE
+-- joined to the walk re-checked such rows against a walk it could not read
+-- again and dropped them (a cancel under pulling workers stopped a tenth of
+-- its run), and `id = ANY (the array)` re-checked each against the whole
+-- array in turn (10,000 rows pulls had claimed, each compared with 100,000
+-- ids, ran into the statement timeout). Locked in id order, as finishes and
+-- heartbeats lock, in two passes: with SKIP LOCKED first (a pull holding
+-- some rows makes it wait for none of them, and from then on pulls pass
+-- over the rows this holds), then waiting for the rows pulls held (a few,
+-- briefly).
 WITH RECURSIVE below(id) AS (
     SELECT id FROM executions
     WHERE id = $1 AND parent_execution_id IS NOT NULL AND ($2 IS NULL OR owner_id = $2)
@@ -30,9 +32,9 @@ WITH RECURSIVE below(id) AS (
       AND EXISTS (SELECT 1 FROM executions r
                   WHERE r.id = $1 AND r.parent_execution_id IS NULL AND ($2 IS NULL OR r.owner_id = $2))
 )
-SELECT id FROM executions
-WHERE id = ANY (ARRAY(SELECT id FROM subtree))
-  AND (NOT paused OR status = 'created' AND (lease_expires_at IS NULL OR lease_expires_at = run_at OR lease_expires_at < $3))
+SELECT e.id FROM unnest(ARRAY(SELECT id FROM subtree)) AS s(id)
+JOIN executions e ON e.id = s.id
+WHERE (NOT paused OR status = 'created' AND (lease_expires_at IS NULL OR lease_expires_at = run_at OR lease_expires_at < $3))
   AND ($2 IS NULL OR owner_id = $2)
-ORDER BY id
-FOR UPDATE {skip_locked}
+ORDER BY e.id
+FOR UPDATE OF e {skip_locked}
