@@ -43,6 +43,8 @@ struct Sizes {
     prio_backlog: usize,
     /// Executions of the run cancelled while workers pull it.
     cancel_run: usize,
+    /// Runs timed out by their flow timeout.
+    timed_runs: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -61,6 +63,7 @@ const FULL: Sizes = Sizes {
     due_spread: 200,
     prio_backlog: 50_000,
     cancel_run: 100_000,
+    timed_runs: 100,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -79,6 +82,7 @@ const SMOKE: Sizes = Sizes {
     due_spread: 20,
     prio_backlog: 1_000,
     cancel_run: 2_000,
+    timed_runs: 20,
 };
 
 const SECTION: &str = "queue";
@@ -392,6 +396,10 @@ async fn run(s: Sizes, smoke: bool) -> String {
         true => Some(cancel_under_load(&es_url, "PostgreSQL", s.cancel_run).await),
         false => None,
     };
+    let pg_timeouts = match control {
+        true => Some(flow_timeouts(&es_url, "PostgreSQL", s.timed_runs).await),
+        false => None,
+    };
 
     // Each batch section starts on a vacuumed database (as pgbench starts
     // its runs): the sections before leave hundreds of thousands of dead
@@ -453,6 +461,10 @@ async fn run(s: Sizes, smoke: bool) -> String {
     .await;
     let sq_cancel = match control {
         true => Some(cancel_under_load(&sq_url, "SQLite", s.cancel_run).await),
+        false => None,
+    };
+    let sq_timeouts = match control {
+        true => Some(flow_timeouts(&sq_url, "SQLite", s.timed_runs).await),
         false => None,
     };
     drop(sq_server);
@@ -519,6 +531,88 @@ async fn run(s: Sizes, smoke: bool) -> String {
             (Some(pg), Some(sq)) => Cancelled::report(s.cancel_run, &pg, &sq),
             _ => String::new(),
         }
+        + &match (pg_timeouts, sq_timeouts) {
+            (Some(pg), Some(sq)) => format!(
+                "Flow timeouts (issue #30): {} runs whose roots have `flowTimeoutMs` spread over 200–1,190 ms, nothing else                  running; how long after its deadline each run was cancelled (the root's `completedAt` minus `createdAt` +                  timeout): PostgreSQL p50 **{:.0} ms**, p99 **{:.0} ms**, max {:.0} ms; SQLite p50 **{:.0} ms**, p99                  **{:.0} ms**, max {:.0} ms (target: p99 ≤ 1,000 ms).\n\n",
+                s.timed_runs,
+                pct(pg.clone(), 0.5),
+                pct(pg.clone(), 0.99),
+                pct(pg, 1.0),
+                pct(sq.clone(), 0.5),
+                pct(sq.clone(), 0.99),
+                pct(sq, 1.0),
+            ),
+            _ => String::new(),
+        }
+}
+
+/// `n` runs with flow timeouts spread over a second: how late (ms) after its
+/// deadline each was cancelled, by the server's own deadline timer.
+async fn flow_timeouts(url: &str, backend: &str, n: usize) -> Vec<f64> {
+    step(&format!(
+        "{backend}: {n} runs timed out by their flowTimeoutMs"
+    ));
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        let (client, url) = (client.clone(), url.to_owned());
+        async move {
+            let got: Value = client
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .expect("post")
+                .json()
+                .await
+                .expect("json");
+            assert!(got["errors"].is_null(), "{got}");
+            got
+        }
+    };
+    let inputs: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({ "id": format!("timed-{i}"), "flowId": "timed", "ownerId": "bench",
+                         "options": { "execution": { "flowTimeoutMs": 200 + 10 * (i % 100) } } })
+        })
+        .collect();
+    post(json!({ "query": CREATE_MANY, "variables": { "inputs": inputs } })).await;
+    let read: String = (0..n)
+        .map(|i| {
+            format!(
+                "e{i}: execution(id: \"timed-{i}\") {{ status createdAt completedAt options }} "
+            )
+        })
+        .collect();
+    let query = json!({ "query": format!("{{ {read} }}") });
+    // Bounded: the last deadline is 1.19 s away; give up after 30 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = post(query.clone()).await;
+        let rows: Vec<&Value> = (0..n).map(|i| &got["data"][format!("e{i}")]).collect();
+        if rows.iter().all(|r| r["status"] == "STOPPED") {
+            let time = |v: &Value| {
+                chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time")).expect("rfc3339")
+            };
+            return rows
+                .iter()
+                .map(|r| {
+                    let ms = r["options"]["execution"]["flowTimeoutMs"]
+                        .as_i64()
+                        .expect("timeout");
+                    let due = time(&r["createdAt"]) + chrono::Duration::milliseconds(ms);
+                    (time(&r["completedAt"]) - due)
+                        .num_microseconds()
+                        .unwrap_or(0) as f64
+                        / 1000.0
+                })
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{backend}: runs not timed out within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// What cancelling a run under load measured (one backend).

@@ -17,6 +17,7 @@ mod m20261126_000010_claims_follow_by_trigger;
 mod m20261126_000011_no_created_queue;
 mod m20261202_000012_time_in_the_queue;
 mod m20261202_000013_run_control;
+mod m20261203_000014_flow_deadlines;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000011_no_created_queue::Migration),
             Box::new(m20261202_000012_time_in_the_queue::Migration),
             Box::new(m20261202_000013_run_control::Migration),
+            Box::new(m20261203_000014_flow_deadlines::Migration),
         ]
     }
 }

@@ -3,6 +3,8 @@
 //! retention is set, deletes finished runs past theirs; both in small
 //! batches (one short transaction each, so no lock is held for long); on
 //! PostgreSQL one process at a time does each (the others skip the round).
+//! Beside its rounds, the deadline timer cancels runs past their flow
+//! timeout (see `runs::timeouts`) within `DEADLINE_TICK` of their deadline.
 
 use std::time::Duration;
 
@@ -14,6 +16,11 @@ use crate::store::runs::Runs;
 pub const PRUNE_BATCH: i64 = 1000;
 /// Finished runs deleted per transaction.
 pub const RUNS_BATCH: i64 = 100;
+
+/// The longest the deadline timer sleeps without looking at the index of
+/// deadlines (one entry read): a run created with a short timeout while it
+/// sleeps is timed out at most this late.
+pub const DEADLINE_TICK: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Debug)]
 pub struct JanitorSettings {
@@ -74,8 +81,10 @@ impl Janitor {
         Ok(report)
     }
 
-    /// Runs a round every `settings.interval`, for as long as the process.
+    /// Runs a round every `settings.interval`, and the deadline timer, for
+    /// as long as the process.
     pub fn spawn(self, settings: JanitorSettings) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(deadline_timer(self.runs.clone()));
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(settings.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -95,5 +104,36 @@ impl Janitor {
                 }
             }
         })
+    }
+}
+
+/// Sleeps until the first flow deadline (at most `DEADLINE_TICK`), then
+/// cancels the runs past theirs.
+async fn deadline_timer(runs: Runs) {
+    loop {
+        let next = match runs.next_deadline().await {
+            Ok(next) => next,
+            Err(err) => {
+                tracing::warn!(error = %err, "the deadline timer could not read the runs; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let at = now();
+        if next.is_some_and(|deadline| deadline <= at) {
+            match runs.time_out_runs(at).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(runs = n, "runs cancelled past their flow timeout"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "the deadline timer could not time out runs; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            continue;
+        }
+        let sleep = next
+            .and_then(|deadline| (deadline - at).to_std().ok())
+            .map_or(DEADLINE_TICK, |d| d.min(DEADLINE_TICK));
+        tokio::time::sleep(sleep).await;
     }
 }

@@ -30,6 +30,7 @@ mod store_queue;
 mod store_recovery;
 mod store_retention;
 mod store_time;
+mod store_timeouts;
 mod ui_explorer;
 mod ui_explorer_control;
 mod ui_explorer_runs;

@@ -398,6 +398,18 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         }),
     )
     .await;
+    let mut timed = crate::fixtures::input("timed", None);
+    timed.options = Some(serde_json::json!({ "execution": { "flowTimeoutMs": 60_000 } }));
+    store.runs().create(timed, &Scope::All).await.unwrap();
+    run(
+        "the deadline timer (next deadline, runs past theirs)",
+        Box::pin(async {
+            assert!(store.runs().next_deadline().await.unwrap().is_some());
+            let later = execstore::store::now() + chrono::Duration::hours(2);
+            assert_eq!(store.runs().time_out_runs(later).await.unwrap(), 1);
+        }),
+    )
+    .await;
     // Run control on a run of 1,000 among 200,000: the run's range of the
     // index of runs, never the table (an inner execution: the walk down the
     // index of children).
@@ -438,7 +450,7 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         }),
     )
     .await;
-    assert_eq!(checked.len(), 25);
+    assert_eq!(checked.len(), 26);
 }
 
 /// A batch of finishes or heartbeats finds its claims by primary key, one

@@ -16,6 +16,7 @@ mod replicas;
 mod retry;
 mod rows;
 pub(crate) mod run;
+mod run_controls;
 mod values;
 
 pub use bus::EventBus;
@@ -34,4 +35,5 @@ pub use retry::{
     check_options, check_retry_in, jitter, AfterFailure, RetryPolicy, MAX_RETRY_DELAY_MS,
 };
 pub use rows::Columns;
+pub use run_controls::RunControls;
 pub use values::{after_all, before_all, limits, now, time_text, truncate_micros, validate, Scope};

@@ -62,9 +62,13 @@ struct Overrides {
     max_backoff_ms: Option<i64>,
 }
 
-/// Checks `options.retry` of a create: an object of integers in range.
+/// Checks the options of a create: `options.retry` an object of integers
+/// in range, and the run's controls (`options.execution`, see
+/// `run_controls`).
 pub fn check_options(options: Option<&Value>) -> StoreResult<()> {
-    overrides(options).map(|_| ())
+    overrides(options)?;
+    super::run_controls::RunControls::of(options)?;
+    Ok(())
 }
 
 fn overrides(options: Option<&Value>) -> StoreResult<Overrides> {

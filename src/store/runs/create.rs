@@ -10,10 +10,11 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DbErr, SqlErr};
 use serde_json::{json, Value};
 
+use super::timeouts::counted_from;
 use super::{default_times, CreateExecution, Runs};
 use crate::store::db::{
     check_options, is_foreign_key_violation, limits, now, run, time_text, truncate_micros,
-    validate, ArrayColumn, Effects, Scope, StoreError, StoreResult,
+    validate, ArrayColumn, Effects, RunControls, Scope, StoreError, StoreResult,
 };
 use entity::execution::Model as Execution;
 use entity::ExecutionStatus;
@@ -35,6 +36,9 @@ struct NewExecution {
     priority: i32,
     /// Under a paused execution (its parent is): created PAUSED.
     paused: bool,
+    /// A root with `options.execution.flowTimeoutMs`: when the deadline
+    /// timer looks at its run (its start, or creation, plus the timeout).
+    deadline_at: Option<DateTime<Utc>>,
     options: Option<Value>,
     integration: Option<Value>,
     external_events: Option<Value>,
@@ -188,6 +192,15 @@ impl Runs {
                 status => status,
             };
             let (started_at, completed_at) = default_times(status, None, None, at);
+            let deadline_at = match input.parent_execution_id {
+                Some(_) => None,
+                None => RunControls::of(input.options.as_ref())?
+                    .flow_timeout_ms
+                    .map(|ms| {
+                        let due = input.run_at.map(truncate_micros);
+                        counted_from(started_at, at, due) + chrono::Duration::milliseconds(ms)
+                    }),
+            };
             // A JSON null is stored as no value (SQL NULL).
             let json = |value: Option<Value>| value.filter(|v| !v.is_null());
             rows.push(NewExecution {
@@ -203,6 +216,7 @@ impl Runs {
                 run_at: input.run_at.map(truncate_micros),
                 priority: input.priority.unwrap_or(0),
                 paused,
+                deadline_at,
                 options: json(input.options),
                 integration: json(input.integration),
                 external_events: json(input.external_events),
@@ -262,6 +276,7 @@ impl Runs {
             ArrayColumn::NullableTimes(rows.iter().map(|r| r.run_at).collect()),
             ArrayColumn::Int(rows.iter().map(|r| r.priority).collect()),
             ArrayColumn::Bool(rows.iter().map(|r| r.paused).collect()),
+            ArrayColumn::NullableTimes(rows.iter().map(|r| r.deadline_at).collect()),
         ];
         let inserted = match self.db.insert_arrays(text, columns).await {
             Ok(inserted) => inserted,
@@ -368,6 +383,7 @@ fn as_json(rows: &[NewExecution]) -> String {
                 "run_at": r.run_at.map(time_text),
                 "priority": r.priority,
                 "paused": r.paused,
+                "deadline_at": r.deadline_at.map(time_text),
                 "options": r.options,
                 "integration": r.integration,
                 "external_events": r.external_events,

@@ -5,6 +5,7 @@ mod control;
 mod create;
 mod delete;
 mod retention;
+mod timeouts;
 mod update;
 
 use chrono::{DateTime, Utc};

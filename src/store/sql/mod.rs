@@ -102,6 +102,11 @@ pub struct Statements {
     pub oldest_finished_run: &'static str,
     /// Taken by the one retention process of a cluster (PostgreSQL).
     pub retention_lock: Option<&'static str>,
+    /// Flow timeouts: the roots past their deadline, the first deadline,
+    /// a deadline moved.
+    pub flow_deadlines: &'static str,
+    pub next_deadline: &'static str,
+    pub move_deadline: &'static str,
 
     // ----------------------------------------------------------- queue
     pub claim: Steps,
@@ -189,6 +194,9 @@ pub static POSTGRES: Statements = Statements {
     delete_runs: pg!("delete_runs.sql"),
     oldest_finished_run: both!("oldest_finished_run.sql"),
     retention_lock: Some(pg!("retention_lock.sql")),
+    flow_deadlines: both!("flow_deadlines.sql"),
+    next_deadline: both!("next_deadline.sql"),
+    move_deadline: both!("move_deadline.sql"),
 
     claim: &[pg!("claim.sql")],
     pull: [&[pg!("pull.sql")], &[pg!("pull_of_flow.sql")]],
@@ -274,6 +282,9 @@ pub static SQLITE: Statements = Statements {
     delete_runs: lite!("delete_runs.sql"),
     oldest_finished_run: both!("oldest_finished_run.sql"),
     retention_lock: None,
+    flow_deadlines: both!("flow_deadlines.sql"),
+    next_deadline: both!("next_deadline.sql"),
+    move_deadline: both!("move_deadline.sql"),
 
     claim: &[
         lite!("claim_pick.sql"),
@@ -370,6 +381,9 @@ impl Statements {
             self.finished_runs,
             self.delete_runs,
             self.oldest_finished_run,
+            self.flow_deadlines,
+            self.next_deadline,
+            self.move_deadline,
             self.return_lapsed,
             self.promote_due,
             self.next_due,

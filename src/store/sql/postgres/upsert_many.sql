@@ -5,23 +5,25 @@
 -- stamps $2; run_at (null: at creation) and priority are kept from the first
 -- create, and one not due yet waits for it (its lease its due time). A row that exists for another owner is not returned (the caller
 -- then refuses the whole batch). An existing row under a paused execution
--- set CREATED is PAUSED.
+-- set CREATED is PAUSED. A root's flow deadline (deadline_at) is kept from
+-- the first create that set one, and goes when its options no longer set it.
 INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
                         execution_depth, created_at, updated_at, started_at, completed_at,
                         options, integration, external_events, failure_count,
-                        run_at, priority, lease_expires_at, paused)
+                        run_at, priority, lease_expires_at, paused, deadline_at)
 SELECT x.id, x.flow_id, x.owner_id, x.root_execution_id, x.parent_execution_id, x.status,
        x.execution_depth, $2, $2,
        CASE WHEN x.started THEN $2 END,
        CASE WHEN x.completed THEN $2 END,
        x.options, x.integration, x.external_events, 0,
        x.run_at, x.priority,
-       CASE WHEN x.status = 'created' AND x.run_at > $2 THEN x.run_at END, x.paused
+       CASE WHEN x.status = 'created' AND x.run_at > $2 THEN x.run_at END, x.paused,
+       x.deadline_at
 FROM json_to_recordset(CAST($1 AS json)) AS x(
     ord INT, id TEXT, flow_id TEXT, owner_id TEXT, root_execution_id TEXT,
     parent_execution_id TEXT, status TEXT, execution_depth INT, started BOOLEAN,
     completed BOOLEAN, options JSONB, integration JSONB, external_events JSONB,
-    run_at TIMESTAMPTZ, priority INT, paused BOOLEAN)
+    run_at TIMESTAMPTZ, priority INT, paused BOOLEAN, deadline_at TIMESTAMPTZ)
 ORDER BY x.ord
 ON CONFLICT (id) DO UPDATE SET
     status = CASE WHEN executions.paused AND excluded.status = 'created' THEN 'paused'
@@ -29,6 +31,8 @@ ON CONFLICT (id) DO UPDATE SET
     integration = excluded.integration, external_events = excluded.external_events,
     updated_at = excluded.updated_at,
     started_at = COALESCE(executions.started_at, excluded.started_at),
-    completed_at = COALESCE(executions.completed_at, excluded.completed_at)
+    completed_at = COALESCE(executions.completed_at, excluded.completed_at),
+    deadline_at = CASE WHEN excluded.deadline_at IS NOT NULL
+                       THEN COALESCE(executions.deadline_at, excluded.deadline_at) END
 WHERE executions.owner_id = excluded.owner_id
 RETURNING *

@@ -5,12 +5,13 @@
 -- stamps $2; run_at (null: at creation) and priority are kept from the first
 -- create, and one not due yet waits for it (its lease its due time). A row that exists for another owner is not returned (the caller
 -- then refuses the whole batch). An existing row under a paused execution
--- set CREATED is PAUSED. (WHERE true: an INSERT from a SELECT needs
+-- set CREATED is PAUSED. A root's flow deadline (deadline_at) is kept from
+-- the first create that set one, and goes when its options no longer set it. (WHERE true: an INSERT from a SELECT needs
 -- it before ON CONFLICT.)
 INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
                         execution_depth, created_at, updated_at, started_at, completed_at,
                         options, integration, external_events, failure_count,
-                        run_at, priority, lease_expires_at, paused)
+                        run_at, priority, lease_expires_at, paused, deadline_at)
 SELECT json_extract(x.value, '$.id'), json_extract(x.value, '$.flow_id'),
        json_extract(x.value, '$.owner_id'), json_extract(x.value, '$.root_execution_id'),
        json_extract(x.value, '$.parent_execution_id'), json_extract(x.value, '$.status'),
@@ -24,7 +25,8 @@ SELECT json_extract(x.value, '$.id'), json_extract(x.value, '$.flow_id'),
        json_extract(x.value, '$.run_at'), json_extract(x.value, '$.priority'),
        CASE WHEN json_extract(x.value, '$.status') = 'created' AND json_extract(x.value, '$.run_at') > $2
             THEN json_extract(x.value, '$.run_at') END,
-       json_extract(x.value, '$.paused')
+       json_extract(x.value, '$.paused'),
+       json_extract(x.value, '$.deadline_at')
 FROM json_each($1) AS x
 WHERE true
 ORDER BY x.key
@@ -34,6 +36,8 @@ ON CONFLICT (id) DO UPDATE SET
     integration = excluded.integration, external_events = excluded.external_events,
     updated_at = excluded.updated_at,
     started_at = COALESCE(executions.started_at, excluded.started_at),
-    completed_at = COALESCE(executions.completed_at, excluded.completed_at)
+    completed_at = COALESCE(executions.completed_at, excluded.completed_at),
+    deadline_at = CASE WHEN excluded.deadline_at IS NOT NULL
+                       THEN COALESCE(executions.deadline_at, excluded.deadline_at) END
 WHERE executions.owner_id = excluded.owner_id
 RETURNING *

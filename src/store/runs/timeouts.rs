@@ -1,0 +1,96 @@
+//! Flow timeouts: a run whose root has `options.execution.flowTimeoutMs`
+//! and is not finished that long after the root's start (or, not started,
+//! since it was due: its creation or its `runAt`; a retry of the run makes
+//! it due again) is cancelled with reason "flow timeout", as
+//! `cancelExecution` cancels (the whole run, claims released, holders told
+//! `CANCELLED`).
+//!
+//! A root's deadline is stored when it is created (`deadline_at`: its start
+//! or creation plus the timeout) and read through an index that holds only
+//! unfinished roots with one, so the timer reads the runs that are due and
+//! nothing else. A root that starts after its creation keeps the early
+//! deadline until the timer reaches it: then the timeout is counted again
+//! from the start, and the deadline moves there (so no write to a status
+//! has to know about deadlines). The timer runs in every server: a run two
+//! of them time out at once is cancelled once (the second cancel finds
+//! nothing left to stop).
+
+use chrono::{DateTime, Utc};
+
+use super::Runs;
+use crate::store::db::{run, Effects, RunControls, Scope, StoreResult};
+
+/// Where a root's flow timeout counts from: its start, or when it was due,
+/// whichever is later (a root scheduled for next week is not timed out
+/// before it may run; one retried counts from the retry, its due time).
+pub(crate) fn counted_from(
+    started_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    run_at: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    started_at
+        .unwrap_or(created_at)
+        .max(run_at.unwrap_or(created_at))
+}
+
+/// The reason a flow timeout gives its run's executions.
+pub(crate) const FLOW_TIMEOUT: &str = "flow timeout";
+
+impl Runs {
+    /// Cancels the runs past their flow timeout at `at` (up to 100 roots a
+    /// call) and moves the deadlines of roots started later; how many runs
+    /// it cancelled.
+    pub async fn time_out_runs(&self, at: DateTime<Utc>) -> StoreResult<u64> {
+        let due = self.db.stmt(self.db.sql().flow_deadlines, [at.into()]);
+        let roots = run::executions::<_, entity::execution::Model>(self.db.primary(), due).await?;
+        let mut cancelled = 0;
+        for root in roots {
+            let timeout = RunControls::of(root.options.as_ref())
+                .ok()
+                .and_then(|c| c.flow_timeout_ms);
+            let deadline = timeout.map(|ms| {
+                counted_from(root.started_at, root.created_at, root.run_at)
+                    + chrono::Duration::milliseconds(ms)
+            });
+            match deadline {
+                Some(deadline) if deadline <= at => {
+                    if self
+                        .cancel(&root.id, Some(FLOW_TIMEOUT), &Scope::All)
+                        .await?
+                        > 0
+                    {
+                        cancelled += 1;
+                    }
+                }
+                // Started after its creation, or no timeout any more.
+                later => self.move_deadline(&root.id, later).await?,
+            }
+        }
+        Ok(cancelled)
+    }
+
+    /// When the first unfinished run's deadline comes (None: no run has one).
+    pub async fn next_deadline(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        use sea_orm::ConnectionTrait;
+        let next = self.db.stmt(self.db.sql().next_deadline, []);
+        Ok(match self.db.primary().query_one(next).await? {
+            Some(row) => row.try_get("", "at")?,
+            None => None,
+        })
+    }
+
+    async fn move_deadline(&self, id: &str, to: Option<DateTime<Utc>>) -> StoreResult<()> {
+        let text = self.db.sql().move_deadline;
+        let values: Vec<sea_orm::Value> = vec![id.to_owned().into(), to.into()];
+        self.db
+            .write(move |w| {
+                Box::pin(async move {
+                    use sea_orm::ConnectionTrait;
+                    let moved = run::statement(w.get_database_backend(), text, values);
+                    w.execute(moved).await?;
+                    Ok(((), Effects::logged()))
+                })
+            })
+            .await
+    }
+}
