@@ -533,7 +533,9 @@ async fn run(s: Sizes, smoke: bool) -> String {
         }
         + &match (pg_timeouts, sq_timeouts) {
             (Some(pg), Some(sq)) => format!(
-                "Flow timeouts (issue #30): {} runs whose roots have `flowTimeoutMs` spread over 200–1,190 ms, nothing else                  running; how long after its deadline each run was cancelled (the root's `completedAt` minus `createdAt` +                  timeout): PostgreSQL p50 **{:.0} ms**, p99 **{:.0} ms**, max {:.0} ms; SQLite p50 **{:.0} ms**, p99                  **{:.0} ms**, max {:.0} ms (target: p99 ≤ 1,000 ms).\n\n",
+                "Flow timeouts (issue #30): {} runs whose roots have `flowTimeoutMs` spread over 200–1,190 ms, nothing else running; how long after its deadline each run was cancelled \
+                 (the root's `completedAt` minus `createdAt` + timeout): PostgreSQL p50 **{:.0} ms**, p99 **{:.0} ms**, \
+                 max {:.0} ms; SQLite p50 **{:.0} ms**, p99 **{:.0} ms**, max {:.0} ms (target: p99 ≤ 1,000 ms).\n\n",
                 s.timed_runs,
                 pct(pg.clone(), 0.5),
                 pct(pg.clone(), 0.99),

@@ -6,7 +6,14 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 /// timer (set on roots only: their start, or creation, plus the timeout).
 /// `executions_deadlines` holds only unfinished roots with a deadline, in
 /// deadline order, so the timer reads the runs that are due and nothing
-/// else. The column is null on every existing row, so none is rewritten.
+/// else. Existing unfinished roots whose options set `flowTimeoutMs` get
+/// `deadline_at = created_at`: the timer looks at each at once and works
+/// out its real deadline (no other row is rewritten).
+///
+/// On a large table the index build holds writes to `executions` for a few
+/// seconds: run it at a quiet moment, or build the index beforehand with
+/// `CREATE INDEX CONCURRENTLY` (the same definition): it is created only if
+/// absent.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -14,13 +21,25 @@ pub struct Migration;
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
-        let timestamp = match db.get_database_backend() {
-            DbBackend::Postgres => "TIMESTAMPTZ",
-            _ => "TEXT",
+        let (timestamp, has_timeout) = match db.get_database_backend() {
+            DbBackend::Postgres => (
+                "TIMESTAMPTZ",
+                "jsonb_typeof(options -> 'execution') = 'object' \
+                 AND (options -> 'execution') ? 'flowTimeoutMs'",
+            ),
+            _ => (
+                "TEXT",
+                "json_extract(options, '$.execution.flowTimeoutMs') IS NOT NULL",
+            ),
         };
         for sql in [
             format!("ALTER TABLE executions ADD COLUMN deadline_at {timestamp} NULL"),
-            "CREATE INDEX executions_deadlines ON executions (deadline_at) \
+            format!(
+                "UPDATE executions SET deadline_at = created_at \
+                 WHERE parent_execution_id IS NULL AND status IN ('created', 'running', 'paused') \
+                 AND options IS NOT NULL AND {has_timeout}"
+            ),
+            "CREATE INDEX IF NOT EXISTS executions_deadlines ON executions (deadline_at) \
              WHERE deadline_at IS NOT NULL AND status IN ('created', 'running', 'paused')"
                 .into(),
         ] {

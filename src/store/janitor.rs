@@ -84,8 +84,9 @@ impl Janitor {
     /// Runs a round every `settings.interval`, and the deadline timer, for
     /// as long as the process.
     pub fn spawn(self, settings: JanitorSettings) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(deadline_timer(self.runs.clone()));
-        tokio::spawn(async move {
+        // One task for both, so aborting the handle stops both.
+        let deadlines = deadline_timer(self.runs.clone());
+        let rounds = async move {
             let mut ticks = tokio::time::interval(settings.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -103,6 +104,9 @@ impl Janitor {
                     }
                 }
             }
+        };
+        tokio::spawn(async move {
+            tokio::join!(deadlines, rounds);
         })
     }
 }

@@ -116,7 +116,7 @@ async fn the_timeout_counts_from_the_start(backend: Backend) {
         )
         .await
         .unwrap();
-    let started = root.created_at + ms(600_000);
+    let started = root.created_at + ms(1);
     let mut running = StatusUpdate::new("late", ExecutionStatus::Running);
     running.started_at = Some(started);
     runs.update_execution_status(running, &Scope::All)
@@ -134,16 +134,28 @@ async fn the_timeout_counts_from_the_start(backend: Backend) {
     assert_eq!(runs.time_out_runs(started + ms(60_000)).await.unwrap(), 1);
     assert_eq!(status(&store, "late").await.0, ExecutionStatus::Stopped);
 
-    // A retry of the timed-out run counts again from the retry.
-    let before_retry = now();
+    // A retry of the timed-out run counts again from the retry (its due
+    // time), later than the start (the clock is read after this pause).
+    tokio::time::sleep(Duration::from_millis(10)).await;
     let n = runs
         .retry_executions("late", &[ExecutionStatus::Stopped], &Scope::All)
         .await
         .unwrap();
     assert_eq!(n, 1);
+    let retried = store
+        .reads()
+        .get("late", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    let retried_at = retried.run_at.unwrap();
+    assert!(retried_at > started);
     assert_eq!(runs.time_out_runs(now()).await.unwrap(), 0);
-    let again = runs.next_deadline().await.unwrap().unwrap();
-    assert!(again >= before_retry + ms(60_000), "{again}");
+    assert_eq!(
+        runs.next_deadline().await.unwrap(),
+        Some(retried_at + ms(60_000)),
+        "counted from the retry"
+    );
     assert_eq!(status(&store, "late").await.0, ExecutionStatus::Created);
 
     // Scheduled for an hour from now: its deadline is an hour and a minute.
@@ -165,6 +177,33 @@ async fn the_timeout_counts_from_the_start(backend: Backend) {
         status(&store, "scheduled").await.0,
         ExecutionStatus::Stopped
     );
+}
+
+/// An upsert of an existing root that sets a flow timeout has the timer
+/// look at once and count it from the root's creation; one that drops the
+/// timeout drops the deadline.
+async fn upserts_set_and_drop_the_timeout(backend: Backend) {
+    let t = fresh(backend).await;
+    let store = t.store();
+    let runs = store.runs();
+    let root = runs.create(input("up", None), &Scope::All).await.unwrap();
+    assert_eq!(runs.next_deadline().await.unwrap(), None);
+    runs.create(
+        timed("up", None, json!({ "flowTimeoutMs": 60_000 })),
+        &Scope::All,
+    )
+    .await
+    .unwrap();
+    let look = runs.next_deadline().await.unwrap().expect("looked at");
+    assert!(look <= now());
+    assert_eq!(runs.time_out_runs(now()).await.unwrap(), 0);
+    assert_eq!(
+        runs.next_deadline().await.unwrap(),
+        Some(root.created_at + ms(60_000))
+    );
+    runs.create(input("up", None), &Scope::All).await.unwrap();
+    assert_eq!(runs.next_deadline().await.unwrap(), None);
+    assert_eq!(status(&store, "up").await.0, ExecutionStatus::Created);
 }
 
 /// A flow timeout on a child, or on a root in a batch, is read only on the
@@ -265,9 +304,59 @@ async fn the_timer_acts_by_itself(backend: Backend) {
     timer.abort();
 }
 
+/// A database made before flow timeouts migrates: its unfinished roots that
+/// set one are looked at by the timer at once (the one past its timeout is
+/// cancelled), a finished one and one without a timeout are not.
+async fn an_old_database_migrates(backend: Backend) {
+    use migration::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+    let (url, _dir) = crate::harness::empty(backend).await;
+    let old = sea_orm::Database::connect(&url).await.unwrap();
+    migration::Migrator::up(&old, Some(13)).await.unwrap();
+    let at = "'2026-01-01T00:00:00+00:00'";
+    for (id, status, options) in [
+        (
+            "timed",
+            "running",
+            r#"{"execution":{"flowTimeoutMs":60000}}"#,
+        ),
+        (
+            "done",
+            "completed",
+            r#"{"execution":{"flowTimeoutMs":60000}}"#,
+        ),
+        ("plain", "created", r#"{"execution":{"maxConcurrency":2}}"#),
+    ] {
+        old.execute_unprepared(&format!(
+            "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, status, execution_depth, \
+             created_at, updated_at, failure_count, options) \
+             VALUES ('{id}', 'f', 'o', '{id}', '{status}', 0, {at}, {at}, 0, '{options}')"
+        ))
+        .await
+        .unwrap();
+    }
+    old.close().await.unwrap();
+    let db = execstore::store::connect(&url, &execstore::store::DbOptions::default())
+        .await
+        .unwrap();
+    let store = ExecutionStore::new(db);
+    let looked_at = store.runs().next_deadline().await.unwrap().unwrap();
+    assert_eq!(looked_at.to_rfc3339(), "2026-01-01T00:00:00+00:00");
+    assert_eq!(store.runs().time_out_runs(now()).await.unwrap(), 1);
+    assert_eq!(
+        status(&store, "timed").await,
+        (ExecutionStatus::Stopped, Some("flow timeout".into()))
+    );
+    assert_eq!(status(&store, "done").await.0, ExecutionStatus::Completed);
+    assert_eq!(status(&store, "plain").await.0, ExecutionStatus::Created);
+    assert_eq!(store.runs().next_deadline().await.unwrap(), None);
+}
+
 crate::both_backends!(
     a_run_past_its_timeout_is_cancelled,
     the_timeout_counts_from_the_start,
     the_controls_are_checked_at_create,
+    upserts_set_and_drop_the_timeout,
     the_timer_acts_by_itself,
+    an_old_database_migrates,
 );

@@ -85,10 +85,14 @@ impl Standbys {
             let connect = url
                 .parse::<PgConnectOptions>()
                 .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?
-                .options([(
-                    "statement_timeout",
-                    format!("{}", options.statement_timeout.as_millis()),
-                )])
+                .options([
+                    (
+                        "statement_timeout",
+                        format!("{}", options.statement_timeout.as_millis()),
+                    ),
+                    // As on the primary (see `connect::open`).
+                    ("jit", "off".to_owned()),
+                ])
                 .disable_statement_logging();
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)

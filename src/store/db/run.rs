@@ -124,16 +124,6 @@ pub(crate) fn with_limit(text: &str, limit: i64) -> String {
     text.replace("{limit}", &limit.to_string())
 }
 
-/// A control's lock (`sql::Control`) as it runs first, passing over rows
-/// others hold (`SKIP LOCKED` for `{skip_locked}`), or then, waiting for
-/// them.
-pub(crate) fn lock_pass(text: &str, skip_locked: bool) -> String {
-    text.replace(
-        "{skip_locked}",
-        if skip_locked { "SKIP LOCKED" } else { "" },
-    )
-}
-
 /// `steps` with their limit written in.
 pub(crate) fn steps_with_limit(steps: Steps, limit: i64) -> Vec<String> {
     steps.iter().map(|text| with_limit(text, limit)).collect()

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::error::{StoreError, StoreResult};
 
 /// The longest flow or node timeout: 365 days.
-pub const MAX_TIMEOUT_MS: i64 = 365 * 86_400_000;
+pub const MAX_CONTROL_TIMEOUT_MS: i64 = 365 * 86_400_000;
 
 /// The most executions of a run `maxConcurrency` may allow at once.
 pub const MAX_CONCURRENCY: i64 = 1_000_000;
@@ -53,8 +53,8 @@ impl RunControls {
         };
         Ok(Self {
             max_concurrency: int("maxConcurrency", MAX_CONCURRENCY)?,
-            flow_timeout_ms: int("flowTimeoutMs", MAX_TIMEOUT_MS)?,
-            node_timeout_ms: int("nodeTimeoutMs", MAX_TIMEOUT_MS)?,
+            flow_timeout_ms: int("flowTimeoutMs", MAX_CONTROL_TIMEOUT_MS)?,
+            node_timeout_ms: int("nodeTimeoutMs", MAX_CONTROL_TIMEOUT_MS)?,
         })
     }
 }
@@ -89,7 +89,7 @@ mod tests {
             json!({ "execution": { "maxConcurrency": 1.5 } }),
             json!({ "execution": { "flowTimeoutMs": "60000" } }),
             json!({ "execution": { "nodeTimeoutMs": -1 } }),
-            json!({ "execution": { "flowTimeoutMs": MAX_TIMEOUT_MS + 1 } }),
+            json!({ "execution": { "flowTimeoutMs": MAX_CONTROL_TIMEOUT_MS + 1 } }),
         ] {
             let err = of(bad.clone()).unwrap_err();
             assert!(

@@ -110,10 +110,7 @@ impl Runs {
                                 let mut values = values;
                                 if let Some(lock) = sql.lock {
                                     let key = values[..3].to_vec();
-                                    let first = run::lock_pass(lock, true);
-                                    run::steps(txn, &[first], key.clone()).await?;
-                                    let then = run::lock_pass(lock, false);
-                                    let locked = ids_of(&run::steps(txn, &[then], key).await?)?;
+                                    let locked = ids_of(&run::steps(txn, &[lock], key).await?)?;
                                     if locked.is_empty() {
                                         return Ok(locked);
                                     }

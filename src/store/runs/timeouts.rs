@@ -11,9 +11,12 @@
 //! nothing else. A root that starts after its creation keeps the early
 //! deadline until the timer reaches it: then the timeout is counted again
 //! from the start, and the deadline moves there (so no write to a status
-//! has to know about deadlines). The timer runs in every server: a run two
-//! of them time out at once is cancelled once (the second cancel finds
-//! nothing left to stop).
+//! has to know about deadlines). `deadline_at` is thus when the timer looks
+//! at a run next, never later than its deadline. A move is an update of the
+//! root, so it shows on the live stream as an `updated` event with no
+//! field of the API changed. The timer runs in every server: a run two of
+//! them time out at once is cancelled once (both lock its rows in id order;
+//! the second finds nothing left to stop).
 
 use chrono::{DateTime, Utc};
 
@@ -54,12 +57,17 @@ impl Runs {
             });
             match deadline {
                 Some(deadline) if deadline <= at => {
-                    if self
-                        .cancel(&root.id, Some(FLOW_TIMEOUT), &Scope::All)
-                        .await?
-                        > 0
-                    {
-                        cancelled += 1;
+                    match self.cancel(&root.id, Some(FLOW_TIMEOUT), &Scope::All).await {
+                        Ok(0) => {}
+                        Ok(_) => cancelled += 1,
+                        // One run that cannot be cancelled now (a statement
+                        // timeout on a huge run, say) must not hold up the
+                        // others: it is looked at again a second later.
+                        Err(err) => {
+                            tracing::warn!(root = %root.id, error = %err, "a flow timeout could not cancel its run; retrying");
+                            let again = at + chrono::Duration::seconds(1);
+                            self.move_deadline(&root.id, Some(again)).await?;
+                        }
                     }
                 }
                 // Started after its creation, or no timeout any more.

@@ -16,12 +16,10 @@
 //! - shapes the planner must see differently are variants: a flow or not, a
 //!   queue head or not, one owner's index or every owner's.
 //!
-//! Three slots are filled in by the store, with values it makes itself:
+//! Two slots are filled in by the store, with values it makes itself:
 //! `{limit}`, the pull's limit (an integer; a bound limit made PostgreSQL plan
-//! every pull anew), `{columns}`, the columns a read of the tree fast
-//! path selects (names from the table's own column list; see `db::rows`),
-//! and `{skip_locked}`, a control's first pass over its rows (see
-//! [`Control`]).
+//! every pull anew), and `{columns}`, the columns a read of the tree fast
+//! path selects (names from the table's own column list; see `db::rows`).
 //!
 //! Where SQLite needs several statements for what PostgreSQL does in one (it
 //! has no data-modifying CTEs), the entry is a list of [`Steps`]: run in
@@ -31,14 +29,13 @@
 /// Statements run in order in one write; one on PostgreSQL.
 pub type Steps = &'static [&'static str];
 
-/// A run control (cancel, pause, resume). On PostgreSQL it first locks the
-/// rows it will change: `lock` takes (id, owner, now) and returns their ids;
-/// it runs once with `SKIP LOCKED` for its `{skip_locked}` (never waiting: rows a pull holds
-/// at that moment are passed over, and pulls then pass over what it holds),
-/// then as written (waiting only for the few rows in-flight pulls hold), and
-/// `write` takes (id, owner, now, the control's own values, then the JSON
-/// array of those ids). On SQLite (one writer) `lock` is None and `write`
-/// walks the subtree itself.
+/// A run control (cancel, pause, resume, retry). On PostgreSQL cancel,
+/// pause and resume first lock the rows they will change, waiting for them
+/// in id order as every other path that locks many executions does (so no
+/// two of them deadlock): `lock` takes (id, owner, now) and returns their
+/// ids, and `write` takes (id, owner, now, the control's own values, then
+/// the JSON array of those ids). Retry, and every control on SQLite (one
+/// writer), has no `lock`: `write` finds its rows itself.
 pub struct Control {
     pub lock: Option<&'static str>,
     pub write: &'static str,
@@ -102,8 +99,8 @@ pub struct Statements {
     pub oldest_finished_run: &'static str,
     /// Taken by the one retention process of a cluster (PostgreSQL).
     pub retention_lock: Option<&'static str>,
-    /// Flow timeouts: the roots past their deadline, the first deadline,
-    /// a deadline moved.
+    /// Flow timeouts: the roots the deadline timer is to look at by a time,
+    /// the first such time, a root's time moved.
     pub flow_deadlines: &'static str,
     pub next_deadline: &'static str,
     pub move_deadline: &'static str,

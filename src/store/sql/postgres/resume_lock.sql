@@ -12,10 +12,8 @@
 -- its run), and `id = ANY (the array)` re-checked each against the whole
 -- array in turn (10,000 rows pulls had claimed, each compared with 100,000
 -- ids, ran into the statement timeout). Locked in id order, as finishes and
--- heartbeats lock, in two passes: with SKIP LOCKED first (a pull holding
--- some rows makes it wait for none of them, and from then on pulls pass
--- over the rows this holds), then waiting for the rows pulls held (a few,
--- briefly).
+-- heartbeats lock (waiting for rows others hold, as they wait: no two of
+-- these deadlock).
 WITH RECURSIVE below(id) AS (
     SELECT id FROM executions
     WHERE id = $1 AND parent_execution_id IS NOT NULL AND ($2 IS NULL OR owner_id = $2)
@@ -35,4 +33,4 @@ JOIN executions e ON e.id = s.id
 WHERE paused
   AND ($2 IS NULL OR owner_id = $2)
 ORDER BY e.id
-FOR UPDATE OF e {skip_locked}
+FOR UPDATE OF e

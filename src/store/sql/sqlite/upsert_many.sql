@@ -5,8 +5,10 @@
 -- stamps $2; run_at (null: at creation) and priority are kept from the first
 -- create, and one not due yet waits for it (its lease its due time). A row that exists for another owner is not returned (the caller
 -- then refuses the whole batch). An existing row under a paused execution
--- set CREATED is PAUSED. A root's flow deadline (deadline_at) is kept from
--- the first create that set one, and goes when its options no longer set it. (WHERE true: an INSERT from a SELECT needs
+-- set CREATED is PAUSED. An existing root whose options set a flow timeout
+-- is looked at by the deadline timer at once (deadline_at = $2), which works
+-- out its deadline from its stored times and the new timeout; one whose
+-- options no longer set a timeout loses its deadline. (WHERE true: an INSERT from a SELECT needs
 -- it before ON CONFLICT.)
 INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
                         execution_depth, created_at, updated_at, started_at, completed_at,
@@ -37,7 +39,6 @@ ON CONFLICT (id) DO UPDATE SET
     updated_at = excluded.updated_at,
     started_at = COALESCE(executions.started_at, excluded.started_at),
     completed_at = COALESCE(executions.completed_at, excluded.completed_at),
-    deadline_at = CASE WHEN excluded.deadline_at IS NOT NULL
-                       THEN COALESCE(executions.deadline_at, excluded.deadline_at) END
+    deadline_at = CASE WHEN excluded.deadline_at IS NOT NULL THEN excluded.updated_at END
 WHERE executions.owner_id = excluded.owner_id
 RETURNING *
