@@ -36,45 +36,70 @@ pub(crate) fn counted_from(
         .max(run_at.unwrap_or(created_at))
 }
 
+/// Runs the deadline timer cancels at a time (each its own transaction; on
+/// PostgreSQL each on a connection of the pool, on SQLite committed
+/// together by the group commit).
+const AT_ONCE: usize = 8;
+
 /// The reason a flow timeout gives its run's executions.
 pub(crate) const FLOW_TIMEOUT: &str = "flow timeout";
 
 impl Runs {
     /// Cancels the runs past their flow timeout at `at` (up to 100 roots a
-    /// call) and moves the deadlines of roots started later; how many runs
-    /// it cancelled.
+    /// call, `AT_ONCE` of them at a time: runs due together are not
+    /// cancelled one after another) and moves the deadlines of roots started
+    /// later; how many runs it cancelled.
     pub async fn time_out_runs(&self, at: DateTime<Utc>) -> StoreResult<u64> {
+        use futures_util::StreamExt;
         let due = self.db.stmt(self.db.sql().flow_deadlines, [at.into()]);
         let roots = run::executions::<_, entity::execution::Model>(self.db.primary(), due).await?;
+        let looked: Vec<StoreResult<bool>> = futures_util::stream::iter(roots)
+            .map(|root| self.look_at(root, at))
+            .buffer_unordered(AT_ONCE)
+            .collect()
+            .await;
         let mut cancelled = 0;
-        for root in roots {
-            let timeout = RunControls::of(root.options.as_ref())
-                .ok()
-                .and_then(|c| c.flow_timeout_ms);
-            let deadline = timeout.map(|ms| {
-                counted_from(root.started_at, root.created_at, root.run_at)
-                    + chrono::Duration::milliseconds(ms)
-            });
-            match deadline {
-                Some(deadline) if deadline <= at => {
-                    match self.cancel(&root.id, Some(FLOW_TIMEOUT), &Scope::All).await {
-                        Ok(0) => {}
-                        Ok(_) => cancelled += 1,
-                        // One run that cannot be cancelled now (a statement
-                        // timeout on a huge run, say) must not hold up the
-                        // others: it is looked at again a second later.
-                        Err(err) => {
-                            tracing::warn!(root = %root.id, error = %err, "a flow timeout could not cancel its run; retrying");
-                            let again = at + chrono::Duration::seconds(1);
-                            self.move_deadline(&root.id, Some(again)).await?;
-                        }
-                    }
-                }
-                // Started after its creation, or no timeout any more.
-                later => self.move_deadline(&root.id, later).await?,
-            }
+        for result in looked {
+            cancelled += u64::from(result?);
         }
         Ok(cancelled)
+    }
+
+    /// One root past its deadline at `at`: its run cancelled (true), or its
+    /// deadline moved.
+    async fn look_at(
+        &self,
+        root: entity::execution::Model,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let timeout = RunControls::of(root.options.as_ref())
+            .ok()
+            .and_then(|c| c.flow_timeout_ms);
+        let deadline = timeout.map(|ms| {
+            counted_from(root.started_at, root.created_at, root.run_at)
+                + chrono::Duration::milliseconds(ms)
+        });
+        match deadline {
+            Some(deadline) if deadline <= at => {
+                match self.cancel(&root.id, Some(FLOW_TIMEOUT), &Scope::All).await {
+                    Ok(stopped) => Ok(stopped > 0),
+                    // One run that cannot be cancelled now (a statement
+                    // timeout on a huge run, say) must not hold up the
+                    // others: it is looked at again a second later.
+                    Err(err) => {
+                        tracing::warn!(root = %root.id, error = %err, "a flow timeout could not cancel its run; retrying");
+                        let again = at + chrono::Duration::seconds(1);
+                        self.move_deadline(&root.id, Some(again)).await?;
+                        Ok(false)
+                    }
+                }
+            }
+            // Started after its creation, or no timeout any more.
+            later => {
+                self.move_deadline(&root.id, later).await?;
+                Ok(false)
+            }
+        }
     }
 
     /// When the first unfinished run's deadline comes (None: no run has one).
