@@ -549,6 +549,21 @@ async fn run(s: Sizes, smoke: bool) -> String {
         }
 }
 
+/// `body` posted to `url`, answered without errors.
+async fn post_ok(client: &reqwest::Client, url: &str, body: Value) -> Value {
+    let got: Value = client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert!(got["errors"].is_null(), "{got}");
+    got
+}
+
 /// `n` runs with flow timeouts spread over a second: how late (ms) after its
 /// deadline each was cancelled, by the server's own deadline timer.
 async fn flow_timeouts(url: &str, backend: &str, n: usize) -> Vec<f64> {
@@ -556,22 +571,7 @@ async fn flow_timeouts(url: &str, backend: &str, n: usize) -> Vec<f64> {
         "{backend}: {n} runs timed out by their flowTimeoutMs"
     ));
     let client = reqwest::Client::new();
-    let post = |body: Value| {
-        let (client, url) = (client.clone(), url.to_owned());
-        async move {
-            let got: Value = client
-                .post(&url)
-                .json(&body)
-                .send()
-                .await
-                .expect("post")
-                .json()
-                .await
-                .expect("json");
-            assert!(got["errors"].is_null(), "{got}");
-            got
-        }
-    };
+    let post = |body: Value| post_ok(&client, url, body);
     let inputs: Vec<Value> = (0..n)
         .map(|i| {
             json!({ "id": format!("timed-{i}"), "flowId": "timed", "ownerId": "bench",
@@ -657,23 +657,7 @@ async fn cancel_under_load(url: &str, backend: &str, n: usize) -> Cancelled {
         "{backend}: cancelExecution of a {n}-execution run under 8 pulling workers"
     ));
     let client = reqwest::Client::new();
-    let post = |body: Value| {
-        let client = client.clone();
-        let url = url.to_owned();
-        async move {
-            let got: Value = client
-                .post(&url)
-                .json(&body)
-                .send()
-                .await
-                .expect("post")
-                .json()
-                .await
-                .expect("json");
-            assert!(got["errors"].is_null(), "{got}");
-            got
-        }
-    };
+    let post = |body: Value| post_ok(&client, url, body);
     let root = format!("cancel-{backend}");
     post(json!({ "query": CREATE_MANY, "variables": { "inputs": [
         { "id": root, "flowId": root, "ownerId": "bench" }] } }))
