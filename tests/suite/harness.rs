@@ -152,6 +152,33 @@ pub async fn empty(backend: Backend) -> (String, Option<tempfile::TempDir>) {
     }
 }
 
+/// A database made by an older server: migrated up to migration `version`
+/// (counted from 1), `statements` run on it as that server would have
+/// written, then opened by this store (which migrates the rest). The folder
+/// that holds it for SQLite goes when dropped.
+pub async fn old_database(
+    backend: Backend,
+    version: u32,
+    statements: &[String],
+) -> (ExecutionStore, Option<tempfile::TempDir>) {
+    use migration::MigratorTrait;
+    let (url, dir) = empty(backend).await;
+    let old = Database::connect(&url).await.expect("connect");
+    migration::Migrator::up(&old, Some(version))
+        .await
+        .expect("old migrations");
+    for statement in statements {
+        old.execute_unprepared(statement)
+            .await
+            .expect("old server's write");
+    }
+    old.close().await.expect("close");
+    let db = store::connect(&url, &DbOptions::default())
+        .await
+        .expect("open with this store");
+    (ExecutionStore::new(db), dir)
+}
+
 /// Runs each named `async fn(Backend)` of the enclosing module as two tests,
 /// `sqlite::name` and `postgres::name`.
 #[macro_export]

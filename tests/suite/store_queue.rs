@@ -502,34 +502,22 @@ async fn worker_round_over_graphql(backend: Backend) {
 /// A database made before the queue moved onto the row keeps its meaning:
 /// the migration copies live leases onto their executions.
 async fn existing_database_migrates_its_leases(backend: Backend) {
-    use migration::MigratorTrait;
-    let (url, _dir) = crate::harness::empty(backend).await;
-    let old = sea_orm::Database::connect(&url).await.unwrap();
-    migration::Migrator::up(&old, Some(2)).await.unwrap();
     let at = "'2026-01-01T00:00:00+00:00'";
     let later = "'2999-01-01T00:00:00+00:00'";
-    for id in ["held", "released", "free"] {
-        old.execute_unprepared(&format!(
+    let mut writes: Vec<String> = ["held", "released", "free"]
+        .iter()
+        .map(|id| format!(
             "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, status, execution_depth, \
              created_at, updated_at, failure_count) VALUES ('{id}', 'f', '{OWNER}', '{id}', 'created', 0, {at}, {at}, 0)"
         ))
-        .await
-        .unwrap();
-    }
+        .collect();
     for (id, status) in [("held", "active"), ("released", "released")] {
-        old.execute_unprepared(&format!(
+        writes.push(format!(
             "INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status) \
              VALUES ('{id}', 'w-old', {at}, {later}, {at}, '{status}')"
-        ))
-        .await
-        .unwrap();
+        ));
     }
-    old.close().await.unwrap();
-
-    let db = execstore::store::connect(&url, &DbOptions::default())
-        .await
-        .unwrap();
-    let store = ExecutionStore::new(db);
+    let (store, _dir) = crate::harness::old_database(backend, 2, &writes).await;
     let held = store
         .reads()
         .get("held", &Scope::All)

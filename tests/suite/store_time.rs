@@ -413,23 +413,12 @@ async fn time_through_the_api(backend: Backend) {
 /// A database made before due times and priorities migrates: its
 /// executions are due at their creation, of priority 0, and in the queue.
 async fn an_old_database_migrates(backend: Backend) {
-    use migration::MigratorTrait;
-    use sea_orm::ConnectionTrait;
-    let (url, _dir) = crate::harness::empty(backend).await;
-    let old = sea_orm::Database::connect(&url).await.unwrap();
-    migration::Migrator::up(&old, Some(11)).await.unwrap();
     let at = "'2026-01-01T00:00:00+00:00'";
-    old.execute_unprepared(&format!(
+    let insert = format!(
         "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, status, execution_depth, \
          created_at, updated_at, failure_count) VALUES ('old', 'f', 'o', 'old', 'created', 0, {at}, {at}, 0)"
-    ))
-    .await
-    .unwrap();
-    old.close().await.unwrap();
-    let db = execstore::store::connect(&url, &execstore::store::DbOptions::default())
-        .await
-        .unwrap();
-    let store = ExecutionStore::new(db);
+    );
+    let (store, _dir) = crate::harness::old_database(backend, 11, &[insert]).await;
     let row = store
         .reads()
         .get("old", &Scope::All)

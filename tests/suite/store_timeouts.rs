@@ -308,38 +308,22 @@ async fn the_timer_acts_by_itself(backend: Backend) {
 /// set one are looked at by the timer at once (the one past its timeout is
 /// cancelled), a finished one and one without a timeout are not.
 async fn an_old_database_migrates(backend: Backend) {
-    use migration::MigratorTrait;
-    use sea_orm::ConnectionTrait;
-    let (url, _dir) = crate::harness::empty(backend).await;
-    let old = sea_orm::Database::connect(&url).await.unwrap();
-    migration::Migrator::up(&old, Some(13)).await.unwrap();
     let at = "'2026-01-01T00:00:00+00:00'";
-    for (id, status, options) in [
-        (
-            "timed",
-            "running",
-            r#"{"execution":{"flowTimeoutMs":60000}}"#,
-        ),
-        (
-            "done",
-            "completed",
-            r#"{"execution":{"flowTimeoutMs":60000}}"#,
-        ),
+    let inserts: Vec<String> = [
+        ("timed", "running", r#"{"execution":{"flowTimeoutMs":60000}}"#),
+        ("done", "completed", r#"{"execution":{"flowTimeoutMs":60000}}"#),
         ("plain", "created", r#"{"execution":{"maxConcurrency":2}}"#),
-    ] {
-        old.execute_unprepared(&format!(
+    ]
+    .iter()
+    .map(|(id, status, options)| {
+        format!(
             "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, status, execution_depth, \
              created_at, updated_at, failure_count, options) \
              VALUES ('{id}', 'f', 'o', '{id}', '{status}', 0, {at}, {at}, 0, '{options}')"
-        ))
-        .await
-        .unwrap();
-    }
-    old.close().await.unwrap();
-    let db = execstore::store::connect(&url, &execstore::store::DbOptions::default())
-        .await
-        .unwrap();
-    let store = ExecutionStore::new(db);
+        )
+    })
+    .collect();
+    let (store, _dir) = crate::harness::old_database(backend, 13, &inserts).await;
     let looked_at = store.runs().next_deadline().await.unwrap().unwrap();
     assert_eq!(looked_at.to_rfc3339(), "2026-01-01T00:00:00+00:00");
     assert_eq!(store.runs().time_out_runs(now()).await.unwrap(), 1);

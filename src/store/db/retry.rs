@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::error::{StoreError, StoreResult};
+use super::values::validate;
 
 /// The longest wait a retry may be given (`retryInMs`, `backoffMs`,
 /// `maxBackoffMs`): 30 days.
@@ -72,29 +73,12 @@ pub fn check_options(options: Option<&Value>) -> StoreResult<()> {
 }
 
 fn overrides(options: Option<&Value>) -> StoreResult<Overrides> {
-    let Some(retry) = options.and_then(|o| o.get("retry")) else {
+    let shape = "{ maxAttempts, backoffMs, maxBackoffMs }";
+    let Some(retry) = validate::options_object(options, "retry", "options.retry", shape)? else {
         return Ok(Overrides::default());
     };
-    if retry.is_null() {
-        return Ok(Overrides::default());
-    }
-    let Some(retry) = retry.as_object() else {
-        return Err(StoreError::invalid(
-            "options.retry",
-            "must be an object { maxAttempts, backoffMs, maxBackoffMs }",
-        ));
-    };
-    let int = |name: &str, min: i64, max: i64| -> StoreResult<Option<i64>> {
-        match retry.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => match value.as_i64().filter(|v| (min..=max).contains(v)) {
-                Some(v) => Ok(Some(v)),
-                None => Err(StoreError::invalid(
-                    "options.retry",
-                    format!("{name} must be an integer between {min} and {max}"),
-                )),
-            },
-        }
+    let int = |name: &str, min: i64, max: i64| {
+        validate::integer_field(retry, "options.retry", name, min, max)
     };
     for name in retry.keys() {
         if !["maxAttempts", "backoffMs", "maxBackoffMs"].contains(&name.as_str()) {

@@ -1,6 +1,7 @@
 //! Running the table's statements: rows decoded as executions or models,
 //! an operation's steps, and the two slots the store fills in itself.
 
+use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use sea_orm::{
     ConnectionTrait, DbBackend, FromQueryResult, QueryResult, Statement, StreamTrait, Value,
@@ -47,6 +48,17 @@ pub(crate) async fn execution<C: ConnectionTrait>(
     let row = conn.query_one(statement).await?;
     row.map(|row| ExecutionDecoder::default().decode(&row))
         .transpose()
+}
+
+/// The time a one-row statement answers as `at` (None: no row, or null).
+pub(crate) async fn time_at<C: ConnectionTrait>(
+    conn: &C,
+    statement: Statement,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    Ok(match conn.query_one(statement).await? {
+        Some(row) => row.try_get("", "at")?,
+        None => None,
+    })
 }
 
 /// Every execution of a result (a `RETURNING *`), decoded by position.

@@ -6,7 +6,8 @@
 
 use serde_json::Value;
 
-use super::error::{StoreError, StoreResult};
+use super::error::StoreResult;
+use super::values::validate;
 
 /// The longest flow or node timeout: 365 days.
 pub const MAX_CONTROL_TIMEOUT_MS: i64 = 365 * 86_400_000;
@@ -27,30 +28,12 @@ pub struct RunControls {
 impl RunControls {
     /// The controls of `options` (none when it has no `execution`).
     pub fn of(options: Option<&Value>) -> StoreResult<Self> {
-        let Some(execution) = options.and_then(|o| o.get("execution")) else {
+        let shape = "{ maxConcurrency, flowTimeoutMs, nodeTimeoutMs }";
+        let field = "options.execution";
+        let Some(execution) = validate::options_object(options, "execution", field, shape)? else {
             return Ok(Self::default());
         };
-        if execution.is_null() {
-            return Ok(Self::default());
-        }
-        let Some(execution) = execution.as_object() else {
-            return Err(StoreError::invalid(
-                "options.execution",
-                "must be an object { maxConcurrency, flowTimeoutMs, nodeTimeoutMs }",
-            ));
-        };
-        let int = |name: &str, max: i64| -> StoreResult<Option<i64>> {
-            match execution.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(value) => match value.as_i64().filter(|v| (1..=max).contains(v)) {
-                    Some(v) => Ok(Some(v)),
-                    None => Err(StoreError::invalid(
-                        "options.execution",
-                        format!("{name} must be an integer between 1 and {max}"),
-                    )),
-                },
-            }
-        };
+        let int = |name: &str, max: i64| validate::integer_field(execution, field, name, 1, max);
         Ok(Self {
             max_concurrency: int("maxConcurrency", MAX_CONCURRENCY)?,
             flow_timeout_ms: int("flowTimeoutMs", MAX_CONTROL_TIMEOUT_MS)?,
@@ -62,6 +45,7 @@ impl RunControls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::db::StoreError;
     use serde_json::json;
 
     #[test]

@@ -78,7 +78,50 @@ pub fn after_all() -> DateTime<Utc> {
 
 /// Validation shared by the store's operations; errors name the field.
 pub mod validate {
+    use serde_json::{Map, Value};
+
     use super::{limits, StoreError, StoreResult};
+
+    /// The object an execution's `options` holds under `key` (None: absent
+    /// or null); anything else is `field` invalid, described by `shape`.
+    pub fn options_object<'a>(
+        options: Option<&'a Value>,
+        key: &str,
+        field: &'static str,
+        shape: &str,
+    ) -> StoreResult<Option<&'a Map<String, Value>>> {
+        match options.and_then(|o| o.get(key)) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => match value.as_object() {
+                Some(object) => Ok(Some(object)),
+                None => Err(StoreError::invalid(
+                    field,
+                    format!("must be an object {shape}"),
+                )),
+            },
+        }
+    }
+
+    /// The integer `name` of `object` in `min..=max` (None: absent or
+    /// null); anything else is `field` invalid.
+    pub fn integer_field(
+        object: &Map<String, Value>,
+        field: &'static str,
+        name: &str,
+        min: i64,
+        max: i64,
+    ) -> StoreResult<Option<i64>> {
+        match object.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => match value.as_i64().filter(|v| (min..=max).contains(v)) {
+                Some(v) => Ok(Some(v)),
+                None => Err(StoreError::invalid(
+                    field,
+                    format!("{name} must be an integer between {min} and {max}"),
+                )),
+            },
+        }
+    }
 
     pub fn id(field: &'static str, value: &str) -> StoreResult<()> {
         if value.is_empty() {

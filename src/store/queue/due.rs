@@ -51,10 +51,7 @@ impl Queue {
     /// When the first waiting execution is due (None: none waits).
     pub async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
         let next = self.db.stmt(self.db.sql().next_due, []);
-        Ok(match self.db.primary().query_one(next).await? {
-            Some(row) => row.try_get("", "at")?,
-            None => None,
-        })
+        run::time_at(self.db.primary(), next).await
     }
 }
 

@@ -192,13 +192,13 @@ impl Runs {
                 status => status,
             };
             let (started_at, completed_at) = default_times(status, None, None, at);
+            let run_at = input.run_at.map(truncate_micros);
             let deadline_at = match input.parent_execution_id {
                 Some(_) => None,
                 None => RunControls::of(input.options.as_ref())?
                     .flow_timeout_ms
                     .map(|ms| {
-                        let due = input.run_at.map(truncate_micros);
-                        counted_from(started_at, at, due) + chrono::Duration::milliseconds(ms)
+                        counted_from(started_at, at, run_at) + chrono::Duration::milliseconds(ms)
                     }),
             };
             // A JSON null is stored as no value (SQL NULL).
@@ -213,7 +213,7 @@ impl Runs {
                 execution_depth: depth,
                 started_at,
                 completed_at,
-                run_at: input.run_at.map(truncate_micros),
+                run_at,
                 priority: input.priority.unwrap_or(0),
                 paused,
                 deadline_at,

@@ -31,10 +31,7 @@ impl Runs {
     /// When the oldest finished run still kept finished (None: none).
     pub async fn oldest_finished_run(&self) -> StoreResult<Option<DateTime<Utc>>> {
         let oldest = self.db.stmt(self.db.sql().oldest_finished_run, []);
-        Ok(match self.db.primary().query_one(oldest).await? {
-            Some(row) => row.try_get("", "at")?,
-            None => None,
-        })
+        run::time_at(self.db.primary(), oldest).await
     }
 
     /// Deletes every eligible run finished before `horizon`, `runs_per_batch`

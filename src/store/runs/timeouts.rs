@@ -104,22 +104,19 @@ impl Runs {
 
     /// When the first unfinished run's deadline comes (None: no run has one).
     pub async fn next_deadline(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        use sea_orm::ConnectionTrait;
         let next = self.db.stmt(self.db.sql().next_deadline, []);
-        Ok(match self.db.primary().query_one(next).await? {
-            Some(row) => row.try_get("", "at")?,
-            None => None,
-        })
+        run::time_at(self.db.primary(), next).await
     }
 
     async fn move_deadline(&self, id: &str, to: Option<DateTime<Utc>>) -> StoreResult<()> {
-        let text = self.db.sql().move_deadline;
-        let values: Vec<sea_orm::Value> = vec![id.to_owned().into(), to.into()];
+        let moved = self.db.stmt(
+            self.db.sql().move_deadline,
+            [id.to_owned().into(), to.into()],
+        );
         self.db
             .write(move |w| {
                 Box::pin(async move {
                     use sea_orm::ConnectionTrait;
-                    let moved = run::statement(w.get_database_backend(), text, values);
                     w.execute(moved).await?;
                     Ok(((), Effects::logged()))
                 })
