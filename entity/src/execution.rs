@@ -86,7 +86,19 @@ pub struct Model {
     pub priority: i32,
     /// Under a paused execution (from `pauseExecution` to `resumeExecution`).
     pub paused: bool,
+    /// The key whose concurrency limit (if one is set) it counts against.
+    pub concurrency_key: Option<String>,
+    /// Its run's `maxConcurrency` (the root's, copied down the run).
+    pub max_concurrency: Option<i32>,
+    /// What it waits for before it may be handed out: 0 nothing, 1 a slot
+    /// of its run, 2 a slot of its key (see `WAITING_FOR_RUN`).
+    pub waiting: i32,
 }
+
+/// `waiting`: for a slot of its run (`max_concurrency`).
+pub const WAITING_FOR_RUN: i32 = 1;
+/// `waiting`: for a slot of its `concurrency_key`.
+pub const WAITING_FOR_KEY: i32 = 2;
 
 impl Model {
     /// When it may be handed out: `run_at`, or its creation.

@@ -18,6 +18,7 @@ mod m20261126_000011_no_created_queue;
 mod m20261202_000012_time_in_the_queue;
 mod m20261202_000013_run_control;
 mod m20261203_000014_flow_deadlines;
+mod m20261203_000015_concurrency_limits;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_time_in_the_queue::Migration),
             Box::new(m20261202_000013_run_control::Migration),
             Box::new(m20261203_000014_flow_deadlines::Migration),
+            Box::new(m20261203_000015_concurrency_limits::Migration),
         ]
     }
 }

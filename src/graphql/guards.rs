@@ -20,3 +20,16 @@ impl Guard for WorkersOnly {
         }
     }
 }
+
+/// Settings that act on every owner's work (a key's concurrency limit): the
+/// `admin` role only.
+pub struct AdminOnly;
+
+impl Guard for AdminOnly {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        match viewer(ctx)?.role {
+            Role::Admin => Ok(()),
+            Role::User | Role::Worker => Err(forbidden("this operation needs the admin role")),
+        }
+    }
+}

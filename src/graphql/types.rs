@@ -44,6 +44,31 @@ pub enum ClaimRejection {
     HeldByOther,
     /// It waits PAUSED under a paused execution until `resumeExecution`.
     Paused,
+    /// Its run (`options.execution.maxConcurrency`) or its
+    /// `concurrencyKey` is at its limit: it waits for a slot, and is handed
+    /// out once one is free.
+    ConcurrencyLimit,
+}
+
+/// A key's concurrency limit (`setConcurrencyLimit`).
+#[derive(async_graphql::SimpleObject)]
+pub struct ConcurrencyLimit {
+    pub key: String,
+    /// At most this many executions of the key hold a slot at once.
+    pub limit: i32,
+    /// How many hold one now: unfinished executions of the key that were
+    /// admitted (claimed, or next in the queue).
+    pub running: i32,
+}
+
+impl From<store::ConcurrencyLimit> for ConcurrencyLimit {
+    fn from(l: store::ConcurrencyLimit) -> Self {
+        Self {
+            key: l.key,
+            limit: l.limit,
+            running: i32::try_from(l.running).unwrap_or(i32::MAX),
+        }
+    }
 }
 
 pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> GqlResult<&'a Loaders> {
@@ -134,6 +159,8 @@ execution_object! {
         /// `resumeExecution` of it or an execution above it, whatever its
         /// status.
         "paused" paused: bool = |row| row.paused;
+        /// The key whose concurrency limit it counts against (null: none).
+        "concurrencyKey" concurrency_key: Option<&str> = |row| row.concurrency_key.as_deref();
         /// An opaque cursor for this execution's `(createdAt, id)`: `after` of
         /// `children` and of the feeds takes it.
         "cursor" cursor: String = |row| CursorOf(row);
@@ -425,6 +452,10 @@ pub struct CreateExecutionInput {
     pub run_at: Option<DateTime<Utc>>,
     /// −100 to 100, higher first; 0 by default.
     pub priority: Option<i32>,
+    /// The key whose concurrency limit (`setConcurrencyLimit`) it counts
+    /// against: one per outside API, or per tenant. Kept from the first
+    /// create.
+    pub concurrency_key: Option<String>,
 }
 
 impl From<CreateExecutionInput> for store::CreateExecution {
@@ -440,6 +471,7 @@ impl From<CreateExecutionInput> for store::CreateExecution {
             external_events: input.external_events.map(|j| j.0),
             run_at: input.run_at,
             priority: input.priority,
+            concurrency_key: input.concurrency_key,
         }
     }
 }

@@ -24,8 +24,9 @@ mod sql;
 
 pub use db::{
     after_all, before_all, connect, defaults, limits, migrate, now, truncate_micros, Columns,
-    Cursor, Db, DbOptions, EventBus, GroupCommitStats, PoolStats, ReadRoute, RetryPolicy, Scope,
-    SqliteSync, Standbys, StoreError, StoreResult, MAX_GROUP, MAX_RETRY_DELAY_MS,
+    ConcurrencyLimit, Cursor, Db, DbOptions, EventBus, GroupCommitStats, PoolStats, ReadRoute,
+    RetryPolicy, Scope, SqliteSync, Standbys, StoreError, StoreResult, MAX_GROUP,
+    MAX_RETRY_DELAY_MS,
 };
 pub use events::{EventKind, EventLogStats, Events, LoggedEvent, Position, SUBSCRIBER_QUEUE};
 pub use execution_store::{ExecutionStore, RoutedReads};

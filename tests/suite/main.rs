@@ -20,6 +20,7 @@ mod process;
 mod standby;
 mod store_batches;
 mod store_claims;
+mod store_concurrency;
 mod store_control;
 mod store_events;
 mod store_executions;

@@ -5,9 +5,9 @@ use async_graphql::{Context, Object, ID};
 
 use crate::graphql::budget::RowBudget;
 use crate::graphql::error::{bad_input, GqlResult, OrGql};
-use crate::graphql::guards::WorkersOnly;
+use crate::graphql::guards::{AdminOnly, WorkersOnly};
 use crate::graphql::types::{
-    ClaimExtension, ClaimOutcome, Execution, ExecutionClaim, ExecutionRecovery,
+    ClaimExtension, ClaimOutcome, ConcurrencyLimit, Execution, ExecutionClaim, ExecutionRecovery,
     FinishExecutionInput, FinishOutcome, RecordRecoveryInput,
 };
 use crate::graphql::{store, viewer};
@@ -40,6 +40,14 @@ impl QueueQuery {
         RowBudget::charge_in(ctx, rows.len()).gql()?;
         Ok(Execution::level(rows))
     }
+
+    /// Every key's concurrency limit, in key order, with how many of its
+    /// executions hold a slot now.
+    #[graphql(guard = "WorkersOnly")]
+    async fn concurrency_limits(&self, ctx: &Context<'_>) -> GqlResult<Vec<ConcurrencyLimit>> {
+        let limits = store(ctx)?.runs().concurrency_limits().await.gql()?;
+        Ok(limits.into_iter().map(Into::into).collect())
+    }
 }
 
 #[derive(Default)]
@@ -47,6 +55,27 @@ pub struct QueueMutation;
 
 #[Object]
 impl QueueMutation {
+    /// At most `limit` executions created with `concurrencyKey: key` hold a
+    /// slot at once (claimed, or admitted and next in the queue); the others
+    /// wait, out of the queue, and are handed out as slots free up.
+    /// `limit: null` removes the limit (its waiting executions join the
+    /// queue) and answers null. Setting a limit counts the key's unfinished
+    /// executions against it at once. Admin only.
+    #[graphql(guard = "AdminOnly")]
+    async fn set_concurrency_limit(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        limit: Option<i32>,
+    ) -> GqlResult<Option<ConcurrencyLimit>> {
+        let set = store(ctx)?
+            .runs()
+            .set_concurrency_limit(&key, limit)
+            .await
+            .gql()?;
+        Ok(set.map(Into::into))
+    }
+
     /// Atomically claims an execution for a worker.
     #[graphql(guard = "WorkersOnly")]
     async fn claim_execution(

@@ -17,6 +17,7 @@ mod retry;
 mod rows;
 pub(crate) mod run;
 mod run_controls;
+mod slots;
 mod values;
 
 pub use bus::EventBus;
@@ -36,4 +37,6 @@ pub use retry::{
 };
 pub use rows::Columns;
 pub use run_controls::RunControls;
+pub use slots::ConcurrencyLimit;
+pub(crate) use slots::Slots;
 pub use values::{after_all, before_all, limits, now, time_text, truncate_micros, validate, Scope};

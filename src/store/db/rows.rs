@@ -108,7 +108,7 @@ const fn const_eq(a: &str, b: &str) -> bool {
 
 /// The columns of `executions`, in `Execution`'s field order (`Columns`
 /// numbers them so, and `decode_row` reads them by these names).
-const COLUMNS: [&str; 25] = [
+const COLUMNS: [&str; 28] = [
     "id",
     "flow_id",
     "owner_id",
@@ -134,6 +134,9 @@ const COLUMNS: [&str; 25] = [
     "run_at",
     "priority",
     "paused",
+    "concurrency_key",
+    "max_concurrency",
+    "waiting",
 ];
 
 pub(crate) fn decode_error(e: sqlx::Error) -> StoreError {
@@ -251,6 +254,14 @@ where
         run_at: opt_time(const { column("run_at") })?,
         priority: int(const { column("priority") })?,
         paused: get(row, at[const { column("paused") }], false, checked)?,
+        concurrency_key: opt_text(const { column("concurrency_key") })?,
+        max_concurrency: get(
+            row,
+            at[const { column("max_concurrency") }],
+            None::<i32>,
+            checked,
+        )?,
+        waiting: int(const { column("waiting") })?,
     })
 }
 

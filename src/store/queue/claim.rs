@@ -10,6 +10,7 @@ use entity::ExecutionStatus;
 struct ClaimState {
     status: ExecutionStatus,
     paused: bool,
+    waiting: i32,
 }
 
 impl Queue {
@@ -55,6 +56,7 @@ impl Queue {
                 ClaimRejection::Terminal => "terminal",
                 ClaimRejection::HeldByOther => "held_by_other",
                 ClaimRejection::Paused => "paused",
+                ClaimRejection::ConcurrencyLimit => "concurrency_limit",
             });
             return Ok(ClaimOutcome {
                 claim: None,
@@ -83,6 +85,7 @@ impl Queue {
             {
                 ClaimRejection::Paused
             }
+            Some(s) if s.waiting > 0 => ClaimRejection::ConcurrencyLimit,
             Some(_) => ClaimRejection::HeldByOther,
         })
     }

@@ -9,7 +9,7 @@ use super::{Finish, FinishOutcome, Queue};
 use chrono::{DateTime, Utc};
 
 use crate::store::db::{
-    check_retry_in, jitter, now, run, time_text, validate, AfterFailure, Effects, Scope,
+    check_retry_in, jitter, now, run, time_text, validate, AfterFailure, Effects, Scope, Slots,
     StoreError, StoreResult,
 };
 use entity::execution::Model as Execution;
@@ -117,6 +117,7 @@ impl Queue {
                 })
             })
             .await?;
+        self.db.admit_after(Slots::of(&finished)).await;
         let mut by_id: HashMap<String, Execution> =
             finished.into_iter().map(|e| (e.id.clone(), e)).collect();
         let missing: Vec<String> = items

@@ -47,6 +47,9 @@ pub enum ClaimRejection {
     /// `resumeExecution`; only a worker whose claim on it is live may claim
     /// it again.
     Paused,
+    /// Its run (`maxConcurrency`) or its key (`setConcurrencyLimit`) is at
+    /// its limit: it waits for a slot.
+    ConcurrencyLimit,
 }
 
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@
 //! event.
 
 use super::Runs;
-use crate::store::db::{now, run, validate, Effects, Scope, StoreError, StoreResult};
+use crate::store::db::{now, run, validate, Effects, Scope, Slots, StoreError, StoreResult};
 use crate::store::sql::Control;
 use entity::ExecutionStatus;
 
@@ -22,6 +22,7 @@ impl Runs {
             sql: &sql.cancel,
             then: Some(sql.release_claims_of),
             requeues: false,
+            frees_slots: true,
         };
         self.control(action, id, vec![reason.into()], scope).await
     }
@@ -36,6 +37,8 @@ impl Runs {
             sql: &self.db.sql().pause,
             then: None,
             requeues: false,
+            // Paused executions keep the slots they hold.
+            frees_slots: false,
         };
         self.control(action, id, Vec::new(), scope).await
     }
@@ -48,6 +51,7 @@ impl Runs {
             sql: &self.db.sql().resume,
             then: None,
             requeues: true,
+            frees_slots: true,
         };
         self.control(action, id, Vec::new(), scope).await
     }
@@ -78,6 +82,7 @@ impl Runs {
             sql: &self.db.sql().retry_executions,
             then: None,
             requeues: true,
+            frees_slots: true,
         };
         self.control(action, root_execution_id, Vec::from(slots), scope)
             .await
@@ -144,8 +149,33 @@ impl Runs {
             if run::execution(self.db.primary(), found).await?.is_none() {
                 return Err(StoreError::not_found("execution", id));
             }
+        } else if action.frees_slots {
+            self.admit_in_run_of(id).await;
         }
         Ok(changed)
+    }
+
+    /// After a control of `id`'s subtree that may have freed slots or made
+    /// executions wait for them: an admission to its run and to every key
+    /// with a limit (there are few; which keys the subtree has is not read).
+    pub(super) async fn admit_in_run_of(&self, id: &str) {
+        let found = self.db.stmt(
+            self.db.sql().execution,
+            [id.to_owned().into(), Scope::All.param()],
+        );
+        let slots = async {
+            let root = run::execution(self.db.primary(), found)
+                .await?
+                .map_or_else(|| id.to_owned(), |e| e.root_execution_id);
+            Ok::<_, StoreError>(Slots::run_and_every_key(
+                &root,
+                self.db.limited_keys().await?,
+            ))
+        };
+        match slots.await {
+            Ok(slots) => self.db.admit_after(slots).await,
+            Err(err) => tracing::warn!(error = %err, "could not find the slots a control freed"),
+        }
     }
 }
 
@@ -156,6 +186,9 @@ struct Action {
     sql: &'static Control,
     then: Option<&'static str>,
     requeues: bool,
+    /// It may free slots of its run or keys, or make executions wait for
+    /// them: an admission follows it.
+    frees_slots: bool,
 }
 
 /// The first column of each row: the ids a statement returned.

@@ -13,10 +13,11 @@ use serde_json::{json, Value};
 use super::timeouts::counted_from;
 use super::{default_times, CreateExecution, Runs};
 use crate::store::db::{
-    check_options, is_foreign_key_violation, limits, now, run, time_text, truncate_micros,
-    validate, ArrayColumn, Effects, RunControls, Scope, StoreError, StoreResult,
+    after_all, check_options, is_foreign_key_violation, limits, now, run, time_text,
+    truncate_micros, validate, ArrayColumn, Effects, RunControls, Scope, Slots, StoreError,
+    StoreResult,
 };
-use entity::execution::Model as Execution;
+use entity::execution::{Model as Execution, WAITING_FOR_KEY, WAITING_FOR_RUN};
 use entity::ExecutionStatus;
 
 /// One input, resolved: its id, root and depth known, the times its status
@@ -39,6 +40,13 @@ struct NewExecution {
     /// A root with `options.execution.flowTimeoutMs`: when the deadline
     /// timer looks at its run (its start, or creation, plus the timeout).
     deadline_at: Option<DateTime<Utc>>,
+    concurrency_key: Option<String>,
+    /// Its run's `maxConcurrency` (a root's own; a child's, its parent's).
+    max_concurrency: Option<i32>,
+    /// What it waits for before it may be handed out (`WAITING_FOR_RUN`,
+    /// `WAITING_FOR_KEY`; 0: nothing): a queued child of a limited run
+    /// waits for a slot of its run, one with a limited key for its key's.
+    waiting: i32,
     options: Option<Value>,
     integration: Option<Value>,
     external_events: Option<Value>,
@@ -70,9 +78,18 @@ impl Runs {
         }
         let at = now();
         let rows = self.resolve(inputs, scope, at).await?;
+        let mut asked = Slots::default();
+        for r in rows.iter() {
+            match r.waiting {
+                WAITING_FOR_RUN => asked.run(&r.root_execution_id),
+                WAITING_FOR_KEY => asked.key(r.concurrency_key.as_deref().unwrap_or_default()),
+                _ => {}
+            }
+        }
         if let Some(created) = self.insert_new(&rows, at).await? {
             // Written outside `Db::write` (the driver binds the arrays).
             self.db.announce(Effects::created(&created, at));
+            self.db.admit(asked).await?;
             return Ok(created);
         }
         let upsert = self.db.stmt(
@@ -94,6 +111,7 @@ impl Runs {
                 })
             })
             .await?;
+        self.db.admit(asked).await?;
         Ok(written)
     }
 
@@ -153,39 +171,51 @@ impl Runs {
         for parent in &named {
             validate::id("parentExecutionId", parent)?;
         }
-        let mut known: HashMap<String, (String, i32, bool)> = self
+        let mut known: HashMap<String, (String, i32, bool, Option<i32>)> = self
             .parents(&named, scope)
             .await?
             .into_iter()
-            .map(|p| (p.id, (p.root_execution_id, p.execution_depth, p.paused)))
+            .map(|p| {
+                let parent = (p.root_execution_id, p.execution_depth, p.paused);
+                (p.id, (parent.0, parent.1, parent.2, p.max_concurrency))
+            })
             .collect();
+        let limited_keys = self.limited_keys(&inputs).await?;
         let mut rows = Vec::with_capacity(inputs.len());
         for (input, id) in inputs.into_iter().zip(ids) {
-            let (root, depth, paused) = match &input.parent_execution_id {
-                None => (id.clone(), 0, false),
-                Some(parent) if *parent == id => {
-                    return Err(StoreError::invalid(
-                        "parentExecutionId",
-                        "an execution cannot be its own parent",
-                    ))
-                }
-                Some(parent) => {
-                    let (root, depth, paused) = known.get(parent).cloned().ok_or_else(|| {
-                        let hint = match batch {
+            let controls = RunControls::of(input.options.as_ref())?;
+            let (root, depth, paused, max_concurrency) =
+                match &input.parent_execution_id {
+                    None => (
+                        id.clone(),
+                        0,
+                        false,
+                        controls.max_concurrency.map(|n| n as i32),
+                    ),
+                    Some(parent) if *parent == id => {
+                        return Err(StoreError::invalid(
+                            "parentExecutionId",
+                            "an execution cannot be its own parent",
+                        ))
+                    }
+                    Some(parent) => {
+                        let (root, depth, paused, limit) =
+                            known.get(parent).cloned().ok_or_else(|| {
+                                let hint = match batch {
                             true => " (a parent in the same batch must come before its children)",
                             false => "",
                         };
-                        StoreError::invalid(
-                            "parentExecutionId",
-                            format!("no execution with id {parent}{hint}"),
-                        )
-                    })?;
-                    (root, depth + 1, paused)
-                }
-            };
+                                StoreError::invalid(
+                                    "parentExecutionId",
+                                    format!("no execution with id {parent}{hint}"),
+                                )
+                            })?;
+                        (root, depth + 1, paused, limit)
+                    }
+                };
             known
                 .entry(id.clone())
-                .or_insert((root.clone(), depth, paused));
+                .or_insert((root.clone(), depth, paused, max_concurrency));
             // Under a paused execution, what would be queued waits PAUSED.
             let status = match input.status.unwrap_or(ExecutionStatus::Created) {
                 ExecutionStatus::Created if paused => ExecutionStatus::Paused,
@@ -195,11 +225,22 @@ impl Runs {
             let run_at = input.run_at.map(truncate_micros);
             let deadline_at = match input.parent_execution_id {
                 Some(_) => None,
-                None => RunControls::of(input.options.as_ref())?
-                    .flow_timeout_ms
-                    .map(|ms| {
-                        counted_from(started_at, at, run_at) + chrono::Duration::milliseconds(ms)
-                    }),
+                None => controls.flow_timeout_ms.map(|ms| {
+                    counted_from(started_at, at, run_at) + chrono::Duration::milliseconds(ms)
+                }),
+            };
+            // A root is its run's coordinator: its run's limit is on the
+            // executions below it (a root holding a slot while its children
+            // wait for one would stall a run of maxConcurrency 1).
+            let queued = matches!(status, ExecutionStatus::Created | ExecutionStatus::Paused);
+            let key = input.concurrency_key;
+            let waiting = match () {
+                _ if !queued => 0,
+                _ if max_concurrency.is_some() && input.parent_execution_id.is_some() => {
+                    WAITING_FOR_RUN
+                }
+                _ if key.as_ref().is_some_and(|k| limited_keys.contains(k)) => WAITING_FOR_KEY,
+                _ => 0,
             };
             // A JSON null is stored as no value (SQL NULL).
             let json = |value: Option<Value>| value.filter(|v| !v.is_null());
@@ -217,12 +258,37 @@ impl Runs {
                 priority: input.priority.unwrap_or(0),
                 paused,
                 deadline_at,
+                concurrency_key: key,
+                max_concurrency,
+                waiting,
                 options: json(input.options),
                 integration: json(input.integration),
                 external_events: json(input.external_events),
             });
         }
         Ok(rows)
+    }
+
+    /// The concurrency keys of `inputs` that have a limit (read on the
+    /// primary); none read when no input names a key.
+    async fn limited_keys(&self, inputs: &[CreateExecution]) -> StoreResult<HashSet<String>> {
+        let keys: Vec<String> = inputs
+            .iter()
+            .filter_map(|i| i.concurrency_key.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if keys.is_empty() {
+            return Ok(HashSet::new());
+        }
+        for key in &keys {
+            validate::id("concurrencyKey", key)?;
+        }
+        let limited = self
+            .db
+            .stmt(self.db.sql().limited_keys, [run::json_list(&keys).into()]);
+        let rows: Vec<KeyRow> = run::models(self.db.primary(), limited).await?;
+        Ok(rows.into_iter().map(|r| r.key).collect())
     }
 
     /// The parents named, read on the primary (of the scope's owner).
@@ -277,6 +343,13 @@ impl Runs {
             ArrayColumn::Int(rows.iter().map(|r| r.priority).collect()),
             ArrayColumn::Bool(rows.iter().map(|r| r.paused).collect()),
             ArrayColumn::NullableTimes(rows.iter().map(|r| r.deadline_at).collect()),
+            ArrayColumn::NullableText(rows.iter().map(|r| r.concurrency_key.as_deref()).collect()),
+            ArrayColumn::Int(
+                rows.iter()
+                    .map(|r| r.max_concurrency.unwrap_or(0))
+                    .collect(),
+            ),
+            ArrayColumn::Int(rows.iter().map(|r| r.waiting).collect()),
         ];
         let inserted = match self.db.insert_arrays(text, columns).await {
             Ok(inserted) => inserted,
@@ -325,12 +398,18 @@ impl Runs {
                 last_failure_at: None,
                 processing_started_at: None,
                 processing_worker_id: None,
-                lease_expires_at: r
-                    .run_at
-                    .filter(|due| r.status == ExecutionStatus::Created && *due > at),
+                lease_expires_at: match r.waiting {
+                    0 => r
+                        .run_at
+                        .filter(|due| r.status == ExecutionStatus::Created && *due > at),
+                    _ => (r.status == ExecutionStatus::Created).then(after_all),
+                },
                 run_at: r.run_at,
                 priority: r.priority,
                 paused: r.paused,
+                concurrency_key: r.concurrency_key.clone(),
+                max_concurrency: r.max_concurrency,
+                waiting: r.waiting,
             });
         }
         Ok(Some(created))
@@ -384,6 +463,9 @@ fn as_json(rows: &[NewExecution]) -> String {
                 "priority": r.priority,
                 "paused": r.paused,
                 "deadline_at": r.deadline_at.map(time_text),
+                "concurrency_key": r.concurrency_key,
+                "max_concurrency": r.max_concurrency,
+                "waiting": r.waiting,
                 "options": r.options,
                 "integration": r.integration,
                 "external_events": r.external_events,
@@ -398,4 +480,10 @@ fn parent_deleted() -> StoreError {
         "parentExecutionId",
         "a parent was deleted while the batch was written",
     )
+}
+
+/// A key of `concurrency_limits`.
+#[derive(sea_orm::FromQueryResult)]
+struct KeyRow {
+    key: String,
 }

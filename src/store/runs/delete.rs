@@ -3,7 +3,7 @@
 use sea_orm::ConnectionTrait;
 
 use super::Runs;
-use crate::store::db::{validate, Effects, Scope, StoreResult};
+use crate::store::db::{run, validate, Effects, Scope, StoreResult};
 
 impl Runs {
     /// `delete`: removes the execution and its whole subtree, with their
@@ -13,11 +13,19 @@ impl Runs {
     pub async fn delete(&self, id: &str, scope: &Scope) -> StoreResult<bool> {
         validate::id("id", id)?;
         let sql = self.db.sql();
+        let found = self
+            .db
+            .stmt(sql.execution, [id.to_owned().into(), scope.param()]);
+        let root = match run::execution(self.db.primary(), found).await? {
+            Some(e) => e.root_execution_id,
+            None => id.to_owned(),
+        };
         let log = self
             .db
             .stmt(sql.delete_log, [id.to_owned().into(), scope.param()]);
         let delete = self.db.stmt(sql.delete_execution, [id.to_owned().into()]);
-        self.db
+        let deleted = self
+            .db
             .write(move |w| {
                 Box::pin(async move {
                     let deleted = w
@@ -38,6 +46,12 @@ impl Runs {
                     Ok((deleted, effects))
                 })
             })
-            .await
+            .await?;
+        if deleted {
+            // Its run's slots and its keys' that the subtree held are free
+            // (a deleted root's run is gone: its id finds no limit).
+            self.admit_in_run_of(&root).await;
+        }
+        Ok(deleted)
     }
 }

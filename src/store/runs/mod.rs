@@ -4,6 +4,7 @@
 mod control;
 mod create;
 mod delete;
+mod limits;
 mod retention;
 mod timeouts;
 mod update;
@@ -43,6 +44,8 @@ pub struct CreateExecution {
     pub run_at: Option<DateTime<Utc>>,
     /// −100 to 100, higher first (None: 0).
     pub priority: Option<i32>,
+    /// The key whose concurrency limit it counts against (None: none).
+    pub concurrency_key: Option<String>,
 }
 
 /// `updateExecutionStatus`: the status plus the optional fields to set; a

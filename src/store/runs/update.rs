@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{default_times, Runs, StatusUpdate};
 use crate::store::db::{
-    jitter, now, run, truncate_micros, validate, AfterFailure, Effects, Scope, StoreError,
+    jitter, now, run, truncate_micros, validate, AfterFailure, Effects, Scope, Slots, StoreError,
     StoreResult,
 };
 use entity::execution::Model as Execution;
@@ -87,6 +87,7 @@ impl Runs {
                 })
             })
             .await?;
+        self.db.admit_after(Slots::of(&updated)).await;
         updated.ok_or_else(|| StoreError::not_found("execution", &id))
     }
 
@@ -126,14 +127,19 @@ impl Runs {
                 message.into(),
             ],
         );
-        self.db
+        let row = self
+            .db
             .write(move |w| {
                 Box::pin(async move {
                     let row = run::execution(w, statement).await?;
-                    Ok((row.is_some(), Effects::changed(&row)))
+                    let effects = Effects::changed(&row);
+                    Ok((row, effects))
                 })
             })
-            .await
+            .await?;
+        // Failed for good: its slots are free.
+        self.db.admit_after(Slots::of(&row)).await;
+        Ok(row.is_some())
     }
 
     /// When a count of `failures` is a new failure of execution `id` put

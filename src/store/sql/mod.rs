@@ -105,6 +105,23 @@ pub struct Statements {
     pub next_deadline: &'static str,
     pub move_deadline: &'static str,
 
+    // ----------------------------------------------------- concurrency
+    /// The keys of a JSON array that have a limit (creates).
+    pub limited_keys: &'static str,
+    /// Admission (`db::slots`). On PostgreSQL the runs' roots and then the
+    /// keys' limits are locked first (`None` on SQLite: one writer); then
+    /// each run and each key admits its waiting executions.
+    pub lock_runs: Option<&'static str>,
+    pub lock_keys: Option<&'static str>,
+    pub admit_run: &'static str,
+    pub admit_key: &'static str,
+    /// `setConcurrencyLimit` (set, or removed) and `concurrencyLimits`.
+    pub set_limit: &'static str,
+    pub key_limited: &'static str,
+    pub remove_limit: &'static str,
+    pub key_unlimited: &'static str,
+    pub concurrency_limits: &'static str,
+
     // ----------------------------------------------------------- queue
     pub claim: Steps,
     /// Pulls from the start of the queue: of any flow, of one flow.
@@ -183,7 +200,7 @@ pub static POSTGRES: Statements = Statements {
     release_claims_of: pg!("release_claims_of.sql"),
     retry_executions: Control {
         lock: None,
-        write: both!("retry_executions.sql"),
+        write: pg!("retry_executions.sql"),
     },
     delete_log: both!("delete_log.sql"),
     delete_execution: both!("delete_execution.sql"),
@@ -194,6 +211,17 @@ pub static POSTGRES: Statements = Statements {
     flow_deadlines: both!("flow_deadlines.sql"),
     next_deadline: both!("next_deadline.sql"),
     move_deadline: both!("move_deadline.sql"),
+
+    limited_keys: pg!("limited_keys.sql"),
+    lock_runs: Some(pg!("lock_runs.sql")),
+    lock_keys: Some(pg!("lock_keys.sql")),
+    admit_run: pg!("admit_run.sql"),
+    admit_key: pg!("admit_key.sql"),
+    set_limit: both!("set_limit.sql"),
+    key_limited: pg!("key_limited.sql"),
+    remove_limit: both!("remove_limit.sql"),
+    key_unlimited: both!("key_unlimited.sql"),
+    concurrency_limits: both!("concurrency_limits.sql"),
 
     claim: &[pg!("claim.sql")],
     pull: [&[pg!("pull.sql")], &[pg!("pull_of_flow.sql")]],
@@ -271,7 +299,7 @@ pub static SQLITE: Statements = Statements {
     release_claims_of: lite!("release_claims_of.sql"),
     retry_executions: Control {
         lock: None,
-        write: both!("retry_executions.sql"),
+        write: lite!("retry_executions.sql"),
     },
     delete_log: both!("delete_log.sql"),
     delete_execution: both!("delete_execution.sql"),
@@ -282,6 +310,17 @@ pub static SQLITE: Statements = Statements {
     flow_deadlines: both!("flow_deadlines.sql"),
     next_deadline: both!("next_deadline.sql"),
     move_deadline: both!("move_deadline.sql"),
+
+    limited_keys: lite!("limited_keys.sql"),
+    lock_runs: None,
+    lock_keys: None,
+    admit_run: lite!("admit_run.sql"),
+    admit_key: lite!("admit_key.sql"),
+    set_limit: both!("set_limit.sql"),
+    key_limited: lite!("key_limited.sql"),
+    remove_limit: both!("remove_limit.sql"),
+    key_unlimited: both!("key_unlimited.sql"),
+    concurrency_limits: both!("concurrency_limits.sql"),
 
     claim: &[
         lite!("claim_pick.sql"),
@@ -381,6 +420,14 @@ impl Statements {
             self.flow_deadlines,
             self.next_deadline,
             self.move_deadline,
+            self.limited_keys,
+            self.admit_run,
+            self.admit_key,
+            self.set_limit,
+            self.key_limited,
+            self.remove_limit,
+            self.key_unlimited,
+            self.concurrency_limits,
             self.return_lapsed,
             self.promote_due,
             self.next_due,
@@ -434,6 +481,8 @@ impl Statements {
         all.extend(
             [
                 self.insert_new,
+                self.lock_runs,
+                self.lock_keys,
                 self.retention_lock,
                 self.janitor_lock,
                 self.notify,

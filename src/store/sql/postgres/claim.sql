@@ -1,5 +1,6 @@
 -- claimExecution: claims execution $4 for worker $1 at $2 until $3, unless
--- it is terminal, is queued under a paused execution (only its holder may
+-- it is terminal, waits for a slot of its run or key, is queued under a
+-- paused execution (only its holder may
 -- claim it again), or another worker holds a live claim on it. A claim row is
 -- taken over when it is not active, has expired, or is the same worker's (a
 -- re-claim extends it and keeps its start). The execution row is locked
@@ -9,7 +10,7 @@
 WITH claimed AS (
     INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)
     SELECT id, $1, $2, $3, $2, 'active' FROM executions
-    WHERE id = $4 AND status NOT IN ('completed', 'failed', 'stopped')
+    WHERE id = $4 AND status NOT IN ('completed', 'failed', 'stopped') AND waiting = 0
       AND NOT (paused AND status IN ('created', 'paused') AND NOT EXISTS (
             SELECT 1 FROM execution_claims c
             WHERE c.execution_id = $4 AND c.worker_id = $1 AND c.status = 'active' AND c.expires_at >= $2))

@@ -1,3 +1,3 @@
--- Why a claim of execution $1 was refused: its status and pause
--- mark, if it exists.
-SELECT status, paused FROM executions WHERE id = $1
+-- Why a claim of execution $1 was refused: its status, pause mark and
+-- what it waits for, if it exists.
+SELECT status, paused, waiting FROM executions WHERE id = $1

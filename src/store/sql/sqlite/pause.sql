@@ -24,10 +24,10 @@ WITH RECURSIVE below(id) AS (
 )
 UPDATE executions SET
     paused = TRUE,
-    status = CASE WHEN status = 'created' AND (lease_expires_at IS NULL OR lease_expires_at = run_at OR lease_expires_at < $3) THEN 'paused' ELSE status END,
-    lease_expires_at = CASE WHEN status = 'created' AND (lease_expires_at IS NULL OR lease_expires_at = run_at OR lease_expires_at < $3) THEN NULL ELSE lease_expires_at END,
+    status = CASE WHEN status = 'created' AND (lease_expires_at IS NULL OR lease_expires_at = run_at OR lease_expires_at < $3 OR waiting > 0) THEN 'paused' ELSE status END,
+    lease_expires_at = CASE WHEN status = 'created' AND (lease_expires_at IS NULL OR lease_expires_at = run_at OR lease_expires_at < $3 OR waiting > 0) THEN NULL ELSE lease_expires_at END,
     updated_at = $3
 WHERE id IN (SELECT id FROM subtree)
-  AND (NOT paused OR status = 'created' AND (lease_expires_at IS NULL OR lease_expires_at = run_at OR lease_expires_at < $3))
+  AND (NOT paused OR status = 'created' AND (lease_expires_at IS NULL OR lease_expires_at = run_at OR lease_expires_at < $3 OR waiting > 0))
   AND ($2 IS NULL OR owner_id = $2)
 RETURNING id

@@ -2,7 +2,9 @@
 -- (of owner $2 when $2 is not null) are no longer marked (at $3); the PAUSED
 -- ones among them become CREATED again: in the queue in their old order
 -- (priority, due time, id), or waiting for their due time when it is still
--- to come. (One set PAUSED by updateExecutionStatus, unmarked, stays so.)
+-- to come, or waiting for a slot of their run or key (under a lease that
+-- never lapses; the admission that follows hands out what there is room
+-- for). (One set PAUSED by updateExecutionStatus, unmarked, stays so.)
 -- Returns those changed.
 -- The subtree: a run's root is one range of the index of runs; below an
 -- inner execution the walk goes down the index of children. (The commit
@@ -25,6 +27,7 @@ UPDATE executions SET
     paused = FALSE,
     status = CASE WHEN status = 'paused' THEN 'created' ELSE status END,
     lease_expires_at = CASE
+        WHEN status = 'paused' AND waiting > 0 THEN '9999-12-31T23:59:59+00:00'
         WHEN status = 'paused' AND run_at > $3 THEN run_at
         WHEN status = 'paused' THEN NULL
         ELSE lease_expires_at END,

@@ -8,12 +8,15 @@
 -- set CREATED is PAUSED. An existing root whose options set a flow timeout
 -- is looked at by the deadline timer at once (deadline_at = $2), which works
 -- out its deadline from its stored times and the new timeout; one whose
--- options no longer set a timeout loses its deadline. (WHERE true: an INSERT from a SELECT needs
+-- options no longer set a timeout loses its deadline. A new row waiting for
+-- a slot of its run or key (waiting > 0) waits under a lease that never
+-- lapses: the store admits it next, when there is room. (WHERE true: an INSERT from a SELECT needs
 -- it before ON CONFLICT.)
 INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, status,
                         execution_depth, created_at, updated_at, started_at, completed_at,
                         options, integration, external_events, failure_count,
-                        run_at, priority, lease_expires_at, paused, deadline_at)
+                        run_at, priority, lease_expires_at, paused, deadline_at,
+                        concurrency_key, max_concurrency, waiting)
 SELECT json_extract(x.value, '$.id'), json_extract(x.value, '$.flow_id'),
        json_extract(x.value, '$.owner_id'), json_extract(x.value, '$.root_execution_id'),
        json_extract(x.value, '$.parent_execution_id'), json_extract(x.value, '$.status'),
@@ -25,10 +28,14 @@ SELECT json_extract(x.value, '$.id'), json_extract(x.value, '$.flow_id'),
        CASE WHEN json_type(x.value, '$.external_events') IN ('null') THEN NULL ELSE x.value -> '$.external_events' END,
        0,
        json_extract(x.value, '$.run_at'), json_extract(x.value, '$.priority'),
-       CASE WHEN json_extract(x.value, '$.status') = 'created' AND json_extract(x.value, '$.run_at') > $2
+       CASE WHEN json_extract(x.value, '$.status') = 'created' AND json_extract(x.value, '$.waiting') > 0
+            THEN '9999-12-31T23:59:59+00:00'
+            WHEN json_extract(x.value, '$.status') = 'created' AND json_extract(x.value, '$.run_at') > $2
             THEN json_extract(x.value, '$.run_at') END,
        json_extract(x.value, '$.paused'),
-       json_extract(x.value, '$.deadline_at')
+       json_extract(x.value, '$.deadline_at'),
+       json_extract(x.value, '$.concurrency_key'), json_extract(x.value, '$.max_concurrency'),
+       json_extract(x.value, '$.waiting')
 FROM json_each($1) AS x
 WHERE true
 ORDER BY x.key

@@ -4,13 +4,25 @@
 -- completedAt cleared, due now, their failure count kept. One range of the
 -- index of runs by status per status. A root with a flow deadline has it
 -- looked at now, by the deadline timer, which counts its timeout again from
--- this retry. Returns those put back.
+-- this retry. One limited by its run or key gives up the slots it held and
+-- waits for them again (the admission that follows hands out what there is
+-- room for). Returns those put back.
 UPDATE executions SET
     status = CASE WHEN paused THEN 'paused' ELSE 'created' END,
     completed_at = NULL,
     updated_at = $3,
     run_at = $3,
-    lease_expires_at = NULL,
+    waiting = CASE
+        WHEN max_concurrency IS NOT NULL AND parent_execution_id IS NOT NULL THEN 1
+        WHEN concurrency_key IN (SELECT key FROM concurrency_limits) THEN 2
+        ELSE 0 END,
+    run_slot = FALSE,
+    key_slot = FALSE,
+    lease_expires_at = CASE
+        WHEN paused THEN NULL
+        WHEN max_concurrency IS NOT NULL AND parent_execution_id IS NOT NULL THEN TIMESTAMPTZ '9999-12-31 23:59:59+00'
+        WHEN concurrency_key IN (SELECT key FROM concurrency_limits) THEN TIMESTAMPTZ '9999-12-31 23:59:59+00'
+        END,
     processing_worker_id = NULL,
     processing_started_at = NULL,
     deadline_at = CASE WHEN deadline_at IS NOT NULL THEN $3 END
