@@ -89,8 +89,15 @@ impl Janitor {
         let rounds = async move {
             let mut ticks = tokio::time::interval(settings.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut first = true;
             loop {
                 ticks.tick().await;
+                match self.runs.admit_left_over(first).await {
+                    Ok(()) => first = false,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "janitor could not admit to freed slots; next round retries")
+                    }
+                }
                 match self.round(&settings).await {
                     Ok(report) if report.events_pruned > 0 => {
                         tracing::info!(

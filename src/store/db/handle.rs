@@ -20,6 +20,7 @@ use super::heads::QueueHeads;
 use super::replicas::{ReadRoute, Standbys};
 use super::retry::RetryPolicy;
 use super::run;
+use super::slots::Slots;
 use crate::store::sql::{Statements, POSTGRES, SQLITE};
 use entity::execution::Model as Execution;
 
@@ -40,6 +41,9 @@ pub struct Db {
     retry: Arc<RetryPolicy>,
     /// Set while reads go to a standby for one request.
     standby: Option<Arc<StandbyRead>>,
+    /// Admissions that failed after their write committed, for the
+    /// janitor's next round (`db::slots`).
+    pub(super) unadmitted: Arc<std::sync::Mutex<Slots>>,
 }
 
 /// One request's reads on a standby, and whether one of them failed there.
@@ -84,6 +88,7 @@ impl Db {
             heads: Arc::default(),
             sql,
             retry: Arc::default(),
+            unadmitted: Arc::default(),
             standby: None,
         }
     }

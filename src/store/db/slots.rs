@@ -77,6 +77,11 @@ impl Slots {
 }
 
 #[derive(sea_orm::FromQueryResult)]
+struct KeyRow {
+    key: String,
+}
+
+#[derive(sea_orm::FromQueryResult)]
 struct LimitRow {
     key: String,
     max_running: i32,
@@ -160,9 +165,38 @@ impl Db {
     /// executions wait for the next admission of that run or key (the next
     /// slot freed, or the janitor's round).
     pub(crate) async fn admit_after(&self, slots: Slots) {
-        if let Err(err) = self.admit(slots).await {
-            tracing::warn!(error = %err, "an admission to freed slots failed; the janitor's round retries it");
+        if let Err(err) = self.admit(slots.clone()).await {
+            tracing::warn!(error = %err, "an admission to freed slots failed; the janitor's next round retries it");
+            self.unadmitted_too(slots);
         }
+    }
+
+    fn unadmitted_too(&self, slots: Slots) {
+        let mut unadmitted = self.unadmitted.lock().unwrap_or_else(|e| e.into_inner());
+        unadmitted.runs.extend(slots.runs);
+        unadmitted.keys.extend(slots.keys);
+    }
+
+    /// The janitor's part: the admissions that failed since its last round,
+    /// or, with `everywhere` (its first round in a process), every run with
+    /// waiting executions and every key with a limit, for the admissions a
+    /// process that stopped between a write and its admission left undone.
+    /// (The first reads the index of waiting executions whole, once per
+    /// process start.)
+    pub(crate) async fn admit_left_over(&self, everywhere: bool) -> StoreResult<()> {
+        let mut slots =
+            std::mem::take(&mut *self.unadmitted.lock().unwrap_or_else(|e| e.into_inner()));
+        if everywhere {
+            let waiting = self.stmt(self.sql().waiting_runs, []);
+            let runs: Vec<KeyRow> = run::models(self.primary(), waiting).await?;
+            slots.runs.extend(runs.into_iter().map(|r| r.key));
+            slots.keys.extend(self.limited_keys().await?);
+        }
+        if let Err(err) = self.admit(slots.clone()).await {
+            self.unadmitted_too(slots);
+            return Err(err);
+        }
+        Ok(())
     }
 
     /// Every key with a limit.

@@ -24,6 +24,11 @@ impl Runs {
         self.db.set_concurrency_limit(key, limit).await
     }
 
+    /// The janitor's part of admission (`Db::admit_left_over`).
+    pub async fn admit_left_over(&self, everywhere: bool) -> StoreResult<()> {
+        self.db.admit_left_over(everywhere).await
+    }
+
     /// `concurrencyLimits`: every key's limit, in key order.
     pub async fn concurrency_limits(&self) -> StoreResult<Vec<ConcurrencyLimit>> {
         self.db.concurrency_limits(None).await

@@ -121,6 +121,9 @@ pub struct Statements {
     pub remove_limit: &'static str,
     pub key_unlimited: &'static str,
     pub concurrency_limits: &'static str,
+    /// The runs with executions waiting for a slot (the janitor's first
+    /// round).
+    pub waiting_runs: &'static str,
 
     // ----------------------------------------------------------- queue
     pub claim: Steps,
@@ -222,6 +225,7 @@ pub static POSTGRES: Statements = Statements {
     remove_limit: both!("remove_limit.sql"),
     key_unlimited: both!("key_unlimited.sql"),
     concurrency_limits: both!("concurrency_limits.sql"),
+    waiting_runs: both!("waiting_runs.sql"),
 
     claim: &[pg!("claim.sql")],
     pull: [&[pg!("pull.sql")], &[pg!("pull_of_flow.sql")]],
@@ -321,6 +325,7 @@ pub static SQLITE: Statements = Statements {
     remove_limit: both!("remove_limit.sql"),
     key_unlimited: both!("key_unlimited.sql"),
     concurrency_limits: both!("concurrency_limits.sql"),
+    waiting_runs: both!("waiting_runs.sql"),
 
     claim: &[
         lite!("claim_pick.sql"),
@@ -428,6 +433,7 @@ impl Statements {
             self.remove_limit,
             self.key_unlimited,
             self.concurrency_limits,
+            self.waiting_runs,
             self.return_lapsed,
             self.promote_due,
             self.next_due,
