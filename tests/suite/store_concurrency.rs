@@ -190,7 +190,7 @@ async fn sixteen_workers_never_exceed_the_limits(backend: Backend) {
     for w in workers {
         w.await.unwrap();
     }
-    let s = seen.lock().unwrap();
+    let s = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(s.ids.len(), total, "every execution handed out");
     assert_eq!(s.claims, total);
     for (group, most) in &s.most {
