@@ -207,7 +207,83 @@ async fn control_follows_the_role(backend: Backend) {
     }
 }
 
+const SET_LIMIT: &str = "mutation($key: String!, $limit: Int) { setConcurrencyLimit(key: $key, limit: $limit) { key limit running } }";
+const LIMITS: &str = "{ concurrencyLimits { key limit running } }";
+const CREATE_KEYED: &str = "mutation($input: CreateExecutionInput!) { createExecution(input: $input) { id concurrencyKey } }";
+
+/// Concurrency limits over GraphQL: a run's `maxConcurrency` and a key's
+/// limit keep the rest waiting (a claim by id says `CONCURRENCY_LIMIT`);
+/// `concurrencyKey` is read back; setting a key's limit is for admins only,
+/// reading them for workers and admins; bad limits are `BAD_USER_INPUT`.
+async fn concurrency_limits_over_graphql(backend: Backend) {
+    let mut api = secured(backend).await;
+    api.token = Some(token("alice", Role::User, 600));
+    let root = json!({ "id": "run", "flowId": "f", "ownerId": "alice",
+                       "options": { "execution": { "maxConcurrency": 1 } } });
+    api.ok(CREATE, json!({ "input": root })).await;
+    for i in 0..2 {
+        let child = json!({ "id": format!("run.{i}"), "flowId": "f", "ownerId": "alice",
+                            "parentExecutionId": "run", "concurrencyKey": "api" });
+        let made = api.ok(CREATE_KEYED, json!({ "input": child })).await;
+        assert_eq!(made["createExecution"]["concurrencyKey"], "api");
+    }
+    let bad = json!({ "id": "bad", "flowId": "f", "ownerId": "alice",
+                      "options": { "execution": { "maxConcurrency": "two" } } });
+    assert_eq!(
+        api.error_code(CREATE, json!({ "input": bad })).await,
+        "BAD_USER_INPUT"
+    );
+    for role in [Role::User, Role::Worker] {
+        api.token = Some(token("ops", role, 600));
+        let vars = json!({ "key": "api", "limit": 1 });
+        assert_eq!(
+            api.error_code(SET_LIMIT, vars).await,
+            "FORBIDDEN",
+            "{role:?}"
+        );
+    }
+    api.token = Some(token("alice", Role::User, 600));
+    assert_eq!(api.error_code(LIMITS, json!({})).await, "FORBIDDEN");
+
+    api.token = Some(token("ops", Role::Worker, 600));
+    let first = api.ok(CLAIM, json!({ "id": "run.0", "worker": "w" })).await;
+    assert_eq!(first["claimExecution"]["acquired"], true);
+    let second = api.ok(CLAIM, json!({ "id": "run.1", "worker": "w" })).await;
+    assert_eq!(
+        second["claimExecution"],
+        json!({ "acquired": false, "rejection": "CONCURRENCY_LIMIT" })
+    );
+    assert_eq!(
+        api.ok(LIMITS, json!({})).await["concurrencyLimits"],
+        json!([])
+    );
+
+    api.token = Some(token("ops", Role::Admin, 600));
+    let set = api.ok(SET_LIMIT, json!({ "key": "api", "limit": 3 })).await;
+    assert_eq!(
+        set["setConcurrencyLimit"],
+        json!({ "key": "api", "limit": 3, "running": 1 })
+    );
+    assert_eq!(
+        api.ok(LIMITS, json!({})).await["concurrencyLimits"],
+        json!([{ "key": "api", "limit": 3, "running": 1 }])
+    );
+    for limit in [0, -1, 1_000_001] {
+        let vars = json!({ "key": "api", "limit": limit });
+        assert_eq!(
+            api.error_code(SET_LIMIT, vars).await,
+            "BAD_USER_INPUT",
+            "{limit}"
+        );
+    }
+    let removed = api
+        .ok(SET_LIMIT, json!({ "key": "api", "limit": null }))
+        .await;
+    assert_eq!(removed["setConcurrencyLimit"], json!(null));
+}
+
 crate::both_backends!(
+    concurrency_limits_over_graphql,
     a_cancelled_holder_is_told,
     pause_and_resume_over_graphql,
     retry_over_graphql,
