@@ -402,7 +402,83 @@ async fn controls_keep_the_limits(backend: Backend) {
     assert_eq!(pull(&store, "w", 10).await, ["b.0"]);
 }
 
+/// A database made before concurrency limits migrates: a run whose root
+/// set `maxConcurrency: 1` has its limit copied down and its unfinished
+/// children counted (one already running holds the slot; none more is
+/// handed out until it finishes); new children of it wait; a finished run
+/// and a run without a limit are not touched.
+async fn an_old_database_migrates(backend: Backend) {
+    let at = "'2026-01-01T00:00:00+00:00'";
+    let rows = [
+        (
+            "lim",
+            None,
+            "running",
+            r#"{"execution":{"maxConcurrency":1}}"#,
+        ),
+        ("lim.0", Some("lim"), "running", "{}"),
+        ("lim.1", Some("lim"), "created", "{}"),
+        ("free", None, "running", "{}"),
+        ("free.0", Some("free"), "created", "{}"),
+    ];
+    let inserts: Vec<String> = rows
+        .iter()
+        .map(|(id, parent, status, options)| {
+            let (root, parent, depth) = match parent {
+                Some(p) => (p.to_string(), format!("'{p}'"), 1),
+                None => (id.to_string(), "NULL".into(), 0),
+            };
+            format!(
+                "INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_execution_id, \
+                 status, execution_depth, created_at, updated_at, failure_count, options) \
+                 VALUES ('{id}', 'f', 'o', '{root}', {parent}, '{status}', {depth}, {at}, {at}, 0, '{options}')"
+            )
+        })
+        .collect();
+    let (store, _dir) = crate::harness::old_database(backend, 14, &inserts).await;
+    let lim1 = store
+        .reads()
+        .get("lim.1", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lim1.max_concurrency, Some(1));
+    // lim.0 (running, counted) holds the run's one slot; lim.1 was queued
+    // before the migration and stays so, but a new child waits.
+    store
+        .runs()
+        .create(input("lim.2", Some("lim")), &Scope::All)
+        .await
+        .unwrap();
+    let new = store
+        .reads()
+        .get("lim.2", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((new.max_concurrency, new.waiting), (Some(1), 1));
+    assert_eq!(pull(&store, "w", 10).await, ["free.0", "lim.1"]);
+    let free = store
+        .reads()
+        .get("free.0", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(free.max_concurrency, None);
+    store
+        .runs()
+        .update_execution_status(
+            execstore::store::StatusUpdate::new("lim.0", ExecutionStatus::Completed),
+            &Scope::All,
+        )
+        .await
+        .unwrap();
+    finish(&store, "lim.1", "w").await;
+    assert_eq!(pull(&store, "w", 10).await, ["lim.2"]);
+}
+
 crate::both_backends!(
+    an_old_database_migrates,
     sixteen_workers_never_exceed_the_limits,
     a_freed_slot_hands_out_the_next_at_once,
     key_limits_set_change_and_go,
