@@ -10,6 +10,8 @@
 //! to 127.0.0.1.
 
 mod common;
+#[path = "queue_parts/limits.rs"]
+mod limits;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +47,11 @@ struct Sizes {
     cancel_run: usize,
     /// Runs timed out by their flow timeout.
     timed_runs: usize,
+    /// Runs and children of the concurrency-limit section.
+    limited_runs: usize,
+    per_limited_run: usize,
+    blocked_runs: usize,
+    blocked_per_run: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -64,6 +71,10 @@ const FULL: Sizes = Sizes {
     prio_backlog: 50_000,
     cancel_run: 100_000,
     timed_runs: 100,
+    limited_runs: 1_000,
+    per_limited_run: 20,
+    blocked_runs: 1_000,
+    blocked_per_run: 102,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -83,6 +94,10 @@ const SMOKE: Sizes = Sizes {
     prio_backlog: 1_000,
     cancel_run: 2_000,
     timed_runs: 20,
+    limited_runs: 20,
+    per_limited_run: 5,
+    blocked_runs: 20,
+    blocked_per_run: 12,
 };
 
 const SECTION: &str = "queue";
@@ -400,6 +415,19 @@ async fn run(s: Sizes, smoke: bool) -> String {
         true => Some(flow_timeouts(&es_url, "PostgreSQL", s.timed_runs).await),
         false => None,
     };
+    let limit_sizes = limits::LimitSizes {
+        runs: s.limited_runs,
+        per_run: s.per_limited_run,
+        blocked_runs: s.blocked_runs,
+        blocked_per_run: s.blocked_per_run,
+        calls: s.backlog_calls,
+        rounds: s.rounds,
+    };
+    let mut limited = Vec::new();
+    if control {
+        exec(&db, "VACUUM ANALYZE").await;
+        limited.push(limits::concurrency_limits(&es_url, "PostgreSQL", "pg", &limit_sizes).await);
+    }
 
     // Each batch section starts on a vacuumed database (as pgbench starts
     // its runs): the sections before leave hundreds of thousands of dead
@@ -467,6 +495,9 @@ async fn run(s: Sizes, smoke: bool) -> String {
         true => Some(flow_timeouts(&sq_url, "SQLite", s.timed_runs).await),
         false => None,
     };
+    if control {
+        limited.push(limits::concurrency_limits(&sq_url, "SQLite", "sq", &limit_sizes).await);
+    }
     drop(sq_server);
 
     // SQLite durability: what synchronous=FULL (the default) costs writes.
@@ -546,6 +577,10 @@ async fn run(s: Sizes, smoke: bool) -> String {
                 pct(sq, 1.0),
             ),
             _ => String::new(),
+        }
+        + &match limited.is_empty() {
+            true => String::new(),
+            false => limits::Limits::report(&limited, &limit_sizes),
         }
 }
 
