@@ -53,7 +53,7 @@ async fn make_runs(
         flow.to_owned()
     };
     let mut inputs: Vec<Value> = Vec::new();
-    let mut flush = async |inputs: &mut Vec<Value>| {
+    let flush = async |inputs: &mut Vec<Value>| {
         if !inputs.is_empty() {
             let batch = std::mem::take(inputs);
             post_ok(
