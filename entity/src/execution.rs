@@ -93,6 +93,9 @@ pub struct Model {
     /// What it waits for before it may be handed out: 0 nothing, 1 a slot
     /// of its run, 2 a slot of its key (see `WAITING_FOR_RUN`).
     pub waiting: i32,
+    /// Its run's `nodeTimeoutMs` (the root's, copied down the run): a claim
+    /// of it is capped at its start plus this.
+    pub node_timeout_ms: Option<i64>,
 }
 
 /// `waiting`: for a slot of its run (`max_concurrency`).

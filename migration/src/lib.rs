@@ -19,6 +19,7 @@ mod m20261202_000012_time_in_the_queue;
 mod m20261202_000013_run_control;
 mod m20261203_000014_flow_deadlines;
 mod m20261203_000015_concurrency_limits;
+mod m20261203_000016_node_timeouts;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000013_run_control::Migration),
             Box::new(m20261203_000014_flow_deadlines::Migration),
             Box::new(m20261203_000015_concurrency_limits::Migration),
+            Box::new(m20261203_000016_node_timeouts::Migration),
         ]
     }
 }

@@ -155,7 +155,7 @@ impl ExecutionStore {
     }
 
     pub fn janitor(&self) -> Janitor {
-        Janitor::new(self.events.clone(), self.runs.clone())
+        Janitor::new(self.events.clone(), self.runs.clone(), self.queue.clone())
     }
 
     /// The wake-ups of this process.

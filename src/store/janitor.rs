@@ -4,12 +4,15 @@
 //! batches (one short transaction each, so no lock is held for long); on
 //! PostgreSQL one process at a time does each (the others skip the round).
 //! Beside its rounds, the deadline timer cancels runs past their flow
-//! timeout (see `runs::timeouts`) within `DEADLINE_TICK` of their deadline.
+//! timeout (see `runs::timeouts`) and takes back executions held past their
+//! node timeout (`queue::node_timeouts`), within `DEADLINE_TICK` of their
+//! deadlines.
 
 use std::time::Duration;
 
 use crate::store::db::{now, StoreResult};
 use crate::store::events::Events;
+use crate::store::queue::Queue;
 use crate::store::runs::Runs;
 
 /// Events deleted per transaction.
@@ -45,11 +48,16 @@ pub struct JanitorReport {
 pub struct Janitor {
     events: Events,
     runs: Runs,
+    queue: Queue,
 }
 
 impl Janitor {
-    pub fn new(events: Events, runs: Runs) -> Self {
-        Self { events, runs }
+    pub fn new(events: Events, runs: Runs, queue: Queue) -> Self {
+        Self {
+            events,
+            runs,
+            queue,
+        }
     }
 
     /// One round, now.
@@ -85,7 +93,7 @@ impl Janitor {
     /// as long as the process.
     pub fn spawn(self, settings: JanitorSettings) -> tokio::task::JoinHandle<()> {
         // One task for both, so aborting the handle stops both.
-        let deadlines = deadline_timer(self.runs.clone());
+        let deadlines = deadline_timer(self.runs.clone(), self.queue.clone());
         let rounds = async move {
             let mut ticks = tokio::time::interval(settings.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -118,10 +126,21 @@ impl Janitor {
     }
 }
 
-/// Sleeps until the first flow deadline (at most `DEADLINE_TICK`), then
-/// cancels the runs past theirs.
-async fn deadline_timer(runs: Runs) {
+/// Takes back the executions past their node deadline, sleeps until the
+/// first flow deadline (at most `DEADLINE_TICK`), then cancels the runs
+/// past theirs.
+async fn deadline_timer(runs: Runs, queue: Queue) {
     loop {
+        match queue.time_out_nodes(now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                executions = n,
+                "executions taken back past their node timeout"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "the deadline timer could not time out nodes; retrying")
+            }
+        }
         let next = match runs.next_deadline().await {
             Ok(next) => next,
             Err(err) => {

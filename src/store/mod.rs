@@ -33,6 +33,7 @@ pub use execution_store::{ExecutionStore, RoutedReads};
 pub use janitor::{Janitor, JanitorReport, JanitorSettings, PRUNE_BATCH, RUNS_BATCH};
 pub use queue::{
     ClaimExtension, ClaimOutcome, ClaimRejection, Finish, FinishOutcome, NewRecovery, Queue,
+    NODE_TIMEOUT,
 };
 pub use reads::{
     tree_levels, ChildWindow, ExecutionStats, Flow, Page, QueueDepth, Reads, RootExecution,

@@ -26,6 +26,7 @@ mod store_events;
 mod store_executions;
 mod store_feeds;
 mod store_group_commit;
+mod store_node_timeouts;
 mod store_plans;
 mod store_queue;
 mod store_recovery;

@@ -511,7 +511,31 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
         }),
     )
     .await;
-    assert_eq!(checked.len(), 29);
+    let mut capped = crate::fixtures::input("capped", None);
+    capped.options = Some(serde_json::json!({ "execution": { "nodeTimeoutMs": 1_000 } }));
+    store.runs().create(capped, &Scope::All).await.unwrap();
+    store
+        .runs()
+        .create(
+            crate::fixtures::input("capped.0", Some("capped")),
+            &Scope::All,
+        )
+        .await
+        .unwrap();
+    plain
+        .queue()
+        .claim_execution("capped.0", "w", 60_000)
+        .await
+        .unwrap();
+    run(
+        "the deadline timer (node timeouts)",
+        Box::pin(async {
+            let later = execstore::store::now() + chrono::Duration::hours(1);
+            assert_eq!(store.queue().time_out_nodes(later).await.unwrap(), 1);
+        }),
+    )
+    .await;
+    assert_eq!(checked.len(), 30);
 }
 
 /// A batch of finishes or heartbeats finds its claims by primary key, one

@@ -108,7 +108,7 @@ const fn const_eq(a: &str, b: &str) -> bool {
 
 /// The columns of `executions`, in `Execution`'s field order (`Columns`
 /// numbers them so, and `decode_row` reads them by these names).
-const COLUMNS: [&str; 28] = [
+const COLUMNS: [&str; 29] = [
     "id",
     "flow_id",
     "owner_id",
@@ -137,6 +137,7 @@ const COLUMNS: [&str; 28] = [
     "concurrency_key",
     "max_concurrency",
     "waiting",
+    "node_timeout_ms",
 ];
 
 pub(crate) fn decode_error(e: sqlx::Error) -> StoreError {
@@ -213,6 +214,7 @@ where
     DateTime<Utc>: Decode<'r, R::Database> + sqlx::Type<R::Database>,
     serde_json::Value: Decode<'r, R::Database> + sqlx::Type<R::Database>,
     bool: Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let checked = positions_found.is_none();
     let at = match *positions_found {
@@ -262,6 +264,12 @@ where
             checked,
         )?,
         waiting: int(const { column("waiting") })?,
+        node_timeout_ms: get(
+            row,
+            at[const { column("node_timeout_ms") }],
+            None::<i64>,
+            checked,
+        )?,
     })
 }
 

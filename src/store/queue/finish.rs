@@ -58,6 +58,17 @@ impl Queue {
     /// statement (PostgreSQL) or one write transaction (SQLite); an item
     /// whose worker holds no live claim changes nothing and says why.
     pub async fn finish_many(&self, items: Vec<Finish>) -> StoreResult<Vec<FinishOutcome>> {
+        self.finish_held(items, false).await
+    }
+
+    /// `finish_many`, or, `at_node_deadline`, the deadline timer's finish of
+    /// executions held past their node deadline: their claims were live at
+    /// it (capped there, they have lapsed since).
+    pub(super) async fn finish_held(
+        &self,
+        items: Vec<Finish>,
+        at_node_deadline: bool,
+    ) -> StoreResult<Vec<FinishOutcome>> {
         validate::batch("inputs", items.len())?;
         let mut seen = HashSet::new();
         for item in &items {
@@ -101,6 +112,7 @@ impl Queue {
                     "retry_at": retry.and_then(|r| r.at.map(time_text)),
                     "max_attempts": retry.map_or(i32::MAX, |r| r.max_attempts),
                     "exhausted_message": retry.and_then(|r| r.exhausted.clone()),
+                    "at_node_deadline": at_node_deadline,
                 })
             })
             .collect();

@@ -1,6 +1,8 @@
 //! Heartbeats, releases and the expiry of claims.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
 
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
@@ -52,15 +54,21 @@ impl Queue {
             expires.into(),
         ];
         let steps = self.db.sql().extend_many;
-        let extended: HashSet<String> = self
+        // Each extended claim's new expiry: `expires`, or its node
+        // deadline when that comes first.
+        let extended: HashMap<String, DateTime<Utc>> = self
             .db
             .write(move |w| {
                 Box::pin(async move {
                     let rows = run::steps(w, steps, values).await?;
                     let ids = rows
                         .iter()
-                        .map(|row| row.try_get_by_index::<String>(0))
-                        .collect::<Result<HashSet<_>, _>>()?;
+                        .map(|row| {
+                            let id = row.try_get_by_index::<String>(0)?;
+                            let until = row.try_get_by_index::<Option<DateTime<Utc>>>(1)?;
+                            Ok((id, until.unwrap_or(expires)))
+                        })
+                        .collect::<Result<HashMap<_, _>, sea_orm::DbErr>>()?;
                     let effects = match ids.is_empty() {
                         true => Effects::none(),
                         false => Effects::logged(),
@@ -71,14 +79,14 @@ impl Queue {
             .await?;
         let refused: Vec<String> = execution_ids
             .iter()
-            .filter(|id| !extended.contains(*id))
+            .filter(|id| !extended.contains_key(*id))
             .cloned()
             .collect();
         let cancelled = self.cancelled(worker_id, &refused).await?;
         Ok(execution_ids
             .into_iter()
             .map(|id| ClaimExtension {
-                expires_at: extended.contains(&id).then_some(expires),
+                expires_at: extended.get(&id).copied(),
                 code: cancelled.contains(&id).then_some("CANCELLED"),
                 execution_id: id,
             })

@@ -13,6 +13,7 @@ mod claim;
 mod due;
 mod finish;
 mod heartbeat;
+mod node_timeouts;
 mod pull;
 mod recovery;
 
@@ -23,6 +24,7 @@ use entity::execution::Model as Execution;
 use entity::execution_claim::Model as Claim;
 use entity::{ClaimStatus, ExecutionStatus};
 
+pub use node_timeouts::NODE_TIMEOUT;
 pub use recovery::NewRecovery;
 
 /// Claims, pulls, heartbeats, finishes, recovery. Cheap to clone.

@@ -47,6 +47,8 @@ struct NewExecution {
     /// `WAITING_FOR_KEY`; 0: nothing): a queued child of a limited run
     /// waits for a slot of its run, one with a limited key for its key's.
     waiting: i32,
+    /// Its run's `nodeTimeoutMs` (a root's own; a child's, its parent's).
+    node_timeout_ms: Option<i64>,
     options: Option<Value>,
     integration: Option<Value>,
     external_events: Option<Value>,
@@ -171,51 +173,72 @@ impl Runs {
         for parent in &named {
             validate::id("parentExecutionId", parent)?;
         }
-        let mut known: HashMap<String, (String, i32, bool, Option<i32>)> = self
+        let mut known: HashMap<String, Parent> = self
             .parents(&named, scope)
             .await?
             .into_iter()
             .map(|p| {
-                let parent = (p.root_execution_id, p.execution_depth, p.paused);
-                (p.id, (parent.0, parent.1, parent.2, p.max_concurrency))
+                let parent = Parent {
+                    root: p.root_execution_id,
+                    depth: p.execution_depth,
+                    paused: p.paused,
+                    max_concurrency: p.max_concurrency,
+                    // A root keeps none of its own: its options say it.
+                    node_timeout_ms: match p.parent_execution_id {
+                        None => RunControls::of(p.options.as_ref())
+                            .ok()
+                            .and_then(|c| c.node_timeout_ms),
+                        Some(_) => p.node_timeout_ms,
+                    },
+                };
+                (p.id, parent)
             })
             .collect();
         let limited_keys = self.limited_keys(&inputs).await?;
         let mut rows = Vec::with_capacity(inputs.len());
         for (input, id) in inputs.into_iter().zip(ids) {
             let controls = RunControls::of(input.options.as_ref())?;
-            let (root, depth, paused, max_concurrency) =
-                match &input.parent_execution_id {
-                    None => (
-                        id.clone(),
-                        0,
-                        false,
-                        controls.max_concurrency.map(|n| n as i32),
-                    ),
-                    Some(parent) if *parent == id => {
-                        return Err(StoreError::invalid(
-                            "parentExecutionId",
-                            "an execution cannot be its own parent",
-                        ))
-                    }
-                    Some(parent) => {
-                        let (root, depth, paused, limit) =
-                            known.get(parent).cloned().ok_or_else(|| {
-                                let hint = match batch {
+            let this = match &input.parent_execution_id {
+                None => Parent {
+                    root: id.clone(),
+                    depth: 0,
+                    paused: false,
+                    max_concurrency: controls.max_concurrency.map(|n| n as i32),
+                    node_timeout_ms: controls.node_timeout_ms,
+                },
+                Some(parent) if *parent == id => {
+                    return Err(StoreError::invalid(
+                        "parentExecutionId",
+                        "an execution cannot be its own parent",
+                    ))
+                }
+                Some(parent) => {
+                    let parent = known.get(parent).cloned().ok_or_else(|| {
+                        let hint = match batch {
                             true => " (a parent in the same batch must come before its children)",
                             false => "",
                         };
-                                StoreError::invalid(
-                                    "parentExecutionId",
-                                    format!("no execution with id {parent}{hint}"),
-                                )
-                            })?;
-                        (root, depth + 1, paused, limit)
+                        StoreError::invalid(
+                            "parentExecutionId",
+                            format!("no execution with id {parent}{hint}"),
+                        )
+                    })?;
+                    Parent {
+                        depth: parent.depth + 1,
+                        ..parent
                     }
-                };
-            known
-                .entry(id.clone())
-                .or_insert((root.clone(), depth, paused, max_concurrency));
+                }
+            };
+            known.entry(id.clone()).or_insert_with(|| this.clone());
+            let Parent {
+                root,
+                depth,
+                paused,
+                max_concurrency,
+                node_timeout_ms: run_node_timeout_ms,
+            } = this;
+            // The root, its run's coordinator, is not held under the cap.
+            let node_timeout_ms = input.parent_execution_id.as_ref().and(run_node_timeout_ms);
             // Under a paused execution, what would be queued waits PAUSED.
             let status = match input.status.unwrap_or(ExecutionStatus::Created) {
                 ExecutionStatus::Created if paused => ExecutionStatus::Paused,
@@ -261,6 +284,7 @@ impl Runs {
                 concurrency_key: key,
                 max_concurrency,
                 waiting,
+                node_timeout_ms,
                 options: json(input.options),
                 integration: json(input.integration),
                 external_events: json(input.external_events),
@@ -350,6 +374,11 @@ impl Runs {
                     .collect(),
             ),
             ArrayColumn::Int(rows.iter().map(|r| r.waiting).collect()),
+            ArrayColumn::BigInt(
+                rows.iter()
+                    .map(|r| r.node_timeout_ms.unwrap_or(0))
+                    .collect(),
+            ),
         ];
         let inserted = match self.db.insert_arrays(text, columns).await {
             Ok(inserted) => inserted,
@@ -410,6 +439,7 @@ impl Runs {
                 concurrency_key: r.concurrency_key.clone(),
                 max_concurrency: r.max_concurrency,
                 waiting: r.waiting,
+                node_timeout_ms: r.node_timeout_ms,
             });
         }
         Ok(Some(created))
@@ -466,6 +496,7 @@ fn as_json(rows: &[NewExecution]) -> String {
                 "concurrency_key": r.concurrency_key,
                 "max_concurrency": r.max_concurrency,
                 "waiting": r.waiting,
+                "node_timeout_ms": r.node_timeout_ms,
                 "options": r.options,
                 "integration": r.integration,
                 "external_events": r.external_events,
@@ -480,6 +511,17 @@ fn parent_deleted() -> StoreError {
         "parentExecutionId",
         "a parent was deleted while the batch was written",
     )
+}
+
+/// What a child takes from its parent (or a root from its own input).
+#[derive(Clone)]
+struct Parent {
+    root: String,
+    depth: i32,
+    paused: bool,
+    max_concurrency: Option<i32>,
+    /// The run's node timeout, which the executions below get.
+    node_timeout_ms: Option<i64>,
 }
 
 /// A key of `concurrency_limits`.

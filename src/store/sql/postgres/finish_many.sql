@@ -8,6 +8,9 @@
 -- rows first, locked in id order (as every claim
 -- path locks the execution before its claim), then the claims released, then
 -- the executions written; an item without a live claim matches nothing.
+-- An item at_node_deadline (the deadline timer's) needs the claim to have
+-- been live at the execution's node deadline, not now: the claim is capped
+-- there, and lapsed a moment before the timer came.
 --
 -- The claims are found by primary key, one probe per item: their state is
 -- tested inside a CASE, which no index serves. (As plain conditions, the
@@ -23,7 +26,7 @@ WITH input AS (
     SELECT * FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS x(
         execution_id TEXT, worker_id TEXT, status TEXT, error_message TEXT,
         error_node_id TEXT, failure_reason TEXT, retry_at TIMESTAMPTZ, max_attempts INT,
-        exhausted_message TEXT)
+        exhausted_message TEXT, at_node_deadline BOOLEAN)
 ), target AS (
     SELECT e.id FROM executions e WHERE e.id IN (SELECT execution_id FROM input)
     ORDER BY e.id FOR UPDATE
@@ -31,7 +34,10 @@ WITH input AS (
     UPDATE execution_claims c SET status = 'released'
     FROM input i
     WHERE c.execution_id = i.execution_id AND c.worker_id = i.worker_id
-      AND CASE WHEN c.status = 'active' THEN c.expires_at >= $2 ELSE false END
+      AND CASE WHEN c.status <> 'active' THEN false
+               WHEN i.at_node_deadline THEN c.expires_at >= (
+                   SELECT n.node_deadline_at FROM executions n WHERE n.id = c.execution_id)
+               ELSE c.expires_at >= $2 END
       AND (SELECT count(*) FROM target) >= 0
       AND EXISTS (SELECT 1 FROM executions t
                   WHERE t.id = c.execution_id AND t.status NOT IN ('completed', 'failed', 'stopped'))
@@ -62,7 +68,8 @@ UPDATE executions e SET
     processing_worker_id = CASE WHEN i.status = 'created' AND e.failure_count + 1 < i.max_attempts
                                 THEN NULL ELSE e.processing_worker_id END,
     processing_started_at = CASE WHEN i.status = 'created' AND e.failure_count + 1 < i.max_attempts
-                                 THEN NULL ELSE e.processing_started_at END
+                                 THEN NULL ELSE e.processing_started_at END,
+    node_deadline_at = NULL
 FROM input i, held h
 WHERE e.id = i.execution_id AND h.execution_id = e.id
 RETURNING e.*

@@ -12,8 +12,12 @@
 -- reason: a plan for the actual values sees how much of the index lies past
 -- the head and looked cheaper than the kept plan, so every pull of a flow
 -- among many was planned anew. Behind a subquery both plans cost the same.
+-- A run with a node timeout (node_timeout_ms, its root's nodeTimeoutMs)
+-- caps the claim at its start plus the timeout (node_deadline_at, kept by a
+-- re-claim as the start is): no lease or heartbeat reaches past it, and the
+-- deadline timer takes it back there as a retry.
 WITH candidates AS (
-    SELECT id FROM executions
+    SELECT id, node_timeout_ms FROM executions
     WHERE status = 'created' AND lease_expires_at IS NULL
       AND flow_id = (SELECT $4)
       AND priority = (SELECT $5)
@@ -23,7 +27,8 @@ WITH candidates AS (
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)
-    SELECT id, $1, $2, $3, $2, 'active' FROM candidates
+    SELECT id, $1, $2, CASE WHEN node_timeout_ms IS NULL THEN $3 ELSE LEAST($3, $2 + node_timeout_ms * interval '1 millisecond') END, $2, 'active'
+    FROM candidates
     ON CONFLICT (execution_id) DO UPDATE SET
         worker_id = excluded.worker_id,
         claimed_at = CASE WHEN execution_claims.status = 'active'
@@ -36,12 +41,13 @@ WITH candidates AS (
     WHERE execution_claims.status <> 'active'
        OR execution_claims.expires_at < excluded.claimed_at
        OR execution_claims.worker_id = excluded.worker_id
-    RETURNING execution_id, claimed_at
+    RETURNING execution_id, claimed_at, expires_at
 )
 UPDATE executions SET
     processing_worker_id = $1,
     processing_started_at = claimed.claimed_at,
     updated_at = $2,
-    lease_expires_at = $3
+    lease_expires_at = claimed.expires_at,
+    node_deadline_at = claimed.claimed_at + executions.node_timeout_ms * interval '1 millisecond'
 FROM claimed WHERE executions.id = claimed.execution_id
 RETURNING executions.*

@@ -15,7 +15,7 @@ INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_executi
                         execution_depth, created_at, updated_at, started_at, completed_at,
                         options, integration, external_events, failure_count,
                         run_at, priority, lease_expires_at, paused, deadline_at,
-                        concurrency_key, max_concurrency, waiting)
+                        concurrency_key, max_concurrency, waiting, node_timeout_ms)
 SELECT x.id, x.flow_id, x.owner_id, x.root_execution_id, x.parent_execution_id, x.status,
        x.execution_depth, $2, $2,
        CASE WHEN x.started THEN $2 END,
@@ -24,13 +24,13 @@ SELECT x.id, x.flow_id, x.owner_id, x.root_execution_id, x.parent_execution_id, 
        x.run_at, x.priority,
        CASE WHEN x.status = 'created' AND x.waiting > 0 THEN TIMESTAMPTZ '9999-12-31 23:59:59+00'
             WHEN x.status = 'created' AND x.run_at > $2 THEN x.run_at END, x.paused,
-       x.deadline_at, x.concurrency_key, x.max_concurrency, x.waiting
+       x.deadline_at, x.concurrency_key, x.max_concurrency, x.waiting, x.node_timeout_ms
 FROM json_to_recordset(CAST($1 AS json)) AS x(
     ord INT, id TEXT, flow_id TEXT, owner_id TEXT, root_execution_id TEXT,
     parent_execution_id TEXT, status TEXT, execution_depth INT, started BOOLEAN,
     completed BOOLEAN, options JSONB, integration JSONB, external_events JSONB,
     run_at TIMESTAMPTZ, priority INT, paused BOOLEAN, deadline_at TIMESTAMPTZ,
-    concurrency_key TEXT, max_concurrency INT, waiting INT)
+    concurrency_key TEXT, max_concurrency INT, waiting INT, node_timeout_ms BIGINT)
 ORDER BY x.ord
 ON CONFLICT (id) DO UPDATE SET
     status = CASE WHEN executions.paused AND excluded.status = 'created' THEN 'paused'

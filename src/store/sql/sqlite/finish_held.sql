@@ -29,7 +29,8 @@ UPDATE executions SET
     processing_worker_id = CASE WHEN i.status = 'created' AND executions.failure_count + 1 < i.max_attempts
                                 THEN NULL ELSE executions.processing_worker_id END,
     processing_started_at = CASE WHEN i.status = 'created' AND executions.failure_count + 1 < i.max_attempts
-                                 THEN NULL ELSE executions.processing_started_at END
+                                 THEN NULL ELSE executions.processing_started_at END,
+    node_deadline_at = NULL
 FROM (
     SELECT json_extract(x.value, '$.execution_id') AS execution_id,
            json_extract(x.value, '$.status') AS status,

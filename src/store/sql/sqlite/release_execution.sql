@@ -6,6 +6,7 @@ UPDATE executions SET
     lease_expires_at = CASE WHEN paused THEN NULL WHEN run_at > $3 THEN run_at END,
     processing_started_at = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_started_at END,
     updated_at = CASE WHEN processing_worker_id = $2 THEN $3 ELSE updated_at END,
-    processing_worker_id = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_worker_id END
+    processing_worker_id = CASE WHEN processing_worker_id = $2 THEN NULL ELSE processing_worker_id END,
+    node_deadline_at = NULL
 WHERE id = $1
 RETURNING *

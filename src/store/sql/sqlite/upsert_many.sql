@@ -16,7 +16,7 @@ INSERT INTO executions (id, flow_id, owner_id, root_execution_id, parent_executi
                         execution_depth, created_at, updated_at, started_at, completed_at,
                         options, integration, external_events, failure_count,
                         run_at, priority, lease_expires_at, paused, deadline_at,
-                        concurrency_key, max_concurrency, waiting)
+                        concurrency_key, max_concurrency, waiting, node_timeout_ms)
 SELECT json_extract(x.value, '$.id'), json_extract(x.value, '$.flow_id'),
        json_extract(x.value, '$.owner_id'), json_extract(x.value, '$.root_execution_id'),
        json_extract(x.value, '$.parent_execution_id'), json_extract(x.value, '$.status'),
@@ -35,7 +35,7 @@ SELECT json_extract(x.value, '$.id'), json_extract(x.value, '$.flow_id'),
        json_extract(x.value, '$.paused'),
        json_extract(x.value, '$.deadline_at'),
        json_extract(x.value, '$.concurrency_key'), json_extract(x.value, '$.max_concurrency'),
-       json_extract(x.value, '$.waiting')
+       json_extract(x.value, '$.waiting'), json_extract(x.value, '$.node_timeout_ms')
 FROM json_each($1) AS x
 WHERE true
 ORDER BY x.key
