@@ -5,10 +5,13 @@ import { $, el, localTime } from './ui.js';
 import { gql, AuthNeeded } from './api.js';
 import { actions } from './state.js';
 
+const RUNNING = `query($id: ID!) { executionStats(rootExecutionId: $id) { running } }`;
+
 const DETAILS = `query($id: ID!) { execution(id: $id) {
   id flowId ownerId rootExecutionId parentExecutionId status executionDepth createdAt updatedAt
   startedAt completedAt errorMessage errorNodeId options integration externalEvents failureCount
   lastFailureReason lastFailureAt processingStartedAt processingWorkerId childCount runAt priority paused
+  concurrencyKey
   claim { workerId status claimedAt expiresAt heartbeatAt }
   recoveryHistory { id recoveredAt recoveredByWorker recoveryReason previousStatus }
 } }`;
@@ -26,6 +29,13 @@ export async function showDetails(id) {
     for (const k of ['status', 'flowId', 'ownerId', 'rootExecutionId', 'parentExecutionId', 'executionDepth', 'childCount',
       'errorMessage', 'errorNodeId', 'failureCount', 'lastFailureReason', 'processingWorkerId']) add(k, x[k]);
     if (x.priority) add('priority', x.priority);
+    add('concurrencyKey', x.concurrencyKey);
+    // A run's limit, beside how many of its executions run now.
+    const limit = x.id === x.rootExecutionId ? x.options?.execution?.maxConcurrency : undefined;
+    if (limit !== undefined) {
+      const { executionStats: s } = await gql(RUNNING, { id: x.id });
+      add('maxConcurrency', `${limit} (executions RUNNING now: ${s.running})`);
+    }
     if (x.paused) add('paused', 'yes (under a paused execution)');
     if (x.runAt !== x.createdAt) add('runAt', x.runAt, true);
     for (const k of ['createdAt', 'updatedAt', 'startedAt', 'completedAt', 'lastFailureAt', 'processingStartedAt']) add(k, x[k], true);

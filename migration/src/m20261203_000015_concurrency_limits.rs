@@ -18,8 +18,10 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 ///   finishes, is cancelled or deleted, whatever path did it.
 ///
 /// Existing runs whose root sets `maxConcurrency` get it copied down; their
-/// unfinished executions are counted as holding slots (a run may be over
-/// its limit until they finish; nothing more is handed out meanwhile).
+/// queued executions wait for a slot (the janitor's first round admits what
+/// the limit leaves room for) and the others, held or running, are counted
+/// as holding one (a run may be over its limit until they finish; nothing
+/// more is handed out meanwhile).
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -27,20 +29,24 @@ pub struct Migration;
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
-        let (no, limit_of_root) = match db.get_database_backend() {
+        let (no, never, limit_of_root) = match db.get_database_backend() {
             DbBackend::Postgres => (
                 "false",
+                "TIMESTAMPTZ '9999-12-31 23:59:59+00'",
                 "CASE WHEN jsonb_typeof(r.options -> 'execution' -> 'maxConcurrency') = 'number' \
                  AND (r.options -> 'execution' ->> 'maxConcurrency') ~ '^[0-9]{1,7}$' \
                  THEN CAST(r.options -> 'execution' ->> 'maxConcurrency' AS INTEGER) END",
             ),
             _ => (
                 "0",
+                "'9999-12-31T23:59:59+00:00'",
                 "CASE WHEN json_type(r.options, '$.execution.maxConcurrency') = 'integer' \
                  THEN json_extract(r.options, '$.execution.maxConcurrency') END",
             ),
         };
         let unfinished = "status NOT IN ('completed', 'failed', 'stopped')";
+        let queued = "status IN ('created', 'paused') \
+                      AND (lease_expires_at IS NULL OR COALESCE(lease_expires_at = run_at, FALSE))";
         for sql in [
             "ALTER TABLE executions ADD COLUMN concurrency_key TEXT NULL".to_owned(),
             "ALTER TABLE executions ADD COLUMN max_concurrency INTEGER NULL".to_owned(),
@@ -84,8 +90,14 @@ impl MigrationTrait for Migration {
             "UPDATE executions SET max_concurrency = NULL \
              WHERE max_concurrency IS NOT NULL AND max_concurrency < 1"
                 .to_owned(),
+            // Their queued children (not held) wait for a slot, admitted by
+            // the janitor's first round; the others hold one.
             format!(
-                "UPDATE executions SET run_slot = TRUE \
+                "UPDATE executions SET \
+                 waiting = CASE WHEN {queued} THEN 1 ELSE 0 END, \
+                 run_slot = NOT ({queued}), \
+                 lease_expires_at = CASE WHEN status = 'created' AND {queued} THEN {never} \
+                 ELSE lease_expires_at END \
                  WHERE max_concurrency IS NOT NULL AND parent_execution_id IS NOT NULL AND {unfinished}"
             ),
         ] {

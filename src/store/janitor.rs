@@ -97,11 +97,10 @@ impl Janitor {
         let rounds = async move {
             let mut ticks = tokio::time::interval(settings.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut first = true;
             loop {
                 ticks.tick().await;
-                match self.runs.admit_left_over(first).await {
-                    Ok(()) => first = false,
+                match self.runs.admit_left_over().await {
+                    Ok(()) => {}
                     Err(err) => {
                         tracing::warn!(error = %err, "janitor could not admit to freed slots; next round retries")
                     }

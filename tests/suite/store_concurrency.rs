@@ -403,10 +403,9 @@ async fn controls_keep_the_limits(backend: Backend) {
 }
 
 /// A database made before concurrency limits migrates: a run whose root
-/// set `maxConcurrency: 1` has its limit copied down and its unfinished
-/// children counted (one already running holds the slot; none more is
-/// handed out until it finishes); new children of it wait; a finished run
-/// and a run without a limit are not touched.
+/// set `maxConcurrency: 1` has its limit copied down: the child already
+/// running holds the slot, the queued one waits for it, as new children do;
+/// a run without a limit is not touched.
 async fn an_old_database_migrates(backend: Backend) {
     let at = "'2026-01-01T00:00:00+00:00'";
     let rows = [
@@ -443,8 +442,15 @@ async fn an_old_database_migrates(backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(lim1.max_concurrency, Some(1));
-    // lim.0 (running, counted) holds the run's one slot; lim.1 was queued
-    // before the migration and stays so, but a new child waits.
+    // lim.0 (running, counted) holds the run's one slot; lim.1, queued
+    // before the migration, now waits for it, as a new child does.
+    let lim1 = store
+        .reads()
+        .get("lim.1", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lim1.waiting, 1);
     store
         .runs()
         .create(input("lim.2", Some("lim")), &Scope::All)
@@ -457,7 +463,9 @@ async fn an_old_database_migrates(backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!((new.max_concurrency, new.waiting), (Some(1), 1));
-    assert_eq!(pull(&store, "w", 10).await, ["free.0", "lim.1"]);
+    // The janitor's round admits nothing: the slot is held.
+    store.runs().admit_left_over().await.unwrap();
+    assert_eq!(pull(&store, "w", 10).await, ["free.0"]);
     let free = store
         .reads()
         .get("free.0", &Scope::All)
@@ -473,11 +481,86 @@ async fn an_old_database_migrates(backend: Backend) {
         )
         .await
         .unwrap();
+    assert_eq!(pull(&store, "w", 10).await, ["lim.1"]);
     finish(&store, "lim.1", "w").await;
     assert_eq!(pull(&store, "w", 10).await, ["lim.2"]);
 }
 
+/// Waiting for a slot is not being stuck: recovery never reports a waiting
+/// execution; a claim that lapses gives its execution back to the queue
+/// still holding its slot (the next pull hands it out again, the waiting
+/// stay out); a cancelled one set CREATED by hand waits for a slot again.
+async fn waiting_is_not_stuck_and_a_lapse_keeps_the_slot(backend: Backend) {
+    let t = fresh(backend).await;
+    let store = t.store();
+    let mut inputs = vec![limited_root("run", 1)];
+    inputs.extend((0..3).map(|i| input(&format!("run.{i}"), Some("run"))));
+    create_all(&store, inputs).await;
+    let stuck: Vec<String> = store
+        .queue()
+        .get_executions_needing_recovery(100, &Scope::All)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert!(
+        !stuck.contains(&"run.1".to_owned()) && !stuck.contains(&"run.2".to_owned()),
+        "waiting ones reported as stuck: {stuck:?}"
+    );
+    assert!(stuck.contains(&"run.0".to_owned()), "{stuck:?}");
+    // A short claim on the admitted one, let lapse.
+    let claim = store
+        .queue()
+        .claim_execution("run.0", "short", 50)
+        .await
+        .unwrap()
+        .claim
+        .unwrap();
+    let wait = (claim.expires_at - execstore::store::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(20)).await;
+    let ids: Vec<String> = store
+        .queue()
+        .claim_next_executions("next", 60_000, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["run", "run.0"],
+        "the lapsed one again, the waiting stay out"
+    );
+    // A cancelled waiting one set CREATED again by hand waits again.
+    assert_eq!(
+        store
+            .runs()
+            .cancel("run.1", None, &Scope::All)
+            .await
+            .unwrap(),
+        1
+    );
+    store
+        .runs()
+        .update_execution_status(
+            execstore::store::StatusUpdate::new("run.1", ExecutionStatus::Created),
+            &Scope::All,
+        )
+        .await
+        .unwrap();
+    assert!(
+        pull(&store, "next", 10).await.is_empty(),
+        "run.0 holds the slot"
+    );
+    finish(&store, "run.0", "next").await;
+    assert_eq!(pull(&store, "next", 10).await, ["run.1"]);
+}
+
 crate::both_backends!(
+    waiting_is_not_stuck_and_a_lapse_keeps_the_slot,
     an_old_database_migrates,
     sixteen_workers_never_exceed_the_limits,
     a_freed_slot_hands_out_the_next_at_once,

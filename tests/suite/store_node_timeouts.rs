@@ -235,7 +235,49 @@ async fn the_timer_acts_by_itself(backend: Backend) {
     timer.abort();
 }
 
+/// Past its node deadline and before the timer has come, nobody claims the
+/// execution (its holder included): a new claim would start it again
+/// without counting the timeout. The timer then takes it back.
+async fn no_claim_escapes_the_timeout(backend: Backend) {
+    let t = fresh(backend).await;
+    let store = t.store();
+    run_of(&store, "run", 50, &[("run.a", None)]).await;
+    let q = store.queue();
+    let claim = q
+        .claim_execution("run.a", "w", 600_000)
+        .await
+        .unwrap()
+        .claim
+        .unwrap();
+    let wait = (claim.expires_at - now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(20)).await;
+    for worker in ["w", "v"] {
+        let again = q.claim_execution("run.a", worker, 600_000).await.unwrap();
+        assert!(!again.acquired(), "{worker} claimed it past its deadline");
+    }
+    let pulled = q
+        .claim_next_executions("v", 600_000, None, 10)
+        .await
+        .unwrap();
+    assert!(
+        pulled.iter().all(|e| e.id != "run.a"),
+        "a pull handed it out"
+    );
+    assert_eq!(q.time_out_nodes(now()).await.unwrap(), 1);
+    let a = store
+        .reads()
+        .get("run.a", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.failure_count, a.last_failure_reason.as_deref()),
+        (1, Some(NODE_TIMEOUT))
+    );
+}
+
 crate::both_backends!(
+    no_claim_escapes_the_timeout,
     claims_are_capped,
     a_node_past_its_timeout_is_a_retry,
     the_timer_acts_by_itself,

@@ -106,6 +106,7 @@ async fn sequential_scans(
                     "executions_lapsing",
                     "executions_running",
                     "executions_run_waiters",
+                    "executions_key_waiters",
                 ]
                 .iter()
                 .any(|index| {
@@ -507,7 +508,7 @@ async fn level_loads_never_scan_the_table(backend: Backend) {
     run(
         "the janitor's admissions (every run waiting)",
         Box::pin(async {
-            store.runs().admit_left_over(true).await.unwrap();
+            store.runs().admit_left_over().await.unwrap();
         }),
     )
     .await;

@@ -156,4 +156,49 @@ async fn controls_in_the_explorer(backend: Backend) {
     chromium.close_with_nothing_sent_outside().await;
 }
 
-crate::both_backends!(controls_in_the_explorer);
+/// A run with `maxConcurrency` shows its limit and how many of its
+/// executions run now; an execution with a `concurrencyKey` shows its key.
+async fn a_limited_run_shows_its_limit(backend: Backend) {
+    let api = Api::new(backend).await;
+    let create = "mutation($i: CreateExecutionInput!) { createExecution(input: $i) { id } }";
+    for input in [
+        json!({ "id": "L", "flowId": "lim", "ownerId": "o", "status": "RUNNING",
+                "options": { "execution": { "maxConcurrency": 2 } } }),
+        json!({ "id": "L.a", "flowId": "lim", "ownerId": "o", "parentExecutionId": "L",
+                "status": "RUNNING", "concurrencyKey": "payments-api" }),
+        json!({ "id": "L.b", "flowId": "lim", "ownerId": "o", "parentExecutionId": "L" }),
+    ] {
+        api.ok(create, json!({ "i": input })).await;
+    }
+    let addr = api.serve().await;
+    let chromium = Chromium::launch().await;
+    let page = chromium
+        .open(&format!("http://{addr}/explorer?flow=lim&run=L"))
+        .await;
+    wait_until(&page, &row("L.b"), WAIT).await;
+    let details = "document.getElementById('details').textContent";
+    click(&page, &format!("{}.querySelector('.id')", row("L"))).await;
+    wait_until(
+        &page,
+        &format!("{details}.includes('maxConcurrency2 (executions RUNNING now: 1)')"),
+        WAIT,
+    )
+    .await;
+    click(&page, &format!("{}.querySelector('.id')", row("L.a"))).await;
+    wait_until(
+        &page,
+        &format!("{details}.includes('concurrencyKeypayments-api')"),
+        WAIT,
+    )
+    .await;
+    let shown: String = eval(&page, details).await;
+    assert!(
+        !shown.contains("maxConcurrency"),
+        "only on the run: {shown}"
+    );
+    let errors: Vec<String> = eval(&page, "window.explorer.errors").await;
+    assert!(errors.is_empty(), "{errors:?}");
+    chromium.close_with_nothing_sent_outside().await;
+}
+
+crate::both_backends!(controls_in_the_explorer, a_limited_run_shows_its_limit);

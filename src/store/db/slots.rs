@@ -77,7 +77,8 @@ impl Slots {
 }
 
 #[derive(sea_orm::FromQueryResult)]
-struct KeyRow {
+struct WaitingRow {
+    kind: i32,
     key: String,
 }
 
@@ -177,20 +178,23 @@ impl Db {
         unadmitted.keys.extend(slots.keys);
     }
 
-    /// The janitor's part: the admissions that failed since its last round,
-    /// or, with `everywhere` (its first round in a process), every run with
-    /// waiting executions and every key with a limit, for the admissions a
-    /// process that stopped between a write and its admission left undone.
-    /// (The first reads the index of waiting executions whole, once per
-    /// process start.)
-    pub(crate) async fn admit_left_over(&self, everywhere: bool) -> StoreResult<()> {
+    /// The janitor's part, each round: the admissions that failed since its
+    /// last round, and every run and key with waiting executions. That
+    /// admits what no write's own admission could: after a process stopped
+    /// between a write and its admission, or when an admission skipped a
+    /// waiting execution another write held at that moment (a worker's
+    /// finish or heartbeat naming it, which changes nothing). It reads the
+    /// indexes of waiting executions whole, once a round.
+    pub(crate) async fn admit_left_over(&self) -> StoreResult<()> {
         let mut slots =
             std::mem::take(&mut *self.unadmitted.lock().unwrap_or_else(|e| e.into_inner()));
-        if everywhere {
-            let waiting = self.stmt(self.sql().waiting_runs, []);
-            let runs: Vec<KeyRow> = run::models(self.primary(), waiting).await?;
-            slots.runs.extend(runs.into_iter().map(|r| r.key));
-            slots.keys.extend(self.limited_keys().await?);
+        let waiting = self.stmt(self.sql().waiting_runs, []);
+        let rows: Vec<WaitingRow> = run::models(self.primary(), waiting).await?;
+        for row in rows {
+            match row.kind {
+                1 => slots.run(&row.key),
+                _ => slots.key(&row.key),
+            }
         }
         if let Err(err) = self.admit(slots.clone()).await {
             self.unadmitted_too(slots);
@@ -252,13 +256,18 @@ impl Db {
                                 run::statement(backend, text, values)
                             };
                             match limit {
+                                // The key's executions first, then its limit's
+                                // row: an admission holds a root's row and
+                                // then waits for the limit's; taken the other
+                                // way round, a root with this key would close
+                                // a cycle.
                                 Some(limit) => {
+                                    txn.execute(statement(sql.key_limited, vec![key()])).await?;
                                     txn.execute(statement(
                                         sql.set_limit,
                                         vec![key(), limit.into()],
                                     ))
                                     .await?;
-                                    txn.execute(statement(sql.key_limited, vec![key()])).await?;
                                     Ok(Vec::new())
                                 }
                                 None => {
@@ -284,7 +293,7 @@ impl Db {
         if limit.is_some() {
             let mut slots = Slots::default();
             slots.key(key);
-            self.admit(slots).await?;
+            self.admit_after(slots).await;
         }
         Ok(self.concurrency_limits(Some(key)).await?.pop())
     }

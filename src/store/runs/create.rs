@@ -91,7 +91,7 @@ impl Runs {
         if let Some(created) = self.insert_new(&rows, at).await? {
             // Written outside `Db::write` (the driver binds the arrays).
             self.db.announce(Effects::created(&created, at));
-            self.db.admit(asked).await?;
+            self.db.admit_after(asked).await;
             return Ok(created);
         }
         let upsert = self.db.stmt(
@@ -113,7 +113,7 @@ impl Runs {
                 })
             })
             .await?;
-        self.db.admit(asked).await?;
+        self.db.admit_after(asked).await;
         Ok(written)
     }
 

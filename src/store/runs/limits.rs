@@ -25,8 +25,8 @@ impl Runs {
     }
 
     /// The janitor's part of admission (`Db::admit_left_over`).
-    pub async fn admit_left_over(&self, everywhere: bool) -> StoreResult<()> {
-        self.db.admit_left_over(everywhere).await
+    pub async fn admit_left_over(&self) -> StoreResult<()> {
+        self.db.admit_left_over().await
     }
 
     /// `concurrencyLimits`: every key's limit, in key order.

@@ -10,11 +10,13 @@
 -- A run with a node timeout (node_timeout_ms, its root's nodeTimeoutMs)
 -- caps the claim at its start plus the timeout (node_deadline_at, kept by a
 -- re-claim as the start is): no lease or heartbeat reaches past it, and the
--- deadline timer takes it back there as a retry.
+-- deadline timer takes it back there as a retry: past that deadline, before
+-- the timer has come, nobody claims it (a new claim would escape the count).
 WITH claimed AS (
     INSERT INTO execution_claims (execution_id, worker_id, claimed_at, expires_at, heartbeat_at, status)
     SELECT id, $1, $2, CASE WHEN node_timeout_ms IS NULL THEN $3 ELSE LEAST($3, $2 + node_timeout_ms * interval '1 millisecond') END, $2, 'active' FROM executions
     WHERE id = $4 AND status NOT IN ('completed', 'failed', 'stopped') AND waiting = 0
+      AND NOT COALESCE(node_deadline_at <= $2, FALSE)
       AND NOT (paused AND status IN ('created', 'paused') AND NOT EXISTS (
             SELECT 1 FROM execution_claims c
             WHERE c.execution_id = $4 AND c.worker_id = $1 AND c.status = 'active' AND c.expires_at >= $2))

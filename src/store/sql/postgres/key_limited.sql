@@ -1,10 +1,19 @@
--- setConcurrencyLimit, after the limit is stored: the unfinished executions
+-- setConcurrencyLimit, before the limit is stored: the unfinished executions
 -- of key $1 that did not count against it (made while the key had no limit)
 -- do now. Those held or running hold a slot; the queued ones (not held: in
 -- the queue, waiting for their due time, or PAUSED) wait for one, the
 -- CREATED ones under a lease that never lapses. The admission that follows
 -- hands out what the limit leaves room for. Read through the index of a
--- key's unfinished executions.
+-- key's unfinished executions, locked in id order first (as every path that
+-- locks many executions does). Run before the limit is stored (see
+-- db::slots).
+WITH target AS (
+    SELECT id FROM executions
+    WHERE concurrency_key = $1 AND status NOT IN ('completed', 'failed', 'stopped')
+      AND waiting = 0 AND NOT key_slot
+    ORDER BY id
+    FOR UPDATE
+)
 UPDATE executions SET
     waiting = CASE WHEN status IN ('created', 'paused')
                         AND (lease_expires_at IS NULL OR COALESCE(lease_expires_at = run_at, FALSE)) THEN 2 ELSE 0 END,
@@ -13,5 +22,4 @@ UPDATE executions SET
     lease_expires_at = CASE WHEN status = 'created'
                                  AND (lease_expires_at IS NULL OR COALESCE(lease_expires_at = run_at, FALSE))
                             THEN TIMESTAMPTZ '9999-12-31 23:59:59+00' ELSE lease_expires_at END
-WHERE concurrency_key = $1 AND status NOT IN ('completed', 'failed', 'stopped')
-  AND waiting = 0 AND NOT key_slot
+WHERE id IN (SELECT id FROM target)

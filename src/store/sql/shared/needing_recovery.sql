@@ -10,7 +10,9 @@
 -- One ordered read per kind of candidate, each through its own partial index,
 -- merged: the fresh queue (CREATED without a lease: due) in queue order,
 -- stopping at $2 matches; then every CREATED row with a lease (live, lapsed and not yet put
--- back by a pull, or waiting for its due time) and every RUNNING row. The
+-- back by a pull, or waiting for its due time; not those waiting for a slot
+-- of their run or key, whose lease never lapses: they are not stuck, and the
+-- range of the index of leases stops before them) and every RUNNING row. The
 -- cost follows the answer and the leased and running work, not the table.
 -- (Each part is a subquery of its own: SQLite allows ORDER BY and LIMIT only
 -- at the end of a whole UNION.)
@@ -27,6 +29,7 @@ SELECT * FROM (
     SELECT * FROM (
         SELECT e.* FROM executions e
         WHERE e.status = 'created' AND e.lease_expires_at IS NOT NULL
+          AND e.lease_expires_at < '9999-12-31T23:59:59+00:00' AND e.waiting = 0
           AND COALESCE(e.run_at, e.created_at) <= $1
           AND (e.failure_count > 0 OR NOT EXISTS (
                     SELECT 1 FROM execution_claims c

@@ -1,4 +1,4 @@
--- setConcurrencyLimit, after the limit is stored: the unfinished executions
+-- setConcurrencyLimit, before the limit is stored: the unfinished executions
 -- of key $1 that did not count against it (made while the key had no limit)
 -- do now. Those held or running hold a slot; the queued ones (not held: in
 -- the queue, waiting for their due time, or PAUSED) wait for one, the
