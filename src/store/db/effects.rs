@@ -8,6 +8,7 @@ use entity::ExecutionStatus;
 
 use super::bus::EventBus;
 use super::heads::{queue_key, QueueHeads, QueueKey};
+use super::slots::Slots;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use]
@@ -25,6 +26,10 @@ pub(crate) struct Effects {
     created_from: Option<QueueKey>,
     /// The earliest time an execution this write made wait is due.
     waiting_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Slots this write may have freed or asked for: `Db::write` admits to
+    /// them (in the same commit group on SQLite, right after the commit on
+    /// PostgreSQL; see `db::slots`).
+    admit: Slots,
 }
 
 /// Claimable now: CREATED and without a lease.
@@ -95,11 +100,36 @@ impl Effects {
             requeued: queued.clone().any(|e| e.created_at != at),
             created_from: queued.map(queue_key).min(),
             waiting_until: None,
+            admit: Slots::default(),
         };
         for execution in executions {
             effects.wait_for(waiting(execution));
         }
         effects
+    }
+
+    /// These effects, and an admission to `slots` after the write.
+    pub fn admitting(mut self, slots: Slots) -> Self {
+        self.admit = slots;
+        self
+    }
+
+    /// The admission these effects ask for, taken out of them.
+    pub(super) fn take_admission(&mut self) -> Slots {
+        std::mem::take(&mut self.admit)
+    }
+
+    /// Both writes' effects (a write and the admission that followed it).
+    pub(super) fn and(mut self, other: Effects) -> Self {
+        self.logged |= other.logged;
+        self.work |= other.work;
+        self.requeued |= other.requeued;
+        self.created_from = match (self.created_from, other.created_from) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.wait_for(other.waiting_until);
+        self
     }
 
     /// These effects, and executions back in the queue when `requeued`.

@@ -20,7 +20,7 @@ use super::heads::QueueHeads;
 use super::replicas::{ReadRoute, Standbys};
 use super::retry::RetryPolicy;
 use super::run;
-use super::slots::Slots;
+use super::slots::{self, Slots};
 use crate::store::sql::{Statements, POSTGRES, SQLITE};
 use entity::execution::Model as Execution;
 
@@ -230,17 +230,59 @@ impl Db {
             + Send
             + 'static,
     {
-        let (value, effects) = match self.backend() {
+        let (value, slots) = self.write_then_announce(write).await?;
+        self.admit_after(slots).await;
+        Ok(value)
+    }
+
+    /// `write` but for an admission its effects ask for on PostgreSQL, which
+    /// it returns (an admission is itself a write of this kind).
+    pub(super) async fn write_then_announce<T, F>(&self, write: F) -> StoreResult<(T, Slots)>
+    where
+        T: Send + 'static,
+        F: for<'w> FnOnce(&'w Writer<'w>) -> BoxFuture<'w, StoreResult<(T, Effects)>>
+            + Send
+            + 'static,
+    {
+        let (value, mut effects) = match self.backend() {
             DbBackend::Postgres => write(&Writer::Pool(&self.primary)).await?,
-            _ => {
+            backend => {
+                // The admission a write asks for runs in the same commit
+                // group, after it (one writer: nothing comes between).
+                let sql = self.sql;
+                let unadmitted = self.unadmitted.clone();
                 self.group
                     .get_or_init(|| GroupCommit::start(self.primary.clone()))
-                    .run(write)
+                    .run(move |w| {
+                        Box::pin(async move {
+                            let (value, mut effects) = write(w).await?;
+                            let slots = effects.take_admission();
+                            if slots.is_empty() {
+                                return Ok((value, effects));
+                            }
+                            let again = slots.clone();
+                            let admission = w.transaction(move |txn| {
+                                Box::pin(slots::admit_in(txn, sql, backend, slots))
+                            });
+                            match admission.await {
+                                Ok(admitted) => {
+                                    effects = effects.and(slots::admitted_effects(&admitted))
+                                }
+                                Err(err) => {
+                                    tracing::warn!(error = %err, "an admission to freed slots failed; the janitor's next round retries it");
+                                    slots::remember(&unadmitted, again);
+                                }
+                            }
+                            Ok((value, effects))
+                        })
+                    })
                     .await?
             }
         };
+        // On PostgreSQL, after the commit (see `db::slots`).
+        let slots = effects.take_admission();
         self.announce(effects);
-        Ok(value)
+        Ok((value, slots))
     }
 
     /// Wakes whom a committed write's effects concern (`Effects::apply`);

@@ -24,6 +24,7 @@ use super::error::StoreResult;
 use super::handle::Db;
 use super::run;
 use super::values::now;
+use crate::store::sql::{Admit, Statements};
 use entity::execution::{Model as Execution, WAITING_FOR_KEY, WAITING_FOR_RUN};
 
 /// The runs (by root id) and keys whose waiting executions may be admitted.
@@ -97,6 +98,78 @@ pub struct ConcurrencyLimit {
     pub running: i64,
 }
 
+/// The admission itself, in `txn` (see `Db::admit`): the runs' roots and
+/// then the keys' limits locked (PostgreSQL), each run's waiting admitted,
+/// then each key's (those just admitted to a run that wait for their key
+/// among them). Returns the executions admitted.
+pub(super) async fn admit_in(
+    txn: &sea_orm::DatabaseTransaction,
+    sql: &'static Statements,
+    backend: sea_orm::DbBackend,
+    slots: Slots,
+) -> StoreResult<Vec<Execution>> {
+    let at = now();
+    let statement = |text: &str, values: Vec<sea_orm::Value>| run::statement(backend, text, values);
+    let admit = async |how: &Admit, of: &BTreeSet<String>| -> StoreResult<Vec<Execution>> {
+        let texts: Vec<(&str, sea_orm::Value)> = match how {
+            Admit::AllAtOnce(text) => {
+                let all: Vec<String> = of.iter().cloned().collect();
+                vec![(*text, run::json_list(&all).into())]
+            }
+            Admit::EachOne(text) => of.iter().map(|one| (*text, one.into())).collect(),
+        };
+        let mut admitted = Vec::new();
+        for (text, slot) in texts {
+            let admit = statement(text, vec![slot, at.into()]);
+            admitted.extend(run::executions::<_, Execution>(txn, admit).await?);
+        }
+        Ok(admitted)
+    };
+    let mut admitted: BTreeMap<String, Execution> = BTreeMap::new();
+    if let (Some(lock), false) = (sql.lock_runs, slots.runs.is_empty()) {
+        let runs: Vec<String> = slots.runs.iter().cloned().collect();
+        txn.execute(statement(lock, vec![run::json_list(&runs).into()]))
+            .await?;
+    }
+    if !slots.runs.is_empty() {
+        for e in admit(&sql.admit_runs, &slots.runs).await? {
+            admitted.insert(e.id.clone(), e);
+        }
+    }
+    let mut keys = slots.keys;
+    keys.extend(admitted.values().filter_map(|e| {
+        (e.waiting == WAITING_FOR_KEY)
+            .then(|| e.concurrency_key.clone())
+            .flatten()
+    }));
+    if let (Some(lock), false) = (sql.lock_keys, keys.is_empty()) {
+        let keys: Vec<String> = keys.iter().cloned().collect();
+        txn.execute(statement(lock, vec![run::json_list(&keys).into()]))
+            .await?;
+    }
+    if !keys.is_empty() {
+        for e in admit(&sql.admit_keys, &keys).await? {
+            admitted.insert(e.id.clone(), e);
+        }
+    }
+    Ok(admitted.into_values().collect())
+}
+
+/// `slots` kept for the janitor's next round (an admission that failed).
+pub(super) fn remember(unadmitted: &std::sync::Mutex<Slots>, slots: Slots) {
+    let mut unadmitted = unadmitted.lock().unwrap_or_else(|e| e.into_inner());
+    unadmitted.runs.extend(slots.runs);
+    unadmitted.keys.extend(slots.keys);
+}
+
+/// What an admission's write changed: executions back in the queue.
+pub(super) fn admitted_effects(admitted: &[Execution]) -> Effects {
+    match admitted.is_empty() {
+        true => Effects::none(),
+        false => Effects::changed(admitted).requeued_when(admitted),
+    }
+}
+
 impl Db {
     /// Admits the waiting executions of `slots` that their limits leave
     /// room for, in hand-out order, in one write of its own (runs first;
@@ -109,56 +182,16 @@ impl Db {
         }
         let sql = self.sql();
         let backend = self.backend();
-        self.write(move |w| {
+        self.write_then_announce(move |w| {
             Box::pin(async move {
                 let admitted = w
-                    .transaction(move |txn| {
-                        Box::pin(async move {
-                            let at = now();
-                            let statement = |text: &str, values: Vec<sea_orm::Value>| {
-                                run::statement(backend, text, values)
-                            };
-                            if let Some(lock) = sql.lock_runs {
-                                let runs: Vec<String> = slots.runs.iter().cloned().collect();
-                                txn.execute(statement(lock, vec![run::json_list(&runs).into()]))
-                                    .await?;
-                            }
-                            let mut admitted: BTreeMap<String, Execution> = BTreeMap::new();
-                            for root in &slots.runs {
-                                let admit = statement(sql.admit_run, vec![root.into(), at.into()]);
-                                for e in run::executions::<_, Execution>(txn, admit).await? {
-                                    admitted.insert(e.id.clone(), e);
-                                }
-                            }
-                            let mut keys = slots.keys;
-                            keys.extend(admitted.values().filter_map(|e| {
-                                (e.waiting == WAITING_FOR_KEY)
-                                    .then(|| e.concurrency_key.clone())
-                                    .flatten()
-                            }));
-                            if let (Some(lock), false) = (sql.lock_keys, keys.is_empty()) {
-                                let keys: Vec<String> = keys.iter().cloned().collect();
-                                txn.execute(statement(lock, vec![run::json_list(&keys).into()]))
-                                    .await?;
-                            }
-                            for key in &keys {
-                                let admit = statement(sql.admit_key, vec![key.into(), at.into()]);
-                                for e in run::executions::<_, Execution>(txn, admit).await? {
-                                    admitted.insert(e.id.clone(), e);
-                                }
-                            }
-                            Ok(admitted.into_values().collect::<Vec<_>>())
-                        })
-                    })
+                    .transaction(move |txn| Box::pin(admit_in(txn, sql, backend, slots)))
                     .await?;
-                let effects = match admitted.is_empty() {
-                    true => Effects::none(),
-                    false => Effects::changed(&admitted).requeued_when(&admitted),
-                };
-                Ok(((), effects))
+                Ok(((), admitted_effects(&admitted)))
             })
         })
-        .await
+        .await?;
+        Ok(())
     }
 
     /// `admit`, after a write that has committed (and is answered as
@@ -166,6 +199,9 @@ impl Db {
     /// executions wait for the next admission of that run or key (the next
     /// slot freed, or the janitor's round).
     pub(crate) async fn admit_after(&self, slots: Slots) {
+        if slots.is_empty() {
+            return;
+        }
         if let Err(err) = self.admit(slots.clone()).await {
             tracing::warn!(error = %err, "an admission to freed slots failed; the janitor's next round retries it");
             self.unadmitted_too(slots);
@@ -173,9 +209,7 @@ impl Db {
     }
 
     fn unadmitted_too(&self, slots: Slots) {
-        let mut unadmitted = self.unadmitted.lock().unwrap_or_else(|e| e.into_inner());
-        unadmitted.runs.extend(slots.runs);
-        unadmitted.keys.extend(slots.keys);
+        remember(&self.unadmitted, slots);
     }
 
     /// The janitor's part, each round: the admissions that failed since its

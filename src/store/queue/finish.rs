@@ -124,12 +124,14 @@ impl Queue {
                 Box::pin(async move {
                     let finished = run::decode_all(&run::steps(w, steps, values).await?)?;
                     // Retried: back in the queue now, or waiting for its time.
-                    let effects = Effects::changed(&finished).requeued_when(&finished);
+                    // Finished for good: their slots are free.
+                    let effects = Effects::changed(&finished)
+                        .requeued_when(&finished)
+                        .admitting(Slots::of(&finished));
                     Ok((finished, effects))
                 })
             })
             .await?;
-        self.db.admit_after(Slots::of(&finished)).await;
         let mut by_id: HashMap<String, Execution> =
             finished.into_iter().map(|e| (e.id.clone(), e)).collect();
         let missing: Vec<String> = items

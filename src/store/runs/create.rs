@@ -80,18 +80,10 @@ impl Runs {
         }
         let at = now();
         let rows = self.resolve(inputs, scope, at).await?;
-        let mut asked = Slots::default();
-        for r in rows.iter() {
-            match r.waiting {
-                WAITING_FOR_RUN => asked.run(&r.root_execution_id),
-                WAITING_FOR_KEY => asked.key(r.concurrency_key.as_deref().unwrap_or_default()),
-                _ => {}
-            }
-        }
         if let Some(created) = self.insert_new(&rows, at).await? {
             // Written outside `Db::write` (the driver binds the arrays).
             self.db.announce(Effects::created(&created, at));
-            self.db.admit_after(asked).await;
+            self.db.admit_after(Slots::of(&created)).await;
             return Ok(created);
         }
         let upsert = self.db.stmt(
@@ -108,12 +100,13 @@ impl Runs {
                             Box::pin(async move { upsert_in(txn, upsert, &expected).await })
                         })
                         .await?;
-                    let effects = Effects::created(&written, at);
+                    // Waiting ones ask for a slot; one an upsert finished
+                    // frees its own.
+                    let effects = Effects::created(&written, at).admitting(Slots::of(&written));
                     Ok((written, effects))
                 })
             })
             .await?;
-        self.db.admit_after(asked).await;
         Ok(written)
     }
 

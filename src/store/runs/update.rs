@@ -82,12 +82,13 @@ impl Runs {
                 Box::pin(async move {
                     let row = run::execution(w, statement).await?;
                     // Set back to CREATED: possibly back in the queue.
-                    let effects = Effects::changed(&row).requeued_when(&row);
+                    let effects = Effects::changed(&row)
+                        .requeued_when(&row)
+                        .admitting(Slots::of(&row));
                     Ok((row, effects))
                 })
             })
             .await?;
-        self.db.admit_after(Slots::of(&updated)).await;
         updated.ok_or_else(|| StoreError::not_found("execution", &id))
     }
 
@@ -127,19 +128,16 @@ impl Runs {
                 message.into(),
             ],
         );
-        let row = self
-            .db
+        self.db
             .write(move |w| {
                 Box::pin(async move {
                     let row = run::execution(w, statement).await?;
-                    let effects = Effects::changed(&row);
-                    Ok((row, effects))
+                    // Failed for good: its slots are free.
+                    let effects = Effects::changed(&row).admitting(Slots::of(&row));
+                    Ok((row.is_some(), effects))
                 })
             })
-            .await?;
-        // Failed for good: its slots are free.
-        self.db.admit_after(Slots::of(&row)).await;
-        Ok(row.is_some())
+            .await
     }
 
     /// When a count of `failures` is a new failure of execution `id` put

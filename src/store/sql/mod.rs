@@ -41,6 +41,24 @@ pub struct Control {
     pub write: &'static str,
 }
 
+/// An admission to the slots of runs or keys (`db::slots`), taking the
+/// slots and the time: all at once (PostgreSQL: `$1` a JSON array of them,
+/// each read by a LATERAL of its own) or one statement per slot (SQLite:
+/// `$1` the run or key; statements in the process cost no round trip).
+pub enum Admit {
+    AllAtOnce(&'static str),
+    EachOne(&'static str),
+}
+
+impl Admit {
+    #[cfg(test)]
+    pub fn text(&self) -> &'static str {
+        match self {
+            Admit::AllAtOnce(text) | Admit::EachOne(text) => text,
+        }
+    }
+}
+
 /// A read in two variants: for every owner, and for one owner. Where the
 /// owner parameter would cost the read its index-only plan (the level loads
 /// of a tree), the variant is chosen by the scope; both take the owner as
@@ -113,8 +131,8 @@ pub struct Statements {
     /// each run and each key admits its waiting executions.
     pub lock_runs: Option<&'static str>,
     pub lock_keys: Option<&'static str>,
-    pub admit_run: &'static str,
-    pub admit_key: &'static str,
+    pub admit_runs: Admit,
+    pub admit_keys: Admit,
     /// `setConcurrencyLimit` (set, or removed) and `concurrencyLimits`.
     pub set_limit: &'static str,
     pub key_limited: &'static str,
@@ -222,8 +240,8 @@ pub static POSTGRES: Statements = Statements {
     limited_keys: pg!("limited_keys.sql"),
     lock_runs: Some(pg!("lock_runs.sql")),
     lock_keys: Some(pg!("lock_keys.sql")),
-    admit_run: pg!("admit_run.sql"),
-    admit_key: pg!("admit_key.sql"),
+    admit_runs: Admit::AllAtOnce(pg!("admit_runs.sql")),
+    admit_keys: Admit::AllAtOnce(pg!("admit_keys.sql")),
     set_limit: both!("set_limit.sql"),
     key_limited: pg!("key_limited.sql"),
     remove_limit: both!("remove_limit.sql"),
@@ -324,8 +342,8 @@ pub static SQLITE: Statements = Statements {
     limited_keys: lite!("limited_keys.sql"),
     lock_runs: None,
     lock_keys: None,
-    admit_run: lite!("admit_run.sql"),
-    admit_key: lite!("admit_key.sql"),
+    admit_runs: Admit::EachOne(lite!("admit_run.sql")),
+    admit_keys: Admit::EachOne(lite!("admit_key.sql")),
     set_limit: both!("set_limit.sql"),
     key_limited: lite!("key_limited.sql"),
     remove_limit: both!("remove_limit.sql"),
@@ -434,8 +452,8 @@ impl Statements {
             self.next_deadline,
             self.move_deadline,
             self.limited_keys,
-            self.admit_run,
-            self.admit_key,
+            self.admit_runs.text(),
+            self.admit_keys.text(),
             self.set_limit,
             self.key_limited,
             self.remove_limit,
