@@ -82,7 +82,8 @@ async fn set_limit(store: &ExecutionStore, key: &str, limit: Option<i32>) -> Opt
 /// them) over two limited runs whose executions partly share a limited key:
 /// no more of a run or of the key is ever held than its limit, seen by the
 /// workers themselves (a count raised after a claim's answer, lowered before
-/// its finish is sent) and by the store's own count of the key's slots; and
+/// its finish is sent), by the live claims read while they work, and by the
+/// store's own count of the key's slots; and
 /// every execution is handed out in the end (every freed slot admitted the
 /// next).
 async fn sixteen_workers_never_exceed_the_limits(backend: Backend) {
@@ -185,6 +186,21 @@ async fn sixteen_workers_never_exceed_the_limits(backend: Backend) {
         assert_eq!(counted.len(), 1);
         most_counted = most_counted.max(counted[0].running);
         assert!(counted[0].running <= 2, "the key's count: {counted:?}");
+        // And the live claims themselves (the claims table, which the
+        // slots' bookkeeping does not read): never over a limit.
+        let mut held: HashMap<String, i64> = HashMap::new();
+        for claim in store.reads().get_active_claims(&Scope::All).await.unwrap() {
+            for g in groups(&claim.execution_id) {
+                *held.entry(g).or_default() += 1;
+            }
+        }
+        for (group, n) in &held {
+            let limit = limits[group.as_str()];
+            assert!(
+                *n <= limit,
+                "{n} live claims of {group}, over its limit {limit}"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     for w in workers {
