@@ -202,27 +202,22 @@ async fn batched_rounds(url: &str, flow: &str, workers: usize, expected: usize) 
                 let client = reqwest::Client::new();
                 let worker = format!("bw{w}");
                 for _ in 0..1_000_000 {
-                    let body = json!({ "query": PULL, "variables": { "w": worker, "f": flow, "n": 50 } });
-                    let got: Value = client.post(&url).json(&body).send().await.expect("pull").json().await.expect("json");
+                    let body =
+                        json!({ "query": PULL, "variables": { "w": worker, "f": flow, "n": 50 } });
+                    let got: Value = client
+                        .post(&url)
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("pull")
+                        .json()
+                        .await
+                        .expect("json");
                     let ids = claimed_ids(&got);
                     if ids.is_empty() {
                         break;
                     }
-                    let items: Vec<Value> = ids
-                        .iter()
-                        .map(|id| json!({ "executionId": id, "workerId": worker, "status": "COMPLETED" }))
-                        .collect();
-                    let body = json!({ "query": FINISH_MANY, "variables": { "items": items } });
-                    let got: Value = client.post(&url).json(&body).send().await.expect("finish").json().await.expect("json");
-                    let finished: Vec<String> = got["data"]["finishExecutions"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter(|o| o["finished"] == true)
-                                .filter_map(|o| o["executionId"].as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let finished = finish_all(&client, &url, &worker, &ids).await;
                     done.lock().unwrap().extend(finished);
                 }
             })
@@ -235,6 +230,39 @@ async fn batched_rounds(url: &str, flow: &str, workers: usize, expected: usize) 
     let done = done.lock().unwrap();
     let unique: HashSet<&String> = done.iter().collect();
     (rate, done.len() == expected && unique.len() == expected)
+}
+
+/// `ids` finished COMPLETED by `worker` in one `finishExecutions`: the ids
+/// it finished.
+async fn finish_all(
+    client: &reqwest::Client,
+    url: &str,
+    worker: &str,
+    ids: &[String],
+) -> Vec<String> {
+    let items: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({ "executionId": id, "workerId": worker, "status": "COMPLETED" }))
+        .collect();
+    let body = json!({ "query": FINISH_MANY, "variables": { "items": items } });
+    let got: Value = client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("finish")
+        .json()
+        .await
+        .expect("json");
+    got["data"]["finishExecutions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|o| o["finished"] == true)
+                .filter_map(|o| o["executionId"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `createExecutions` of `CREATE_BATCH` new executions per request, from

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::*;
-use crate::{claimed_ids, post_ok, CREATE_BATCH, CREATE_MANY, FINISH_MANY, PULL};
+use crate::{claimed_ids, finish_all, post_ok, CREATE_BATCH, CREATE_MANY, PULL};
 
 /// What the section measured on one backend.
 pub struct Limits {
@@ -100,21 +100,7 @@ async fn rounds_until_done(url: &str, flow: &str, expected: usize) -> (f64, bool
                     if ids.is_empty() {
                         continue;
                     }
-                    let items: Vec<Value> = ids
-                        .iter()
-                        .map(|id| json!({ "executionId": id, "workerId": worker, "status": "COMPLETED" }))
-                        .collect();
-                    let body = json!({ "query": FINISH_MANY, "variables": { "items": items } });
-                    let got: Value = client.post(&url).json(&body).send().await.expect("finish").json().await.expect("json");
-                    let finished: Vec<String> = got["data"]["finishExecutions"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter(|o| o["finished"] == true)
-                                .filter_map(|o| o["executionId"].as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let finished = finish_all(&client, &url, &worker, &ids).await;
                     done.lock().unwrap().extend(finished);
                 }
             })

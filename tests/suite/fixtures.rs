@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use execstore::store::{
     tree_levels, ChildWindow, Columns, CreateExecution, Execution, ExecutionStatus, ExecutionStore,
-    Page, RootExecution, RootFilter, Scope, StoreResult,
+    Finish, Page, RootExecution, RootFilter, Scope, StoreResult,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
@@ -21,6 +21,19 @@ pub fn input(id: &str, parent: Option<&str>) -> CreateExecution {
         owner_id: OWNER.into(),
         parent_execution_id: parent.map(str::to_owned),
         ..Default::default()
+    }
+}
+
+/// A finish of `id` by `worker` to `status`, nothing else set.
+pub fn finish(id: &str, worker: &str, status: ExecutionStatus) -> Finish {
+    Finish {
+        execution_id: id.into(),
+        worker_id: worker.into(),
+        status,
+        error_message: None,
+        error_node_id: None,
+        failure_reason: None,
+        retry_in_ms: None,
     }
 }
 

@@ -4,12 +4,10 @@
 
 use std::collections::HashSet;
 
-use execstore::store::{
-    CreateExecution, ExecutionStatus, ExecutionStore, Finish, Scope, StoreError,
-};
+use execstore::store::{CreateExecution, ExecutionStatus, ExecutionStore, Scope, StoreError};
 use sea_orm::ConnectionTrait;
 
-use crate::fixtures::{create, input};
+use crate::fixtures::{create, finish, input};
 use crate::harness::{fresh, Backend};
 
 async fn rows(store: &ExecutionStore) -> i64 {
@@ -27,18 +25,6 @@ async fn count(store: &ExecutionStore, filter: &str) -> i64 {
         .unwrap()
         .unwrap();
     row.try_get("", "n").unwrap()
-}
-
-fn finish(id: &str, worker: &str, status: ExecutionStatus) -> Finish {
-    Finish {
-        execution_id: id.into(),
-        worker_id: worker.into(),
-        status,
-        error_message: None,
-        error_node_id: None,
-        failure_reason: None,
-        retry_in_ms: None,
-    }
 }
 
 async fn a_thousand_inputs_land_whole_and_in_order(backend: Backend) {

@@ -10,24 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use execstore::store::{
-    ClaimRejection, CreateExecution, ExecutionStatus, ExecutionStore, Finish, Scope, StoreError,
+    ClaimRejection, CreateExecution, ExecutionStatus, ExecutionStore, Scope, StoreError,
 };
 use serde_json::json;
 
 use crate::fixtures::input;
 use crate::harness::{fresh, Backend};
-
-fn done(id: &str, worker: &str, status: ExecutionStatus) -> Finish {
-    Finish {
-        execution_id: id.into(),
-        worker_id: worker.into(),
-        status,
-        error_message: None,
-        error_node_id: None,
-        failure_reason: None,
-        retry_in_ms: None,
-    }
-}
 
 /// A root whose run allows `limit` executions at once.
 fn limited_root(id: &str, limit: i64) -> CreateExecution {
@@ -64,7 +52,11 @@ async fn pull(store: &ExecutionStore, worker: &str, limit: i64) -> Vec<String> {
 async fn finish(store: &ExecutionStore, id: &str, worker: &str) {
     store
         .queue()
-        .finish_execution(done(id, worker, ExecutionStatus::Completed))
+        .finish_execution(crate::fixtures::finish(
+            id,
+            worker,
+            ExecutionStatus::Completed,
+        ))
         .await
         .unwrap();
 }
@@ -381,7 +373,7 @@ async fn controls_keep_the_limits(backend: Backend) {
     // b.0 fails for good; retried, it waits for a slot again.
     store
         .queue()
-        .finish_execution(done("b.0", "w", ExecutionStatus::Failed))
+        .finish_execution(crate::fixtures::finish("b.0", "w", ExecutionStatus::Failed))
         .await
         .unwrap();
     assert_eq!(pull(&store, "w", 10).await, ["b.1"]);

@@ -7,24 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use execstore::store::{
-    ClaimRejection, CreateExecution, EventKind, ExecutionStatus, ExecutionStore, Finish, Scope,
+    ClaimRejection, CreateExecution, EventKind, ExecutionStatus, ExecutionStore, Scope,
     StatusUpdate, StoreError,
 };
 
-use crate::fixtures::{input, OWNER};
+use crate::fixtures::{finish, input, OWNER};
 use crate::harness::{fresh, Backend};
-
-fn finish(id: &str, worker: &str, status: ExecutionStatus) -> Finish {
-    Finish {
-        execution_id: id.into(),
-        worker_id: worker.into(),
-        status,
-        error_message: None,
-        error_node_id: None,
-        failure_reason: None,
-        retry_in_ms: None,
-    }
-}
 
 /// A run: `root` and `n` children (created in one batch).
 async fn run_of(store: &ExecutionStore, root: &str, n: usize) {

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use execstore::store::{
-    now, CreateExecution, ExecutionStatus, ExecutionStore, Finish, JanitorSettings, Scope,
-    StoreError, NODE_TIMEOUT,
+    now, CreateExecution, ExecutionStatus, ExecutionStore, JanitorSettings, Scope, StoreError,
+    NODE_TIMEOUT,
 };
 use serde_json::json;
 
@@ -43,18 +43,6 @@ fn near(a: chrono::Duration, ms: i64) -> bool {
         .unwrap()
         .abs()
         < 2_000
-}
-
-fn done(id: &str, worker: &str) -> Finish {
-    Finish {
-        execution_id: id.into(),
-        worker_id: worker.into(),
-        status: ExecutionStatus::Completed,
-        error_message: None,
-        error_node_id: None,
-        failure_reason: None,
-        retry_in_ms: None,
-    }
 }
 
 /// A claim by id, a pull and a heartbeat of a run with `nodeTimeoutMs`
@@ -146,7 +134,13 @@ async fn a_node_past_its_timeout_is_a_retry(backend: Backend) {
             .acquired());
     }
     // In time: c finished, d released.
-    q.finish_execution(done("run.c", "w")).await.unwrap();
+    q.finish_execution(crate::fixtures::finish(
+        "run.c",
+        "w",
+        ExecutionStatus::Completed,
+    ))
+    .await
+    .unwrap();
     assert!(q.release_execution("run.d", "w").await.unwrap());
     assert_eq!(q.time_out_nodes(now()).await.unwrap(), 0, "nothing due yet");
 
@@ -171,7 +165,14 @@ async fn a_node_past_its_timeout_is_a_retry(backend: Backend) {
     assert_eq!(b.status, ExecutionStatus::Failed, "its one attempt spent");
     // The holder learns it: its heartbeat and its finish are refused.
     assert!(!q.extend_claim("run.a", "w", 60_000).await.unwrap());
-    let late = q.finish_execution(done("run.a", "w")).await.unwrap_err();
+    let late = q
+        .finish_execution(crate::fixtures::finish(
+            "run.a",
+            "w",
+            ExecutionStatus::Completed,
+        ))
+        .await
+        .unwrap_err();
     assert!(matches!(late, StoreError::Conflict(_)), "{late:?}");
     // Taken back once: the timer finds nothing more.
     assert_eq!(q.time_out_nodes(later).await.unwrap(), 0);

@@ -5,10 +5,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use execstore::store::{DbOptions, ExecutionStatus, ExecutionStore, Finish, Scope, StoreError};
+use execstore::store::{DbOptions, ExecutionStatus, ExecutionStore, Scope, StoreError};
 use sea_orm::ConnectionTrait;
 
-use crate::fixtures::{create, expire_lease, input, OWNER};
+use crate::fixtures::{create, expire_lease, finish, input, OWNER};
 use crate::harness::{fresh, fresh_with, Backend};
 
 async fn create_in(store: &ExecutionStore, id: &str, flow: &str) {
@@ -33,18 +33,6 @@ async fn bulk(db: &sea_orm::DatabaseConnection, backend: Backend, n: usize, flow
     ))
     .await
     .unwrap();
-}
-
-fn finish(id: &str, worker: &str, status: ExecutionStatus) -> Finish {
-    Finish {
-        execution_id: id.into(),
-        worker_id: worker.into(),
-        status,
-        error_message: None,
-        error_node_id: None,
-        failure_reason: None,
-        retry_in_ms: None,
-    }
 }
 
 async fn drain_exactly_once_with_mixed_limits_and_waits(backend: Backend) {

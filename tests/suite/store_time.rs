@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use execstore::store::{
-    now, CreateExecution, Execution, ExecutionStatus, ExecutionStore, Finish, RetryPolicy, Scope,
+    now, CreateExecution, Execution, ExecutionStatus, ExecutionStore, RetryPolicy, Scope,
     StatusUpdate, StoreError,
 };
 use serde_json::json;
@@ -14,20 +14,8 @@ use serde_json::json;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::fixtures::input;
+use crate::fixtures::{finish, input};
 use crate::harness::{fresh, Backend};
-
-fn finish(id: &str, worker: &str, status: ExecutionStatus) -> Finish {
-    Finish {
-        execution_id: id.into(),
-        worker_id: worker.into(),
-        status,
-        error_message: None,
-        error_node_id: None,
-        failure_reason: None,
-        retry_in_ms: None,
-    }
-}
 
 async fn create(store: &ExecutionStore, input: CreateExecution) -> Execution {
     store.runs().create(input, &Scope::All).await.unwrap()
