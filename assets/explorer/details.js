@@ -16,10 +16,16 @@ const DETAILS = `query($id: ID!) { execution(id: $id) {
   recoveryHistory { id recoveredAt recoveredByWorker recoveryReason previousStatus }
 } }`;
 
+// The latest request: an answer to an earlier one (another execution
+// selected since, or the same one again) is not shown over it.
+let latest = 0;
+
 export async function showDetails(id) {
   const pane = $('details');
+  const mine = ++latest;
   try {
     const { execution: x } = await gql(DETAILS, { id });
+    if (mine !== latest) return;
     if (!x) { pane.replaceChildren(el('p', { class: 'hint' }, `No execution ${id}.`)); return; }
     const list = el('dl');
     const add = (k, v, utc) => {
@@ -34,6 +40,7 @@ export async function showDetails(id) {
     const limit = x.id === x.rootExecutionId ? x.options?.execution?.maxConcurrency : undefined;
     if (limit !== undefined) {
       const { executionStats: s } = await gql(RUNNING, { id: x.id });
+      if (mine !== latest) return;
       add('maxConcurrency', `${limit} (executions RUNNING now: ${s.running})`);
     }
     if (x.paused) add('paused', 'yes (under a paused execution)');
@@ -50,6 +57,6 @@ export async function showDetails(id) {
     const buttons = actions.controls(x, () => showDetails(id));
     pane.replaceChildren(el('h2', {}, x.id), ...buttons, list, ...json('options'), ...json('integration'), ...json('externalEvents'), ...claim, ...recoveries);
   } catch (e) {
-    if (!(e instanceof AuthNeeded)) pane.replaceChildren(el('p', { class: 'hint' }, e.message));
+    if (mine === latest && !(e instanceof AuthNeeded)) pane.replaceChildren(el('p', { class: 'hint' }, e.message));
   }
 }
