@@ -102,7 +102,7 @@ impl Janitor {
                 match self.runs.admit_left_over().await {
                     Ok(()) => {}
                     Err(err) => {
-                        tracing::warn!(error = %err, "janitor could not admit to freed slots; next round retries")
+                        tracing::warn!(error = %err, "janitor could not read the waiting executions; next round retries")
                     }
                 }
                 match self.round(&settings).await {

@@ -268,10 +268,7 @@ impl Db {
                                 Ok(admitted) => {
                                     effects = effects.and(slots::admitted_effects(&admitted))
                                 }
-                                Err(err) => {
-                                    tracing::warn!(error = %err, "an admission to freed slots failed; the janitor's next round retries it");
-                                    slots::remember(&unadmitted, again);
-                                }
+                                Err(err) => slots::admission_failed(&unadmitted, &err, again),
                             }
                             Ok((value, effects))
                         })

@@ -9,11 +9,13 @@
 //! (`executions_run_holders`, `_key_holders`). So whatever path ends an
 //! execution (finish, status update, cancel, delete, timeout) its slot is
 //! free the moment it commits, and no count can drift. What each such path
-//! must do is ask for an admission after it (`Db::admit`), so the next
-//! waiting execution is claimable at once; an admission is a write of its
-//! own, after the write that freed the slot, and exact by itself: it counts
-//! what has committed. Pulls never look at slots: work at its limit is not
-//! in the queue they read.
+//! must do is ask for an admission after it, so the next waiting execution
+//! is claimable at once: a write names the slots in its `Effects`
+//! (`Effects::admitting`) and `Db::write` admits to them in the same commit
+//! group on SQLite (one writer) and in a transaction of its own right after
+//! the commit on PostgreSQL, exact by itself there: it counts what has
+//! committed. Pulls never look at slots: work at its limit is not in the
+//! queue they read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -155,8 +157,14 @@ pub(super) async fn admit_in(
     Ok(admitted.into_values().collect())
 }
 
-/// `slots` kept for the janitor's next round (an admission that failed).
-pub(super) fn remember(unadmitted: &std::sync::Mutex<Slots>, slots: Slots) {
+/// An admission after a committed write failed: logged, not answered, and
+/// `slots` kept for the janitor's next round.
+pub(super) fn admission_failed(
+    unadmitted: &std::sync::Mutex<Slots>,
+    err: &super::error::StoreError,
+    slots: Slots,
+) {
+    tracing::warn!(error = %err, "an admission to freed slots failed; the janitor's next round retries it");
     let mut unadmitted = unadmitted.lock().unwrap_or_else(|e| e.into_inner());
     unadmitted.runs.extend(slots.runs);
     unadmitted.keys.extend(slots.keys);
@@ -164,10 +172,7 @@ pub(super) fn remember(unadmitted: &std::sync::Mutex<Slots>, slots: Slots) {
 
 /// What an admission's write changed: executions back in the queue.
 pub(super) fn admitted_effects(admitted: &[Execution]) -> Effects {
-    match admitted.is_empty() {
-        true => Effects::none(),
-        false => Effects::changed(admitted).requeued_when(admitted),
-    }
+    Effects::changed(admitted).requeued_when(admitted)
 }
 
 impl Db {
@@ -203,13 +208,8 @@ impl Db {
             return;
         }
         if let Err(err) = self.admit(slots.clone()).await {
-            tracing::warn!(error = %err, "an admission to freed slots failed; the janitor's next round retries it");
-            self.unadmitted_too(slots);
+            admission_failed(&self.unadmitted, &err, slots);
         }
-    }
-
-    fn unadmitted_too(&self, slots: Slots) {
-        remember(&self.unadmitted, slots);
     }
 
     /// The janitor's part, each round: the admissions that failed since its
@@ -219,21 +219,21 @@ impl Db {
     /// waiting execution another write held at that moment (a worker's
     /// finish or heartbeat naming it, which changes nothing). It reads the
     /// indexes of waiting executions whole, once a round.
+    /// (An error is the read's; the admission's own are handled as
+    /// `admit_after` handles them.)
     pub(crate) async fn admit_left_over(&self) -> StoreResult<()> {
-        let mut slots =
-            std::mem::take(&mut *self.unadmitted.lock().unwrap_or_else(|e| e.into_inner()));
         let waiting = self.stmt(self.sql().waiting_runs, []);
         let rows: Vec<WaitingRow> = run::models(self.primary(), waiting).await?;
+        // Taken only once the read has succeeded: a failed read keeps them.
+        let mut slots =
+            std::mem::take(&mut *self.unadmitted.lock().unwrap_or_else(|e| e.into_inner()));
         for row in rows {
             match row.kind {
                 1 => slots.run(&row.key),
                 _ => slots.key(&row.key),
             }
         }
-        if let Err(err) = self.admit(slots.clone()).await {
-            self.unadmitted_too(slots);
-            return Err(err);
-        }
+        self.admit_after(slots).await;
         Ok(())
     }
 

@@ -158,22 +158,28 @@ impl Runs {
     /// After a control of `id`'s subtree that may have freed slots or made
     /// executions wait for them: an admission to its run and to every key
     /// with a limit (there are few; which keys the subtree has is not read).
-    pub(super) async fn admit_in_run_of(&self, id: &str) {
+    async fn admit_in_run_of(&self, id: &str) {
         let found = self.db.stmt(
             self.db.sql().execution,
             [id.to_owned().into(), Scope::All.param()],
         );
-        let slots = async {
-            let root = run::execution(self.db.primary(), found)
-                .await?
-                .map_or_else(|| id.to_owned(), |e| e.root_execution_id);
-            Ok::<_, StoreError>(Slots::run_and_every_key(
-                &root,
-                self.db.limited_keys().await?,
-            ))
-        };
-        match slots.await {
-            Ok(slots) => self.db.admit_after(slots).await,
+        match run::execution(self.db.primary(), found).await {
+            Ok(e) => {
+                let root = e.map_or_else(|| id.to_owned(), |e| e.root_execution_id);
+                self.admit_in_run(&root).await
+            }
+            Err(err) => tracing::warn!(error = %err, "could not find the slots a control freed"),
+        }
+    }
+
+    /// An admission to run `root` and to every key with a limit.
+    pub(super) async fn admit_in_run(&self, root: &str) {
+        match self.db.limited_keys().await {
+            Ok(keys) => {
+                self.db
+                    .admit_after(Slots::run_and_every_key(root, keys))
+                    .await
+            }
             Err(err) => tracing::warn!(error = %err, "could not find the slots a control freed"),
         }
     }

@@ -50,7 +50,7 @@ impl Runs {
         if deleted {
             // Its run's slots and its keys' that the subtree held are free
             // (a deleted root's run is gone: its id finds no limit).
-            self.admit_in_run_of(&root).await;
+            self.admit_in_run(&root).await;
         }
         Ok(deleted)
     }
