@@ -37,6 +37,16 @@ pub fn finish(id: &str, worker: &str, status: ExecutionStatus) -> Finish {
     }
 }
 
+/// Execution `id` as stored (it must exist).
+pub async fn stored(store: &ExecutionStore, id: &str) -> Execution {
+    store
+        .reads()
+        .get(id, &Scope::All)
+        .await
+        .expect("read execution")
+        .unwrap_or_else(|| panic!("no execution {id}"))
+}
+
 pub async fn create(store: &ExecutionStore, id: &str, parent: Option<&str>) -> Execution {
     store
         .runs()

@@ -240,12 +240,7 @@ async fn a_freed_slot_hands_out_the_next_at_once(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(refused.rejection, Some(ClaimRejection::ConcurrencyLimit));
-    let shown = store
-        .reads()
-        .get("run.1", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let shown = crate::fixtures::stored(&store, "run.1").await;
     assert_eq!(shown.status, ExecutionStatus::Created);
     assert_eq!(shown.waiting, 1);
 
@@ -392,12 +387,7 @@ async fn controls_keep_the_limits(backend: Backend) {
     store.runs().pause("b", &Scope::All).await.unwrap();
     finish(&store, "b.2", "w").await;
     assert!(pull(&store, "w", 10).await.is_empty());
-    let paused = store
-        .reads()
-        .get("b.3", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let paused = crate::fixtures::stored(&store, "b.3").await;
     assert_eq!(paused.status, ExecutionStatus::Paused);
     store.runs().resume("b", &Scope::All).await.unwrap();
     assert_eq!(
@@ -443,43 +433,23 @@ async fn an_old_database_migrates(backend: Backend) {
         })
         .collect();
     let (store, _dir) = crate::harness::old_database(backend, 14, &inserts).await;
-    let lim1 = store
-        .reads()
-        .get("lim.1", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let lim1 = crate::fixtures::stored(&store, "lim.1").await;
     assert_eq!(lim1.max_concurrency, Some(1));
     // lim.0 (running, counted) holds the run's one slot; lim.1, queued
     // before the migration, now waits for it, as a new child does.
-    let lim1 = store
-        .reads()
-        .get("lim.1", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let lim1 = crate::fixtures::stored(&store, "lim.1").await;
     assert_eq!(lim1.waiting, 1);
     store
         .runs()
         .create(input("lim.2", Some("lim")), &Scope::All)
         .await
         .unwrap();
-    let new = store
-        .reads()
-        .get("lim.2", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let new = crate::fixtures::stored(&store, "lim.2").await;
     assert_eq!((new.max_concurrency, new.waiting), (Some(1), 1));
     // The janitor's round admits nothing: the slot is held.
     store.runs().admit_left_over().await.unwrap();
     assert_eq!(pull(&store, "w", 10).await, ["free.0"]);
-    let free = store
-        .reads()
-        .get("free.0", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let free = crate::fixtures::stored(&store, "free.0").await;
     assert_eq!(free.max_concurrency, None);
     store
         .runs()

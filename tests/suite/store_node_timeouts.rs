@@ -146,22 +146,12 @@ async fn a_node_past_its_timeout_is_a_retry(backend: Backend) {
 
     let later = now() + chrono::Duration::seconds(2);
     assert_eq!(q.time_out_nodes(later).await.unwrap(), 2);
-    let a = store
-        .reads()
-        .get("run.a", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let a = crate::fixtures::stored(&store, "run.a").await;
     assert_eq!(a.status, ExecutionStatus::Created);
     assert_eq!(a.failure_count, 1);
     assert_eq!(a.last_failure_reason.as_deref(), Some(NODE_TIMEOUT));
     assert_eq!(a.processing_worker_id, None);
-    let b = store
-        .reads()
-        .get("run.b", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let b = crate::fixtures::stored(&store, "run.b").await;
     assert_eq!(b.status, ExecutionStatus::Failed, "its one attempt spent");
     // The holder learns it: its heartbeat and its finish are refused.
     assert!(!q.extend_claim("run.a", "w", 60_000).await.unwrap());
@@ -176,19 +166,9 @@ async fn a_node_past_its_timeout_is_a_retry(backend: Backend) {
     assert!(matches!(late, StoreError::Conflict(_)), "{late:?}");
     // Taken back once: the timer finds nothing more.
     assert_eq!(q.time_out_nodes(later).await.unwrap(), 0);
-    let c = store
-        .reads()
-        .get("run.c", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let c = crate::fixtures::stored(&store, "run.c").await;
     assert_eq!((c.status, c.failure_count), (ExecutionStatus::Completed, 0));
-    let d = store
-        .reads()
-        .get("run.d", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let d = crate::fixtures::stored(&store, "run.d").await;
     assert_eq!((d.status, d.failure_count), (ExecutionStatus::Created, 0));
 }
 
@@ -212,12 +192,7 @@ async fn the_timer_acts_by_itself(backend: Backend) {
         .unwrap();
     let waited = Instant::now();
     let taken = loop {
-        let a = store
-            .reads()
-            .get("run.a", &Scope::All)
-            .await
-            .unwrap()
-            .unwrap();
+        let a = crate::fixtures::stored(&store, "run.a").await;
         if a.failure_count == 1 {
             break a;
         }
@@ -265,12 +240,7 @@ async fn no_claim_escapes_the_timeout(backend: Backend) {
         "a pull handed it out"
     );
     assert_eq!(q.time_out_nodes(now()).await.unwrap(), 1);
-    let a = store
-        .reads()
-        .get("run.a", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let a = crate::fixtures::stored(&store, "run.a").await;
     assert_eq!(
         (a.failure_count, a.last_failure_reason.as_deref()),
         (1, Some(NODE_TIMEOUT))
