@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::auth::{Authenticator, KeySources};
+use crate::graphql::persisted::PersistedOperations;
 use crate::graphql::SchemaLimits;
 use crate::store::{DbOptions, JanitorSettings, RetryPolicy, SqliteSync};
 
@@ -74,6 +75,19 @@ pub struct Config {
     /// Largest query complexity accepted (one per field).
     #[arg(long, env = "EXECSTORE_MAX_COMPLEXITY", default_value_t = 5000)]
     pub max_complexity: usize,
+    /// Most directives on one field. Checked right after parsing, before
+    /// validation: a field carrying thousands of `@include` is refused
+    /// before it costs validation's CPU.
+    #[arg(long, env = "EXECSTORE_MAX_DIRECTIVES", default_value_t = 16)]
+    pub max_directives: usize,
+    /// Allow-list mode: a `.graphql` file, or a folder of them, holding the
+    /// only documents the server runs (others: `OPERATION_NOT_ALLOWED`).
+    #[arg(long, env = "EXECSTORE_OPERATIONS")]
+    pub operations: Option<PathBuf>,
+    /// In allow-list mode, let admin tokens run any document (GraphiQL,
+    /// the explorer, an operator's own queries).
+    #[arg(long, env = "EXECSTORE_OPERATIONS_ADMINS_RUN_ANY", default_value_t = false, action = ArgAction::Set)]
+    pub operations_admins_run_any: bool,
     /// Largest request body, in bytes.
     #[arg(long, env = "EXECSTORE_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
@@ -191,8 +205,18 @@ impl Config {
         SchemaLimits {
             max_depth: self.max_depth,
             max_complexity: self.max_complexity,
+            max_directives: self.max_directives,
             introspection: self.introspection,
             max_wait_ms: i64::try_from(self.max_wait.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Persisted operations: the APQ cache, and the allow list when
+    /// `EXECSTORE_OPERATIONS` names one (fails when it cannot be read).
+    pub fn persisted_operations(&self) -> Result<PersistedOperations, String> {
+        match &self.operations {
+            None => Ok(PersistedOperations::default()),
+            Some(path) => PersistedOperations::allow_only(path, self.operations_admins_run_any),
         }
     }
 

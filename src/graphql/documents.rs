@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql::{BatchRequest, Request};
 
+use super::persisted::PersistedOperations;
+
 pub const DOCUMENTS_KEPT: usize = 256;
 pub const LARGEST_KEPT: usize = 16 * 1024;
 
@@ -22,27 +24,54 @@ pub struct Documents {
     kept: Mutex<HashMap<String, ExecutableDocument>>,
 }
 
+/// What the requests of a batch are, once parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    /// Every operation is a query: the batch may read from a standby.
+    pub read_only: bool,
+    /// Some operation is a mutation or a subscription (which GET refuses).
+    pub writes: bool,
+}
+
 impl Documents {
     /// Parses every request of `batch` (or takes a kept document), sets it
-    /// on the request for execution, and tells whether every operation is a
-    /// query (so the batch may read from a standby). A document that does
-    /// not parse is left to execution, which reports the error, and counts
-    /// as not a query.
-    pub fn prepare(&self, batch: &mut BatchRequest) -> bool {
+    /// on the request for execution, and tells what its operations are. A
+    /// document that does not parse is left to execution, which reports the
+    /// error, and counts as neither a query nor a write. A request naming a
+    /// persisted query without its text gets the text `persisted` knows
+    /// (the protocol itself, and its errors, are the schema's hook: see
+    /// `persisted`).
+    pub fn prepare(&self, batch: &mut BatchRequest, persisted: &PersistedOperations) -> Prepared {
+        let mut prepared = Prepared {
+            read_only: true,
+            writes: false,
+        };
+        let mut one = |request: &mut Request| {
+            let ty = self.prepare_one(request, persisted);
+            prepared.read_only &= ty == Some(OperationType::Query);
+            prepared.writes |= matches!(
+                ty,
+                Some(OperationType::Mutation | OperationType::Subscription)
+            );
+        };
         match batch {
-            BatchRequest::Single(request) => self.prepare_one(request),
-            BatchRequest::Batch(requests) => {
-                // Every request is prepared, whatever the ones before it are.
-                let mut queries = true;
-                for request in requests.iter_mut() {
-                    queries &= self.prepare_one(request);
-                }
-                queries
-            }
+            BatchRequest::Single(request) => one(request),
+            // Every request is prepared, whatever the ones before it are.
+            BatchRequest::Batch(requests) => requests.iter_mut().for_each(one),
         }
+        prepared
     }
 
-    fn prepare_one(&self, request: &mut Request) -> bool {
+    fn prepare_one(
+        &self,
+        request: &mut Request,
+        persisted: &PersistedOperations,
+    ) -> Option<OperationType> {
+        if request.query.is_empty() {
+            if let Some(text) = persisted_hash(request).and_then(|hash| persisted.known(hash)) {
+                request.query = text.to_string();
+            }
+        }
         let document = match self.kept(&request.query) {
             Some(document) => document,
             None => match async_graphql::parser::parse_query(&request.query) {
@@ -50,13 +79,12 @@ impl Documents {
                     self.keep(&request.query, &document);
                     document
                 }
-                Err(_) => return false,
+                Err(_) => return None,
             },
         };
-        let query = operation_type(&document, request.operation_name.as_deref())
-            == Some(OperationType::Query);
+        let ty = operation_type(&document, request.operation_name.as_deref());
         request.set_parsed_query(document);
-        query
+        ty
     }
 
     fn kept(&self, query: &str) -> Option<ExecutableDocument> {
@@ -77,6 +105,17 @@ impl Documents {
             }
             documents.insert(query.to_owned(), document.clone());
         }
+    }
+}
+
+/// `extensions.persistedQuery.sha256Hash`, when there is one.
+fn persisted_hash(request: &Request) -> Option<&str> {
+    let async_graphql::Value::Object(fields) = request.extensions.get("persistedQuery")? else {
+        return None;
+    };
+    match fields.get("sha256Hash")? {
+        async_graphql::Value::String(hash) => Some(hash),
+        _ => None,
     }
 }
 

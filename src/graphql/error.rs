@@ -18,6 +18,12 @@ pub mod code {
     pub const BUDGET_EXCEEDED: &str = "BUDGET_EXCEEDED";
     /// A subscription's `after` cursor is older than the event log retains.
     pub const EVENTS_EXPIRED: &str = "EVENTS_EXPIRED";
+    /// A persisted query's hash the server does not know: send the
+    /// document with it (Apollo's protocol; the message is
+    /// `PersistedQueryNotFound`, which clients look for).
+    pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+    /// Allow-list mode: the document is not one the server lists.
+    pub const OPERATION_NOT_ALLOWED: &str = "OPERATION_NOT_ALLOWED";
 }
 
 pub fn coded(code: &'static str, message: impl Into<String>) -> Error {

@@ -8,15 +8,19 @@ pub mod fields;
 pub mod guards;
 pub mod levels;
 pub mod loaders;
+pub mod persisted;
 pub mod request_hooks;
 mod roots;
 pub mod types;
+
+use std::sync::Arc;
 
 use async_graphql::{Context, Schema};
 
 use crate::auth::Viewer;
 use crate::store::ExecutionStore;
 use error::{internal, GqlResult};
+use persisted::PersistedOperations;
 
 pub use loaders::Loaders;
 pub use roots::{MutationRoot, QueryRoot, SubscriptionRoot};
@@ -29,6 +33,8 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 pub struct SchemaLimits {
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// Most directives on one field (checked before validation).
+    pub max_directives: usize,
     pub introspection: bool,
     /// The longest `claimNextExecutions(waitMs:)` accepted.
     pub max_wait_ms: i64,
@@ -38,7 +44,11 @@ pub struct SchemaLimits {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MaxWaitMs(pub i64);
 
-pub fn build_schema(store: ExecutionStore, limits: &SchemaLimits) -> AppSchema {
+pub fn build_schema(
+    store: ExecutionStore,
+    limits: &SchemaLimits,
+    persisted: Arc<PersistedOperations>,
+) -> AppSchema {
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
@@ -46,8 +56,14 @@ pub fn build_schema(store: ExecutionStore, limits: &SchemaLimits) -> AppSchema {
     )
     .data(store)
     .data(MaxWaitMs(limits.max_wait_ms))
+    .data(persisted)
     .extension(request_hooks::RequestHooks)
     .limit_depth(limits.max_depth)
+    // Both checked on the parsed document before validation. Fragments and
+    // inline fragments count as levels of the recursion, so twice the
+    // depth limit: a query within the depth limit passes.
+    .limit_recursive_depth(limits.max_depth.saturating_mul(2).max(8))
+    .limit_directives(limits.max_directives)
     .limit_complexity(limits.max_complexity);
     if !limits.introspection {
         builder = builder.disable_introspection();

@@ -9,7 +9,9 @@
 //!   code; they are all about the request, so they get BAD_USER_INPUT here,
 //!   before they are counted;
 //! - **the operation's kind**, read off the document (which the HTTP layer
-//!   parsed already: see `documents`).
+//!   parsed already: see `documents`);
+//! - **persisted operations and the allow list** (see `persisted`), before
+//!   anything else, on HTTP and on WebSockets alike.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -22,6 +24,8 @@ use async_graphql::{Request, Response, ServerResult, Variables};
 
 use super::documents::operation_type;
 use super::error::code;
+use super::persisted::PersistedOperations;
+use crate::auth::{Role, Viewer};
 
 /// The schema's extension factory.
 #[derive(Default)]
@@ -78,6 +82,18 @@ impl Extension for OneRequest {
     ) -> ServerResult<Request> {
         if let Ok(mut name) = self.operation_name.lock() {
             name.clone_from(&request.operation_name);
+        }
+        let mut request = request;
+        if let Some(persisted) = ctx.data_opt::<Arc<PersistedOperations>>() {
+            // The viewer is request data over HTTP, connection data over a
+            // WebSocket.
+            let admin = request
+                .data
+                .get(&std::any::TypeId::of::<Viewer>())
+                .and_then(|v| v.downcast_ref::<Viewer>())
+                .or_else(|| ctx.data_opt::<Viewer>())
+                .is_some_and(|v| v.role == Role::Admin);
+            persisted.resolve(&mut request, admin)?;
         }
         next.run(ctx, request).await
     }

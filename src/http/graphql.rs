@@ -1,19 +1,20 @@
-//! `POST /graphql` and `/graphql/ws`: who asks, where the request reads,
-//! the execution, and the fast path's bytes spliced into the answer.
+//! `/graphql` by POST and GET, and `/graphql/ws`: the media type, who asks,
+//! where the request reads, the execution, and the fast path's bytes
+//! spliced into the answer.
 
 use std::sync::Arc;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{BatchRequest, Data, Request};
-use async_graphql_axum::{
-    rejection::GraphQLRejection, GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse,
-    GraphQLWebSocket,
-};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::media::{negotiate, Media};
+use super::pages::graphiql;
+use super::params;
 use super::router::{authorization, error_body, unauthenticated, App, CONSISTENCY_HEADER};
 use crate::auth::Viewer;
 use crate::graphql::error::code;
@@ -21,26 +22,94 @@ use crate::graphql::fast_tree::RawAnswers;
 use crate::graphql::Loaders;
 use crate::store::{ExecutionStore, ReadRoute};
 
+/// `POST /graphql`: a JSON body (`application/json`; anything else, or no
+/// content type, is 415), one request or a batch.
 pub(super) async fn graphql_post(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    request: Result<GraphQLBatchRequest, GraphQLRejection>,
+    body: axum::body::Body,
 ) -> Response {
+    let Some(media) = negotiate(&headers, &[Media::Json, Media::GraphqlResponse]) else {
+        return not_acceptable();
+    };
     let viewer = match app.auth.viewer(authorization(&headers)) {
         Ok(viewer) => viewer,
         Err(err) => return unauthenticated(err),
     };
-    let mut batch = match request {
-        Ok(request) => request.into_inner(),
-        Err(rejection) if body_too_large(&rejection.0) => {
+    if !is_json(&headers) {
+        let message = "send the request as JSON: Content-Type: application/json";
+        return refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
+    }
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(err) if body_too_large(&err) => {
             let message = "request body exceeds the configured limit (EXECSTORE_MAX_BODY_BYTES)";
             return refused(StatusCode::PAYLOAD_TOO_LARGE, message);
         }
-        Err(rejection) => {
-            let message = format!("malformed GraphQL request: {}", rejection.0);
-            return refused(StatusCode::BAD_REQUEST, &message);
+        Err(err) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                &format!("unreadable request body: {err}"),
+            )
         }
     };
+    let batch = match params::batch(&bytes) {
+        Ok(batch) => batch,
+        Err(message) => return refused(StatusCode::BAD_REQUEST, &message),
+    };
+    serve(app, headers, viewer, batch, media, false).await
+}
+
+/// `GET /graphql`: GraphiQL for a browser asking for HTML; else a query
+/// (`query`, `variables`, `operationName`, `extensions` in the URL, the
+/// last three JSON). Mutations are refused (405): a GET must be safe to
+/// repeat, cache and prefetch.
+pub(super) async fn graphql_get(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let offered = [Media::Html, Media::Json, Media::GraphqlResponse];
+    let Some(media) = negotiate(&headers, &offered) else {
+        return not_acceptable();
+    };
+    if media == Media::Html {
+        // (Not found when the browser pages are off.)
+        return graphiql(&app, &headers);
+    }
+    let viewer = match app.auth.viewer(authorization(&headers)) {
+        Ok(viewer) => viewer,
+        Err(err) => return unauthenticated(err),
+    };
+    let request = match params::from_query_string(uri.query().unwrap_or_default()) {
+        Ok(request) => request,
+        Err(message) => return refused(StatusCode::BAD_REQUEST, &message),
+    };
+    let mut response = serve(
+        app,
+        headers,
+        viewer,
+        BatchRequest::Single(request),
+        media,
+        true,
+    )
+    .await;
+    // The answer depends on the media type asked for.
+    response
+        .headers_mut()
+        .insert(header::VARY, axum::http::HeaderValue::from_static("accept"));
+    response
+}
+
+/// One request or a batch, by POST or GET, from parsing on.
+async fn serve(
+    app: Arc<App>,
+    headers: HeaderMap,
+    viewer: Viewer,
+    mut batch: BatchRequest,
+    media: Media,
+    by_get: bool,
+) -> Response {
     if let BatchRequest::Batch(requests) = &batch {
         if requests.len() > app.max_batch {
             let message = format!(
@@ -52,7 +121,17 @@ pub(super) async fn graphql_post(
         }
     }
     // Parsed here, once: execution takes the parsed documents.
-    let read_only = app.documents.prepare(&mut batch);
+    let prepared = app.documents.prepare(&mut batch, &app.persisted);
+    if by_get && prepared.writes {
+        let message =
+            "mutations and subscriptions are not sent by GET: use POST (or the WebSocket)";
+        let mut response = refused(StatusCode::METHOD_NOT_ALLOWED, message);
+        response
+            .headers_mut()
+            .insert(header::ALLOW, axum::http::HeaderValue::from_static("POST"));
+        return response;
+    }
+    let read_only = prepared.read_only;
     // Queries take a turn at the read gate (held until the answer is
     // serialised); mutations — the fleet's claims, heartbeats, finishes —
     // never wait here.
@@ -63,7 +142,7 @@ pub(super) async fn graphql_post(
     if app.store.standbys().is_none() {
         return execute(&app, batch, &viewer, &app.store)
             .await
-            .into_response()
+            .into_response(media)
             .await;
     }
     let token = match headers.get(CONSISTENCY_HEADER) {
@@ -94,7 +173,7 @@ pub(super) async fn graphql_post(
                 }
             }
         }
-        let mut response = executed.into_response().await;
+        let mut response = executed.into_response(media).await;
         if let Some(value) = token.and_then(|t| axum::http::HeaderValue::from_str(&t).ok()) {
             response.headers_mut().insert(CONSISTENCY_HEADER, value);
         }
@@ -105,14 +184,14 @@ pub(super) async fn graphql_post(
         crate::metrics::read_routed(routed.route.label());
         return execute(&app, batch, &viewer, &routed.store)
             .await
-            .into_response()
+            .into_response(media)
             .await;
     }
     let mut again = match &batch {
         BatchRequest::Single(r) => BatchRequest::Single(resend(r)),
         BatchRequest::Batch(rs) => BatchRequest::Batch(rs.iter().map(resend).collect()),
     };
-    app.documents.prepare(&mut again); // the documents just kept
+    app.documents.prepare(&mut again, &app.persisted); // the documents just kept
     let executed = execute(&app, batch, &viewer, &routed.store).await;
     if routed.failed() {
         // The standby failed under us (down, restarting, a conflict with
@@ -120,11 +199,11 @@ pub(super) async fn graphql_post(
         crate::metrics::read_routed(ReadRoute::Primary.label());
         return execute(&app, again, &viewer, &app.store)
             .await
-            .into_response()
+            .into_response(media)
             .await;
     }
     crate::metrics::read_routed(routed.route.label());
-    executed.into_response().await
+    executed.into_response(media).await
 }
 
 fn refused(status: StatusCode, message: &str) -> Response {
@@ -145,26 +224,96 @@ struct Executed {
 }
 
 impl Executed {
-    /// The HTTP response (async-graphql-axum's: status, headers, cache
-    /// control), its body with the fast path's answers spliced in.
-    async fn into_response(self) -> Response {
-        let response = GraphQLResponse(self.response).into_response();
-        if self.raw.is_empty() {
-            return response;
-        }
-        let (mut parts, body) = response.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+    /// The HTTP response in `media`, its body with the fast path's answers
+    /// spliced in. With `application/graphql-response+json` a request that
+    /// never ran (it did not parse or validate, its variables did not
+    /// coerce, a limit or the allow list refused it) is `400` without
+    /// `data`; errors raised while executing keep `200` and partial data.
+    async fn into_response(self, media: Media) -> Response {
+        let refused = match (&self.response, media) {
+            (async_graphql::BatchResponse::Single(r), Media::GraphqlResponse) => never_ran(r),
+            _ => false,
+        };
+        let body = match refused {
+            true => serde_json::to_vec(&Refused(&self.response)),
+            false => serde_json::to_vec(&self.response),
+        };
+        let Ok(bytes) = body else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        let pieces = self.raw.splice(&bytes);
+        let mut response = Response::new(axum::body::Body::empty());
+        if refused {
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+        }
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(media.content_type()),
+        );
+        if self.response.is_ok() {
+            if let Some(value) = self
+                .response
+                .cache_control()
+                .value()
+                .and_then(|v| HeaderValue::from_str(&v).ok())
+            {
+                headers.insert(header::CACHE_CONTROL, value);
+            }
+        }
+        headers.extend(self.response.http_headers());
+        if self.raw.is_empty() {
+            headers.insert(header::CONTENT_LENGTH, bytes.len().into());
+            *response.body_mut() = axum::body::Body::from(bytes);
+            return response;
+        }
+        let pieces = self.raw.splice(&axum::body::Bytes::from(bytes));
         let length: usize = pieces.iter().map(axum::body::Bytes::len).sum();
-        parts
-            .headers
-            .insert(axum::http::header::CONTENT_LENGTH, length.into());
+        headers.insert(header::CONTENT_LENGTH, length.into());
         let pieces = pieces.into_iter().map(Ok::<_, std::convert::Infallible>);
-        let body = axum::body::Body::from_stream(futures_util::stream::iter(pieces));
-        Response::from_parts(parts, body)
+        *response.body_mut() = axum::body::Body::from_stream(futures_util::stream::iter(pieces));
+        response
     }
+}
+
+/// A response to a request that never ran: no data, only errors, none of
+/// them at a path (errors of fields carry the path of their field).
+fn never_ran(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// A single response serialised without its `data` entry.
+struct Refused<'a>(&'a async_graphql::BatchResponse);
+
+impl serde::Serialize for Refused<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let async_graphql::BatchResponse::Single(response) = self.0 else {
+            return self.0.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("errors", &response.errors)?;
+        if !response.extensions.is_empty() {
+            map.serialize_entry("extensions", &response.extensions)?;
+        }
+        map.end()
+    }
+}
+
+/// POST bodies must say they are JSON (any parameters, such as charset).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn not_acceptable() -> Response {
+    let message =
+        "the answer is JSON: accept application/json or application/graphql-response+json";
+    refused(StatusCode::NOT_ACCEPTABLE, message)
 }
 
 /// Runs the batch with `store` as the one its queries read through.
@@ -192,25 +341,18 @@ async fn execute(
 }
 
 /// A body cut off by `RequestBodyLimitLayer` (no Content-Length to reject
-/// up front) reaches the extractor as an I/O error.
-fn body_too_large(err: &async_graphql::ParseRequestError) -> bool {
-    use async_graphql::ParseRequestError as E;
-    match err {
-        E::PayloadTooLarge => true,
-        E::Io(io) => {
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(io);
-            while let Some(e) = source {
-                if e.is::<http_body_util::LengthLimitError>()
-                    || e.to_string().contains("length limit exceeded")
-                {
-                    return true;
-                }
-                source = e.source();
-            }
-            false
+/// up front) reaches the handler as an error of the body's stream.
+fn body_too_large(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>()
+            || e.to_string().contains("length limit exceeded")
+        {
+            return true;
         }
-        _ => false,
+        source = e.source();
     }
+    false
 }
 
 pub(super) async fn graphql_ws(

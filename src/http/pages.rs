@@ -8,9 +8,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::router::App;
 
-/// GraphiQL, from assets embedded in the binary (`assets/graphiql/`).
-pub(super) async fn graphiql(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    page(&app, "graphiql/index.html", &headers)
+/// GraphiQL, from assets embedded in the binary (`assets/graphiql/`): what
+/// `GET /graphql` answers a browser asking for HTML.
+pub(super) fn graphiql(app: &App, headers: &HeaderMap) -> Response {
+    page(app, "graphiql/index.html", headers)
 }
 
 /// The execution explorer (`assets/explorer/`), on with GraphiQL.

@@ -16,15 +16,16 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use super::graphql::{graphql_post, graphql_ws};
+use super::graphql::{graphql_get, graphql_post, graphql_ws};
 use super::ops::{metrics_on_api_address, metrics_response, readyz};
-use super::pages::{explorer, graphiql, schema_sdl};
+use super::pages::{explorer, schema_sdl};
 use crate::auth::{AuthError, Authenticator, Viewer};
 use crate::config::Config;
 use crate::graphql::budget::RowBudget;
 use crate::graphql::documents::Documents;
 use crate::graphql::error::code;
 use crate::graphql::fast_tree::{FastPath, RawAnswers};
+use crate::graphql::persisted::PersistedOperations;
 use crate::graphql::{build_schema, AppSchema, Loaders};
 use crate::store::ExecutionStore;
 
@@ -42,12 +43,15 @@ pub struct App {
     pub read_gate: Option<Arc<tokio::sync::Semaphore>>,
     /// Documents parsed once per request, the last ones kept.
     pub documents: Documents,
+    /// Persisted queries and the allow list (shared with the schema).
+    pub persisted: Arc<PersistedOperations>,
 }
 
 impl App {
     pub fn new(store: ExecutionStore, config: &Config) -> Result<Self, String> {
+        let persisted = Arc::new(config.persisted_operations()?);
         Ok(Self {
-            schema: build_schema(store.clone(), &config.schema_limits()),
+            schema: build_schema(store.clone(), &config.schema_limits(), persisted.clone()),
             store,
             auth: config.authenticator()?,
             max_batch: config.max_batch,
@@ -59,6 +63,7 @@ impl App {
                 n => Some(Arc::new(tokio::sync::Semaphore::new(n))),
             },
             documents: Documents::default(),
+            persisted,
         })
     }
 
@@ -90,11 +95,16 @@ impl App {
 /// The header that carries a consistency token (read-your-writes).
 pub const CONSISTENCY_HEADER: &str = "x-execstore-consistency";
 
-/// The whole HTTP surface; fails only when the configured key files cannot
-/// be read or used.
+/// The whole HTTP surface; fails only when the configured key files or the
+/// allow list cannot be read or used.
 pub fn router(store: ExecutionStore, config: &Config) -> Result<Router, String> {
     let app = Arc::new(App::new(store, config)?);
+    // GET and POST alike: queries by GET are answers (GraphiQL's page only
+    // for a browser asking for HTML), under the same time and body limits.
+    // (Compressed on GET only: the page, and answers a CDN may cache; POST
+    // answers go uncompressed as before, their CPU kept for the fleet.)
     let graphql = axum::routing::post(graphql_post)
+        .merge(get(graphql_get).layer(CompressionLayer::new()))
         .layer::<_, std::convert::Infallible>(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout(),
@@ -107,10 +117,7 @@ pub fn router(store: ExecutionStore, config: &Config) -> Result<Router, String> 
         router = router.route("/metrics", get(metrics_on_api_address));
     }
     Ok(router
-        .route(
-            "/graphql",
-            get(graphiql).layer(CompressionLayer::new()).merge(graphql),
-        )
+        .route("/graphql", graphql)
         .route("/graphql/ws", get(graphql_ws))
         .route(
             "/assets/{*path}",

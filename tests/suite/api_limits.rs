@@ -73,7 +73,12 @@ async fn introspection_and_graphiql_can_be_disabled(backend: Backend) {
         "{response}"
     );
     let (status, _) = api
-        .raw(Request::get("/graphql").body(Body::empty()).unwrap())
+        .raw(
+            Request::get("/graphql")
+                .header("accept", "text/html")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!(status, 404);
     let (status, _) = api

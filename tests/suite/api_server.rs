@@ -29,7 +29,11 @@ async fn health_ready_graphiql_and_sdl(backend: Backend) {
     assert_eq!((status.as_u16(), body.as_str()), (200, "ok"));
     let (status, _) = api.raw(get("/readyz")).await;
     assert_eq!(status, 200);
-    let (status, body) = api.raw(get("/graphql")).await;
+    let page = Request::get("/graphql")
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = api.raw(page).await;
     assert_eq!(status, 200);
     assert!(
         body.contains("/assets/graphiql/graphiql.min.js"),
