@@ -4,6 +4,7 @@
 mod api_access;
 mod api_batches;
 mod api_control;
+mod api_http;
 mod api_limits;
 mod api_operate;
 mod api_queries;
