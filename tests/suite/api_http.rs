@@ -318,6 +318,17 @@ async fn the_graphql_over_http_audits_pass(backend: Backend) {
         .unwrap();
 }
 
+/// urql with its persisted-queries exchange and GET for queries; the
+/// graphql-ws client resuming a subscription from its cursor.
+async fn urql_and_graphql_ws_clients(backend: Backend) {
+    let api = Api::new(backend).await;
+    let addr = api.serve().await;
+    let url = format!("http://{addr}/graphql");
+    tokio::task::spawn_blocking(move || node("clients.mjs", &[("EXECSTORE_URL", url)]))
+        .await
+        .unwrap();
+}
+
 /// Every ```graphql block of the README and docs/ is a valid document
 /// against schema.graphql (graphql-js `validate`).
 #[test]
@@ -332,4 +343,5 @@ crate::both_backends!(
     the_allow_list,
     directive_overload_is_refused_before_validation,
     the_graphql_over_http_audits_pass,
+    urql_and_graphql_ws_clients,
 );
