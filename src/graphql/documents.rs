@@ -69,7 +69,10 @@ impl Documents {
     ) -> Option<OperationType> {
         if request.query.is_empty() {
             if let Some(text) = persisted_hash(request).and_then(|hash| persisted.known(hash)) {
+                // Known by its hash: it runs as if sent whole (the allow
+                // list is still checked on it), not hashed again.
                 request.query = text.to_string();
+                request.extensions.remove("persistedQuery");
             }
         }
         let document = match self.kept(&request.query) {
