@@ -111,11 +111,16 @@ impl Documents {
     }
 }
 
-/// `extensions.persistedQuery.sha256Hash`, when there is one.
+/// `extensions.persistedQuery.sha256Hash`, when the extension is one this
+/// server speaks (version 1); others are left for `persisted` to refuse.
 fn persisted_hash(request: &Request) -> Option<&str> {
     let async_graphql::Value::Object(fields) = request.extensions.get("persistedQuery")? else {
         return None;
     };
+    match fields.get("version")? {
+        async_graphql::Value::Number(n) if n.as_i64() == Some(1) => {}
+        _ => return None,
+    }
     match fields.get("sha256Hash")? {
         async_graphql::Value::String(hash) => Some(hash),
         _ => None,

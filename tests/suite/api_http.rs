@@ -309,24 +309,25 @@ pub fn node(script: &str, env: &[(&str, String)]) {
     );
 }
 
-async fn the_graphql_over_http_audits_pass(backend: Backend) {
+/// Runs `tests/js/<script>` against a fresh server on a loopback port
+/// (`EXECSTORE_URL`: its /graphql).
+async fn node_against_a_server(backend: Backend, script: &'static str) {
     let api = Api::new(backend).await;
     let addr = api.serve().await;
     let url = format!("http://{addr}/graphql");
-    tokio::task::spawn_blocking(move || node("audit.mjs", &[("EXECSTORE_URL", url)]))
+    tokio::task::spawn_blocking(move || node(script, &[("EXECSTORE_URL", url)]))
         .await
         .unwrap();
+}
+
+async fn the_graphql_over_http_audits_pass(backend: Backend) {
+    node_against_a_server(backend, "audit.mjs").await;
 }
 
 /// urql with its persisted-queries exchange and GET for queries; the
 /// graphql-ws client resuming a subscription from its cursor.
 async fn urql_and_graphql_ws_clients(backend: Backend) {
-    let api = Api::new(backend).await;
-    let addr = api.serve().await;
-    let url = format!("http://{addr}/graphql");
-    tokio::task::spawn_blocking(move || node("clients.mjs", &[("EXECSTORE_URL", url)]))
-        .await
-        .unwrap();
+    node_against_a_server(backend, "clients.mjs").await;
 }
 
 /// Every ```graphql block of the README and docs/ is a valid document
