@@ -68,7 +68,8 @@ impl Documents {
         persisted: &PersistedOperations,
     ) -> Option<OperationType> {
         if request.query.is_empty() {
-            if let Some(text) = persisted_hash(request).and_then(|hash| persisted.known(hash)) {
+            let hash = persisted_hash(request).map(str::to_ascii_lowercase);
+            if let Some(text) = hash.and_then(|hash| persisted.known(&hash)) {
                 // Known by its hash: it runs as if sent whole (the allow
                 // list is still checked on it), not hashed again.
                 request.query = text.to_string();

@@ -59,9 +59,12 @@ pub fn build_schema(
     .data(persisted)
     .extension(request_hooks::RequestHooks)
     .limit_depth(limits.max_depth)
-    // Both checked on the parsed document before validation. Fragments and
-    // inline fragments count as levels of the recursion, so twice the
-    // depth limit: a query within the depth limit passes.
+    // Both checked on the parsed document before validation. The recursion
+    // counts every selection set, fragments' and inline fragments' too, so
+    // it gets twice the depth limit: a query within the depth limit that
+    // spreads one fragment per level passes; deeper chains of fragments do
+    // not. The directive limit counts directives on fields only (those of
+    // fragments and operations fall to validation).
     .limit_recursive_depth(limits.max_depth.saturating_mul(2).max(8))
     .limit_directives(limits.max_directives)
     .limit_complexity(limits.max_complexity);

@@ -122,12 +122,7 @@ impl PersistedOperations {
             if request.query.is_empty() {
                 match self.known(&hash) {
                     Some(text) => request.query = text.to_string(),
-                    None => {
-                        return Err(error(
-                            code::PERSISTED_QUERY_NOT_FOUND,
-                            "PersistedQueryNotFound",
-                        ))
-                    }
+                    None => return Err(not_found()),
                 }
             } else if sha256(&request.query) != hash {
                 return Err(error(
@@ -187,6 +182,11 @@ fn persisted_hash(value: Value) -> Result<String, ServerError> {
         }
         _ => Err(invalid("sha256Hash must be 64 hexadecimal digits")),
     }
+}
+
+/// The protocol's answer to a hash the server does not know.
+pub fn not_found() -> ServerError {
+    error(code::PERSISTED_QUERY_NOT_FOUND, "PersistedQueryNotFound")
 }
 
 fn error(code: &'static str, message: impl Into<String>) -> ServerError {

@@ -19,6 +19,7 @@ use super::router::{authorization, error_body, unauthenticated, App, CONSISTENCY
 use crate::auth::Viewer;
 use crate::graphql::error::code;
 use crate::graphql::fast_tree::RawAnswers;
+use crate::graphql::persisted;
 use crate::graphql::Loaders;
 use crate::store::{ExecutionStore, ReadRoute};
 
@@ -69,12 +70,25 @@ pub(super) async fn graphql_get(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    let offered = [Media::Html, Media::Json, Media::GraphqlResponse];
-    let Some(media) = negotiate(&headers, &offered) else {
+    // The answer, page or JSON, depends on the media type asked for; no
+    // answer sets Cache-Control, so a cache keeps none of them per viewer
+    // (whoever adds cache hints must vary on Authorization too).
+    let mut response = answer_get(app, headers, uri).await;
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    response
+}
+
+async fn answer_get(app: Arc<App>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    let offered: &[Media] = match app.graphiql {
+        true => &[Media::Html, Media::Json, Media::GraphqlResponse],
+        false => &[Media::Json, Media::GraphqlResponse],
+    };
+    let Some(media) = negotiate(&headers, offered) else {
         return not_acceptable();
     };
     if media == Media::Html {
-        // (Not found when the browser pages are off.)
         return graphiql(&app, &headers);
     }
     let viewer = match app.auth.viewer(authorization(&headers)) {
@@ -85,7 +99,7 @@ pub(super) async fn graphql_get(
         Ok(request) => request,
         Err(message) => return refused(StatusCode::BAD_REQUEST, &message),
     };
-    let mut response = serve(
+    serve(
         app,
         headers,
         viewer,
@@ -93,12 +107,7 @@ pub(super) async fn graphql_get(
         media,
         true,
     )
-    .await;
-    // The answer depends on the media type asked for.
-    response
-        .headers_mut()
-        .insert(header::VARY, axum::http::HeaderValue::from_static("accept"));
-    response
+    .await
 }
 
 /// One request or a batch, by POST or GET, from parsing on.
@@ -122,6 +131,18 @@ async fn serve(
     }
     // Parsed here, once: execution takes the parsed documents.
     let prepared = app.documents.prepare(&mut batch, &app.persisted);
+    if by_get && unresolved_hash(&batch) {
+        // Fail closed: a GET's hash the server could not read the document
+        // of now is not left to the hook, which might find it registered
+        // a moment later and run a mutation by GET.
+        let response = async_graphql::Response::from_errors(vec![persisted::not_found()]);
+        return Executed {
+            response: response.into(),
+            raw: RawAnswers::default(),
+        }
+        .into_response(media)
+        .await;
+    }
     if by_get && prepared.writes {
         let message =
             "mutations and subscriptions are not sent by GET: use POST (or the WebSocket)";
@@ -298,6 +319,19 @@ impl serde::Serialize for Refused<'_> {
             map.serialize_entry("extensions", &response.extensions)?;
         }
         map.end()
+    }
+}
+
+/// A request still naming a persisted query: its hash was not known when
+/// the documents were prepared (a known one is replaced by its text).
+fn unresolved_hash(batch: &BatchRequest) -> bool {
+    match batch {
+        BatchRequest::Single(r) => {
+            r.extensions.contains_key("persistedQuery") && r.query.is_empty()
+        }
+        BatchRequest::Batch(rs) => rs
+            .iter()
+            .any(|r| r.extensions.contains_key("persistedQuery") && r.query.is_empty()),
     }
 }
 

@@ -204,6 +204,23 @@ async fn persisted_queries(backend: Backend) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["execution"]["id"], "a", "{body}");
 
+    // A registered mutation is not run by GET, whatever case its hash is
+    // sent in; an unknown hash by GET is the protocol's answer.
+    let mutation = r#"mutation Delete { deleteExecution(id: "zz") }"#;
+    let registered = json!({ "query": mutation, "extensions": persisted(&sha256(mutation)) });
+    api.post_json(&registered).await;
+    let upper = sha256(mutation).to_ascii_uppercase();
+    let extensions = encode(&persisted(&upper).to_string());
+    let (status, _, _) = get(&api, JSON, &format!("extensions={extensions}")).await;
+    assert_eq!(status, 405);
+    let unknown = encode(&persisted(&sha256("{ nothing }")).to_string());
+    let (status, _, body) = get(&api, JSON, &format!("extensions={unknown}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "PERSISTED_QUERY_NOT_FOUND"
+    );
+
     // A malformed extension.
     let (_, body) = api
         .post_json(

@@ -80,7 +80,10 @@ async fn introspection_and_graphiql_can_be_disabled(backend: Backend) {
                 .unwrap(),
         )
         .await;
-    assert_eq!(status, 404);
+    assert_eq!(
+        status, 406,
+        "no page to give a browser asking for HTML only"
+    );
     let (status, _) = api
         .raw(Request::get("/explorer").body(Body::empty()).unwrap())
         .await;
