@@ -31,6 +31,9 @@ pub struct Prepared {
     pub read_only: bool,
     /// Some operation is a mutation or a subscription (which GET refuses).
     pub writes: bool,
+    /// Some request names a persisted query whose document is not known
+    /// (so what its operation is cannot be told).
+    pub unknown_hash: bool,
 }
 
 impl Documents {
@@ -45,19 +48,18 @@ impl Documents {
         let mut prepared = Prepared {
             read_only: true,
             writes: false,
+            unknown_hash: false,
         };
-        let mut one = |request: &mut Request| {
+        // Every request is prepared, whatever the ones before it are.
+        for request in batch.iter_mut() {
             let ty = self.prepare_one(request, persisted);
             prepared.read_only &= ty == Some(OperationType::Query);
             prepared.writes |= matches!(
                 ty,
                 Some(OperationType::Mutation | OperationType::Subscription)
             );
-        };
-        match batch {
-            BatchRequest::Single(request) => one(request),
-            // Every request is prepared, whatever the ones before it are.
-            BatchRequest::Batch(requests) => requests.iter_mut().for_each(one),
+            prepared.unknown_hash |=
+                request.query.is_empty() && request.extensions.contains_key("persistedQuery");
         }
         prepared
     }
@@ -67,15 +69,7 @@ impl Documents {
         request: &mut Request,
         persisted: &PersistedOperations,
     ) -> Option<OperationType> {
-        if request.query.is_empty() {
-            let hash = persisted_hash(request).map(str::to_ascii_lowercase);
-            if let Some(text) = hash.and_then(|hash| persisted.known(&hash)) {
-                // Known by its hash: it runs as if sent whole (the allow
-                // list is still checked on it), not hashed again.
-                request.query = text.to_string();
-                request.extensions.remove("persistedQuery");
-            }
-        }
+        persisted.fill_known(request);
         let document = match self.kept(&request.query) {
             Some(document) => document,
             None => match async_graphql::parser::parse_query(&request.query) {
@@ -109,22 +103,6 @@ impl Documents {
             }
             documents.insert(query.to_owned(), document.clone());
         }
-    }
-}
-
-/// `extensions.persistedQuery.sha256Hash`, when the extension is one this
-/// server speaks (version 1); others are left for `persisted` to refuse.
-fn persisted_hash(request: &Request) -> Option<&str> {
-    let async_graphql::Value::Object(fields) = request.extensions.get("persistedQuery")? else {
-        return None;
-    };
-    match fields.get("version")? {
-        async_graphql::Value::Number(n) if n.as_i64() == Some(1) => {}
-        _ => return None,
-    }
-    match fields.get("sha256Hash")? {
-        async_graphql::Value::String(hash) => Some(hash),
-        _ => None,
     }
 }
 

@@ -98,18 +98,29 @@ impl PersistedOperations {
         Ok(Self::new(Some(list), admins_run_any))
     }
 
-    /// How many documents the allow list holds (None: no allow list).
-    pub fn allowed_documents(&self) -> Option<usize> {
-        self.allowed.as_ref().map(|a| a.canonical.len())
-    }
-
-    /// The text of a document known by `hash`, if any (the HTTP layer reads
-    /// it to parse the document once and route the request by it).
-    pub fn known(&self, hash: &str) -> Option<Arc<str>> {
+    /// The text of a document known by `hash`, if any.
+    fn known(&self, hash: &str) -> Option<Arc<str>> {
         if let Some(text) = self.allowed.as_ref().and_then(|a| a.by_hash.get(hash)) {
             return Some(text.clone());
         }
         self.kept.lock().ok()?.get(hash).cloned()
+    }
+
+    /// Before parsing (the HTTP layer, which parses once and routes the
+    /// request by its operation): a request naming a known persisted query
+    /// without its text gets the text, and loses the extension, so it runs
+    /// as if sent whole (the allow list is still checked on it) and is not
+    /// hashed again. A malformed or unknown one is left for `resolve` to
+    /// answer.
+    pub fn fill_known(&self, request: &mut Request) {
+        if !request.query.is_empty() {
+            return;
+        }
+        let hash = request.extensions.get("persistedQuery").map(persisted_hash);
+        if let Some(text) = hash.and_then(Result::ok).and_then(|h| self.known(&h)) {
+            request.query = text.to_string();
+            request.extensions.remove("persistedQuery");
+        }
     }
 
     /// Resolves `request` before it runs: its persisted query's document
@@ -118,7 +129,7 @@ impl PersistedOperations {
     /// admin, whom a setting may let through).
     pub fn resolve(&self, request: &mut Request, admin: bool) -> Result<(), ServerError> {
         if let Some(value) = request.extensions.remove("persistedQuery") {
-            let hash = persisted_hash(value)?;
+            let hash = persisted_hash(&value)?;
             if request.query.is_empty() {
                 match self.known(&hash) {
                     Some(text) => request.query = text.to_string(),
@@ -160,7 +171,7 @@ impl PersistedOperations {
 }
 
 /// `extensions.persistedQuery`'s hash, once its shape is checked.
-fn persisted_hash(value: Value) -> Result<String, ServerError> {
+fn persisted_hash(value: &Value) -> Result<String, ServerError> {
     let invalid = |why: &str| {
         error(
             code::BAD_USER_INPUT,
@@ -218,7 +229,7 @@ pub fn canonical(text: &str) -> String {
     while i < bytes.len() {
         let b = bytes[i];
         match b {
-            b' ' | b'\t' | b'\n' | b'\r' | b',' => i += 1,
+            _ if is_ignored(b) => i += 1,
             b'#' => {
                 while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
                     i += 1;
@@ -245,8 +256,7 @@ pub fn canonical(text: &str) -> String {
                 }
                 push(&mut out, &text[start..i]);
             }
-            b'!' | b'$' | b'&' | b'(' | b')' | b':' | b'=' | b'@' | b'[' | b']' | b'{' | b'|'
-            | b'}' => {
+            _ if is_punctuator(b) => {
                 push(&mut out, &text[i..i + 1]);
                 i += 1;
             }
@@ -254,50 +264,37 @@ pub fn canonical(text: &str) -> String {
                 push(&mut out, "...");
                 i += 3;
             }
+            // A name, a number, or any other run up to the next of the
+            // above (every byte that ends a run is ASCII: the slice is whole
+            // characters, and never empty).
             _ => {
                 let start = i;
                 while i < bytes.len()
-                    && !matches!(
-                        bytes[i],
-                        b' ' | b'\t'
-                            | b'\n'
-                            | b'\r'
-                            | b','
-                            | b'#'
-                            | b'"'
-                            | b'!'
-                            | b'$'
-                            | b'&'
-                            | b'('
-                            | b')'
-                            | b':'
-                            | b'='
-                            | b'@'
-                            | b'['
-                            | b']'
-                            | b'{'
-                            | b'|'
-                            | b'}'
-                    )
+                    && !is_ignored(bytes[i])
+                    && !is_punctuator(bytes[i])
+                    && !matches!(bytes[i], b'#' | b'"')
                     && !bytes[i..].starts_with(b"...")
                 {
                     i += 1;
                 }
-                // A lone byte no token starts with: kept, so it still differs.
-                let end = if i == start { next_char(text, i) } else { i };
-                push(&mut out, &text[start..end]);
-                i = end;
+                push(&mut out, &text[start..i]);
             }
         }
     }
     out
 }
 
-fn next_char(text: &str, at: usize) -> usize {
-    text[at..]
-        .chars()
-        .next()
-        .map_or(text.len(), |c| at + c.len_utf8())
+/// Whitespace and commas: GraphQL's ignored tokens (comments aside).
+fn is_ignored(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b',')
+}
+
+/// GraphQL's one-byte punctuators (`...` is the other).
+fn is_punctuator(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'(' | b')' | b':' | b'=' | b'@' | b'[' | b']' | b'{' | b'|' | b'}'
+    )
 }
 
 fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {

@@ -131,7 +131,7 @@ async fn serve(
     }
     // Parsed here, once: execution takes the parsed documents.
     let prepared = app.documents.prepare(&mut batch, &app.persisted);
-    if by_get && unresolved_hash(&batch) {
+    if by_get && prepared.unknown_hash {
         // Fail closed: a GET's hash the server could not read the document
         // of now is not left to the hook, which might find it registered
         // a moment later and run a mutation by GET.
@@ -149,7 +149,7 @@ async fn serve(
         let mut response = refused(StatusCode::METHOD_NOT_ALLOWED, message);
         response
             .headers_mut()
-            .insert(header::ALLOW, axum::http::HeaderValue::from_static("POST"));
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
     let read_only = prepared.read_only;
@@ -252,18 +252,20 @@ impl Executed {
     /// `data`; errors raised while executing keep `200` and partial data.
     async fn into_response(self, media: Media) -> Response {
         let refused = match (&self.response, media) {
-            (async_graphql::BatchResponse::Single(r), Media::GraphqlResponse) => never_ran(r),
-            _ => false,
+            (async_graphql::BatchResponse::Single(r), Media::GraphqlResponse) if never_ran(r) => {
+                Some(r)
+            }
+            _ => None,
         };
         let body = match refused {
-            true => serde_json::to_vec(&Refused(&self.response)),
-            false => serde_json::to_vec(&self.response),
+            Some(response) => serde_json::to_vec(&Refused(response)),
+            None => serde_json::to_vec(&self.response),
         };
         let Ok(bytes) = body else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         let mut response = Response::new(axum::body::Body::empty());
-        if refused {
+        if refused.is_some() {
             *response.status_mut() = StatusCode::BAD_REQUEST;
         }
         let headers = response.headers_mut();
@@ -304,34 +306,18 @@ fn never_ran(response: &async_graphql::Response) -> bool {
         && response.errors.iter().all(|e| e.path.is_empty())
 }
 
-/// A single response serialised without its `data` entry.
-struct Refused<'a>(&'a async_graphql::BatchResponse);
+/// A response serialised without its `data` entry.
+struct Refused<'a>(&'a async_graphql::Response);
 
 impl serde::Serialize for Refused<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let async_graphql::BatchResponse::Single(response) = self.0 else {
-            return self.0.serialize(serializer);
-        };
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("errors", &response.errors)?;
-        if !response.extensions.is_empty() {
-            map.serialize_entry("extensions", &response.extensions)?;
+        map.serialize_entry("errors", &self.0.errors)?;
+        if !self.0.extensions.is_empty() {
+            map.serialize_entry("extensions", &self.0.extensions)?;
         }
         map.end()
-    }
-}
-
-/// A request still naming a persisted query: its hash was not known when
-/// the documents were prepared (a known one is replaced by its text).
-fn unresolved_hash(batch: &BatchRequest) -> bool {
-    match batch {
-        BatchRequest::Single(r) => {
-            r.extensions.contains_key("persistedQuery") && r.query.is_empty()
-        }
-        BatchRequest::Batch(rs) => rs
-            .iter()
-            .any(|r| r.extensions.contains_key("persistedQuery") && r.query.is_empty()),
     }
 }
 
