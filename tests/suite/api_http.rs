@@ -24,7 +24,9 @@ async fn post(api: &Api, headers: &[(&str, &str)], body: &str) -> (u16, String, 
     send(api, request.body(Body::from(body.to_owned())).unwrap()).await
 }
 
-async fn get(api: &Api, accept: &str, query_string: &str) -> (u16, String, Value) {
+/// GETs /graphql with `params` in its URL.
+async fn get(api: &Api, accept: &str, params: &[(&str, &str)]) -> (u16, String, Value) {
+    let query_string = serde_urlencoded::to_string(params).unwrap();
     let request = Request::get(format!("/graphql?{query_string}"))
         .header("accept", accept)
         .body(Body::empty())
@@ -48,19 +50,6 @@ async fn send(api: &Api, request: Request<Body>) -> (u16, String, Value) {
         .to_bytes();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, content_type, body)
-}
-
-fn encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 async fn media_types_and_status_codes(backend: Backend) {
@@ -126,23 +115,20 @@ async fn media_types_and_status_codes(backend: Backend) {
 async fn queries_by_get(backend: Backend) {
     let api = Api::new(backend).await;
     create(&api, "a", None).await;
-    let q = encode("query One($id: ID!) { execution(id: $id) { id status } }");
-    let vars = encode(r#"{"id":"a"}"#);
-    let (status, content_type, body) =
-        get(&api, JSON, &format!("query={q}&variables={vars}")).await;
+    let q = "query One($id: ID!) { execution(id: $id) { id status } }";
+    let vars = r#"{"id":"a"}"#;
+    let (status, content_type, body) = get(&api, JSON, &[("query", q), ("variables", vars)]).await;
     assert_eq!((status, content_type.as_str()), (200, JSON), "{body}");
     assert_eq!(body["data"]["execution"]["status"], "CREATED");
-    let (status, content_type, _) = get(
-        &api,
-        GRJ,
-        &format!("query={q}&variables={vars}&operationName=One"),
-    )
-    .await;
+    let one = [("query", q), ("variables", vars), ("operationName", "One")];
+    let (status, content_type, _) = get(&api, GRJ, &one).await;
     assert_eq!((status, content_type.as_str()), (200, GRJ));
 
     // Mutations are not sent by GET, and nothing is written.
-    let mutation = encode(r#"mutation { deleteExecution(id: "a") }"#);
-    let request = Request::get(format!("/graphql?query={mutation}"))
+    let mutation =
+        serde_urlencoded::to_string([("query", r#"mutation { deleteExecution(id: "a") }"#)])
+            .unwrap();
+    let request = Request::get(format!("/graphql?{mutation}"))
         .header("accept", JSON)
         .body(Body::empty())
         .unwrap();
@@ -154,9 +140,9 @@ async fn queries_by_get(backend: Backend) {
     api.ok(r#"{ execution(id: "a") { id } }"#, json!({})).await;
 
     // No query: 400; malformed variables: 400.
-    let (status, _, _) = get(&api, JSON, "").await;
+    let (status, _, _) = get(&api, JSON, &[]).await;
     assert_eq!(status, 400);
-    let (status, _, _) = get(&api, JSON, &format!("query={q}&variables=nope")).await;
+    let (status, _, _) = get(&api, JSON, &[("query", q), ("variables", "nope")]).await;
     assert_eq!(status, 400);
 }
 
@@ -199,8 +185,8 @@ async fn persisted_queries(backend: Backend) {
         .post_json(&json!({ "extensions": persisted(&hash) }))
         .await;
     assert_eq!(body["data"]["execution"]["id"], "a", "{body}");
-    let extensions = encode(&persisted(&hash).to_string());
-    let (status, _, body) = get(&api, JSON, &format!("extensions={extensions}")).await;
+    let extensions = persisted(&hash).to_string();
+    let (status, _, body) = get(&api, JSON, &[("extensions", &extensions)]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["execution"]["id"], "a", "{body}");
 
@@ -210,11 +196,11 @@ async fn persisted_queries(backend: Backend) {
     let registered = json!({ "query": mutation, "extensions": persisted(&sha256(mutation)) });
     api.post_json(&registered).await;
     let upper = sha256(mutation).to_ascii_uppercase();
-    let extensions = encode(&persisted(&upper).to_string());
-    let (status, _, _) = get(&api, JSON, &format!("extensions={extensions}")).await;
+    let extensions = persisted(&upper).to_string();
+    let (status, _, _) = get(&api, JSON, &[("extensions", &extensions)]).await;
     assert_eq!(status, 405);
-    let unknown = encode(&persisted(&sha256("{ nothing }")).to_string());
-    let (status, _, body) = get(&api, JSON, &format!("extensions={unknown}")).await;
+    let unknown = persisted(&sha256("{ nothing }")).to_string();
+    let (status, _, body) = get(&api, JSON, &[("extensions", &unknown)]).await;
     assert_eq!(status, 200);
     assert_eq!(
         body["errors"][0]["extensions"]["code"],
