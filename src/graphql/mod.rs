@@ -6,6 +6,7 @@ pub mod error;
 pub mod fast_tree;
 pub mod fields;
 pub mod guards;
+mod input_text;
 pub mod levels;
 pub mod loaders;
 pub mod persisted;

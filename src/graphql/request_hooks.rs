@@ -11,7 +11,8 @@
 //! - **the operation's kind**, read off the document (which the HTTP layer
 //!   parsed already: see `documents`);
 //! - **persisted operations and the allow list** (see `persisted`), before
-//!   anything else, on HTTP and on WebSockets alike.
+//!   anything else, on HTTP and on WebSockets alike;
+//! - **strings holding U+0000** refused once parsed (see `input_text`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -24,6 +25,7 @@ use async_graphql::{Request, Response, ServerResult, Variables};
 
 use super::documents::operation_type;
 use super::error::code;
+use super::input_text::refuse_nul;
 use super::persisted::PersistedOperations;
 use crate::auth::{Role, Viewer};
 
@@ -107,6 +109,7 @@ impl Extension for OneRequest {
     ) -> ServerResult<ExecutableDocument> {
         // Parsed already when the HTTP layer set it on the request.
         let document = next.run(ctx, query, variables).await?;
+        refuse_nul(&document, variables)?;
         let name = self.operation_name.lock().ok().and_then(|n| n.clone());
         let kind = operation_type(&document, name.as_deref()).map(kind_of);
         if let Ok(mut slot) = self.kind.lock() {

@@ -120,6 +120,69 @@ async fn malformed_bodies_are_bad_user_input(backend: Backend) {
     }
 }
 
+/// PostgreSQL stores no U+0000 in text or jsonb; SQLite would. Both refuse
+/// it alike, before anything runs: in a literal, a variable, a JSON
+/// argument's key, a read's id, a batch's last input.
+async fn strings_holding_nul_are_refused(backend: Backend) {
+    let api = Api::new(backend).await;
+    create(&api, "root", None).await;
+    let create_doc =
+        "mutation($input: CreateExecutionInput!) { createExecution(input: $input) { id } }";
+    let input = |id: &str| json!({ "id": id, "flowId": "flow-1", "ownerId": "owner-1" });
+    let mut with_nul_flow = input("n1");
+    with_nul_flow["flowId"] = json!("flow\u{0}");
+    let mut with_nul_key = input("n2");
+    with_nul_key["options"] = json!({ "a\u{0}b": 1 });
+    let mut with_nul_value = input("n3");
+    with_nul_value["externalEvents"] = json!([{ "payload": "x\u{0}" }]);
+    let cases = [
+        (
+            r#"mutation { createExecution(input: { id: "n0", flowId: "f", ownerId: "o", concurrencyKey: "k\u0000" }) { id } }"#,
+            json!({}),
+        ),
+        (create_doc, json!({ "input": with_nul_flow.clone() })),
+        (create_doc, json!({ "input": with_nul_key })),
+        (create_doc, json!({ "input": with_nul_value })),
+        (
+            "mutation($inputs: [CreateExecutionInput!]!) { createExecutions(inputs: $inputs) { id } }",
+            json!({ "inputs": [input("n4"), input("n5"), with_nul_flow] }),
+        ),
+        (r#"{ execution(id: "root\u0000") { id } }"#, json!({})),
+        (
+            "query($id: ID! = \"r\\u0000\") { execution(id: $id) { id } }",
+            json!({}),
+        ),
+        (
+            r#"{ execution(id: "root") { id @include(if: true) children(after: "\u0000") { id } } }"#,
+            json!({}),
+        ),
+    ];
+    for (document, variables) in cases {
+        let response = api.query(document, variables).await;
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{document}: {response}"
+        );
+        assert!(response["data"].is_null(), "nothing ran: {response}");
+        let message = response["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("U+0000"), "{message}");
+    }
+    // Nothing of the refused creates was written, the batch's first two
+    // included.
+    for id in ["n0", "n1", "n2", "n3", "n4", "n5"] {
+        let data = api
+            .ok(
+                "query($id: ID!) { execution(id: $id) { id } }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert!(data["execution"].is_null(), "{id} was written");
+    }
+    // A string that merely mentions the escape is fine.
+    api.ok(r#"{ execution(id: "root\\u0000") { id } }"#, json!({}))
+        .await;
+}
+
 #[test]
 fn open_mode_binds_only_loopback() {
     let mut config = Config::defaults();
@@ -157,6 +220,7 @@ crate::both_backends!(
     request_timeout_is_408,
     introspection_and_graphiql_can_be_disabled,
     malformed_bodies_are_bad_user_input,
+    strings_holding_nul_are_refused,
 );
 
 /// The longest claimNextExecutions wait must fit in the request timeout:

@@ -195,7 +195,7 @@ fn raw_body(rng: &mut Rng) -> Vec<u8> {
     }
 }
 
-const LEAKS: &[&str] = &[
+pub const LEAKS: &[&str] = &[
     "SELECT",
     "INSERT",
     "UPDATE executions",

@@ -15,6 +15,7 @@ mod api_trees;
 mod browser;
 mod fixtures;
 mod fuzz;
+mod fuzz_schema;
 mod harness;
 mod layers;
 mod process;
